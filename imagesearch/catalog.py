@@ -1,0 +1,205 @@
+"""The catalog snapshot schema and its readers/writers (CSV, JSON Lines, Parquet)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, fields
+from datetime import UTC, datetime
+from pathlib import PurePosixPath
+from typing import Any
+
+from imagesearch import uri as uris
+from imagesearch.errors import CatalogError, ImageFetchError
+
+COLUMNS = ("item_id", "image_uri", "title", "category", "price", "on_sale", "updated_at")
+FORMATS = ("csv", "jsonl", "parquet")
+MAX_CATALOG_BYTES = 2 * 1024**3
+
+
+@dataclass(frozen=True)
+class CatalogItem:
+    item_id: str
+    image_uri: str
+    title: str
+    category: str
+    price: float
+    on_sale: bool
+    updated_at: datetime
+
+    def to_record(self) -> dict[str, Any]:
+        record = asdict(self)
+        record["updated_at"] = self.updated_at.isoformat()
+        return record
+
+
+@dataclass(frozen=True)
+class RowError:
+    line: int  # 1-based line in the file (CSV: counting the header; JSONL: the line; Parquet: row + 1)
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.reason}"
+
+
+@dataclass
+class Catalog:
+    items: list[CatalogItem]
+    errors: list[RowError]
+
+
+def catalog_format(uri: str) -> str:
+    suffixes = PurePosixPath(uri.split("?", 1)[0]).suffixes
+    suffix = "".join(suffixes[-1:]).lower().lstrip(".")
+    aliases = {"csv": "csv", "jsonl": "jsonl", "ndjson": "jsonl", "json": "jsonl", "parquet": "parquet", "pq": "parquet"}
+    if suffix not in aliases:
+        raise CatalogError(f"unknown catalog format {suffix!r} for {uri}: use .csv, .jsonl or .parquet")
+    return aliases[suffix]
+
+
+def parse_row(record: dict[str, Any]) -> CatalogItem:
+    """One raw record -> a validated item; ValueError says what is wrong."""
+    missing = [name for name in COLUMNS if record.get(name) in (None, "")]
+    if missing:
+        raise ValueError(f"missing {', '.join(missing)}")
+    item_id = str(record["item_id"]).strip()
+    if not item_id or "/" in item_id or len(item_id) > 256:
+        raise ValueError(f"invalid item_id {item_id!r}")
+    try:
+        price = float(record["price"])
+    except (TypeError, ValueError):
+        raise ValueError(f"price {record['price']!r} is not a number") from None
+    if not math.isfinite(price) or price < 0:
+        raise ValueError(f"price {price} must be a finite non-negative number")
+    return CatalogItem(
+        item_id=item_id,
+        image_uri=str(record["image_uri"]).strip(),
+        title=str(record["title"]).strip(),
+        category=str(record["category"]).strip(),
+        price=price,
+        on_sale=_parse_bool(record["on_sale"]),
+        updated_at=_parse_time(record["updated_at"]),
+    )
+
+
+def _parse_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "y", "t"):
+        return True
+    if text in ("false", "0", "no", "n", "f"):
+        return False
+    raise ValueError(f"on_sale {value!r} is not a boolean")
+
+
+def _parse_time(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        try:
+            moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"updated_at {value!r} is not an ISO-8601 timestamp") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _records(data: bytes, fmt: str) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    """(line number, record or an error message) for every row of the file."""
+    if fmt == "csv":
+        text = data.decode("utf-8-sig")
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        header = reader.fieldnames or []
+        absent = [name for name in COLUMNS if name not in header]
+        if absent:
+            raise CatalogError(f"CSV header lacks column(s) {', '.join(absent)}; it has {header}")
+        for record in reader:
+            if None in record:
+                yield reader.line_num, f"{len(record[None])} more field(s) than the header"  # type: ignore[index]
+            else:
+                yield reader.line_num, record
+    elif fmt == "jsonl":
+        for number, line in enumerate(data.decode("utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield number, f"invalid JSON: {exc.msg}"
+                continue
+            yield (number, record) if isinstance(record, dict) else (number, "not a JSON object")
+    else:
+        import pyarrow.parquet as pq
+
+        try:
+            table = pq.read_table(io.BytesIO(data))
+        except Exception as exc:  # pyarrow raises several types for a bad file
+            raise CatalogError(f"cannot read Parquet: {exc}") from None
+        absent = [name for name in COLUMNS if name not in table.column_names]
+        if absent:
+            raise CatalogError(f"Parquet schema lacks column(s) {', '.join(absent)}")
+        for number, record in enumerate(table.to_pylist(), start=1):
+            yield number + 1, record
+
+
+def parse_catalog(data: bytes, fmt: str, base_uri: str = "") -> Catalog:
+    items: list[CatalogItem] = []
+    errors: list[RowError] = []
+    try:
+        for line, record in _records(data, fmt):
+            if isinstance(record, str):
+                errors.append(RowError(line, record))
+                continue
+            try:
+                item = parse_row(record)
+            except ValueError as exc:
+                errors.append(RowError(line, str(exc)))
+                continue
+            if base_uri:
+                item = _with_uri(item, uris.resolve(item.image_uri, base_uri))
+            items.append(item)
+    except UnicodeDecodeError as exc:
+        raise CatalogError(f"catalog is not UTF-8 text: {exc}") from None
+    except csv.Error as exc:
+        raise CatalogError(f"malformed CSV: {exc}") from None
+    return Catalog(items, errors)
+
+
+def _with_uri(item: CatalogItem, image_uri: str) -> CatalogItem:
+    values = {f.name: getattr(item, f.name) for f in fields(item)}
+    values["image_uri"] = image_uri
+    return CatalogItem(**values)
+
+
+def read_catalog(uri: str) -> Catalog:
+    """Read and validate a catalog; relative image URIs are resolved against the catalog's location."""
+    fmt = catalog_format(uri)
+    try:
+        data = uris.read_bytes(uri, max_bytes=MAX_CATALOG_BYTES, timeout=60.0)
+    except ImageFetchError as exc:
+        raise CatalogError(f"cannot read catalog {uri}: {exc}") from None
+    return parse_catalog(data, fmt, base_uri=uri)
+
+
+def serialize_catalog(items: Iterable[CatalogItem], fmt: str) -> bytes:
+    records = [item.to_record() for item in items]
+    if fmt == "csv":
+        buffer = io.StringIO(newline="")
+        writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(records)
+        return buffer.getvalue().encode("utf-8")
+    if fmt == "jsonl":
+        return "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records).encode("utf-8")
+    if fmt == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pylist(records) if records else pa.table({name: [] for name in COLUMNS})
+        sink = io.BytesIO()
+        pq.write_table(table, sink)
+        return sink.getvalue()
+    raise CatalogError(f"unknown catalog format {fmt!r}")

@@ -1,0 +1,116 @@
+"""The embedder: the one network + pooling that index time and query time share."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from imagesearch.artifacts import ModelInfo
+from imagesearch.model import FEATURE_DIM, default_weights_path, file_sha256, load_efficientnet_lite0
+from imagesearch.preprocess import PreprocessConfig, preprocess_bytes
+
+log = logging.getLogger(__name__)
+MODEL_NAME = "efficientnet-lite0"
+
+
+@dataclass(frozen=True)
+class EmbedderConfig:
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    pooling: Literal["gem", "avg"] = "gem"
+    gem_p: float = 3.0
+
+    @property
+    def tag(self) -> str:
+        pooling = f"gem{self.gem_p:g}" if self.pooling == "gem" else "avg"
+        return f"{pooling}-{self.preprocess.tag}"
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def l2_normalize(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+
+
+class Embedder:
+    """Images -> L2-normalised float32 vectors. ``model_id`` names weights + pooling + preprocessing."""
+
+    def __init__(
+        self,
+        config: EmbedderConfig | None = None,
+        weights: Path | None = None,
+        device: str = "auto",
+        threads: int = 0,
+    ) -> None:
+        self.config = config or EmbedderConfig()
+        weights_path = weights or default_weights_path()
+        self.weights_sha256 = file_sha256(weights_path)
+        self.model_id = f"{MODEL_NAME}-{self.weights_sha256[:12]}-{self.config.tag}"
+        self.dim = FEATURE_DIM
+        if threads > 0:
+            torch.set_num_threads(threads)
+        self.device = pick_device(device)
+        self.network = load_efficientnet_lite0(weights_path).to(self.device)
+        if self.device.type == "cpu":
+            self.network = self.network.to(memory_format=torch.channels_last)
+
+    @property
+    def info(self) -> ModelInfo:
+        return ModelInfo(MODEL_NAME, self.weights_sha256, self.model_id, self.dim)
+
+    def _to_tensor(self, batch: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
+        return tensor.contiguous(memory_format=torch.channels_last) if self.device.type == "cpu" else tensor
+
+    def _pool(self, features: torch.Tensor) -> torch.Tensor:
+        if self.config.pooling == "gem":
+            p = self.config.gem_p
+            return features.clamp(min=1e-6).pow(p).mean(dim=(2, 3)).pow(1.0 / p)
+        return features.mean(dim=(2, 3))
+
+    def embed_arrays(self, batch: np.ndarray) -> np.ndarray:
+        """(N, 3, S, S) preprocessed arrays -> (N, dim) unit vectors."""
+        if len(batch) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with torch.inference_mode():
+            pooled = self._pool(self.network.features(self._to_tensor(batch)))
+        return l2_normalize(pooled.float().cpu().numpy())
+
+    def embed_many(self, arrays: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
+        """Batched inference with per-batch timing in the log."""
+        outputs = []
+        for start in range(0, len(arrays), batch_size):
+            began = time.perf_counter()
+            outputs.append(self.embed_arrays(np.stack(arrays[start : start + batch_size])))
+            elapsed = time.perf_counter() - began
+            count = len(outputs[-1])
+            log.debug("embedded batch of %d in %.3fs (%.1f img/s)", count, elapsed, count / max(elapsed, 1e-9))
+        return np.concatenate(outputs) if outputs else np.zeros((0, self.dim), dtype=np.float32)
+
+    def preprocess(self, data: bytes) -> np.ndarray:
+        return preprocess_bytes(data, self.config.preprocess)
+
+    def embed_bytes(self, images: Sequence[bytes]) -> np.ndarray:
+        return self.embed_arrays(np.stack([self.preprocess(data) for data in images]))
+
+    def classify(self, batch: np.ndarray) -> np.ndarray:
+        """ImageNet logits, used to prove the weights are loaded right."""
+        with torch.inference_mode():
+            return self.network(self._to_tensor(batch)).float().cpu().numpy()
+
+
+@functools.cache
+def default_embedder() -> Embedder:
+    return Embedder()

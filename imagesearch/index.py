@@ -1,0 +1,115 @@
+"""ScaNN index: parameters chosen from the item count, build, search, save/load; exact search."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+SCANN_DIR = "scann"
+
+
+@dataclass(frozen=True)
+class IndexParams:
+    kind: Literal["brute_force", "tree_ah"]
+    num_leaves: int = 0
+    leaves_to_search: int = 0
+    training_sample_size: int = 0
+    dimensions_per_block: int = 2
+    anisotropic_threshold: float = 0.2
+    reorder: int = 0
+    spherical: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def choose_params(count: int, brute_force_below: int = 20_000) -> IndexParams:
+    """Brute force for small indexes; otherwise a √N-leaf tree + anisotropic hashing + exact reorder."""
+    if count < brute_force_below:
+        return IndexParams(kind="brute_force")
+    num_leaves = max(2, round(math.sqrt(count)))
+    return IndexParams(
+        kind="tree_ah",
+        num_leaves=num_leaves,
+        leaves_to_search=max(1, math.ceil(num_leaves * 0.05)),
+        training_sample_size=min(count, 250_000),
+        reorder=250,
+    )
+
+
+def exact_search(database: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k by dot product (cosine for unit vectors): (indices, scores), best first."""
+    k = min(k, len(database))
+    scores = queries @ database.T
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < len(database) else np.tile(np.arange(k), (len(queries), 1))
+    top_scores = np.take_along_axis(scores, top, axis=1)
+    order = np.argsort(-top_scores, axis=1, kind="stable")
+    return np.take_along_axis(top, order, axis=1), np.take_along_axis(top_scores, order, axis=1)
+
+
+class VectorIndex:
+    """A ScaNN searcher over unit vectors; neighbours are row numbers of the build matrix."""
+
+    def __init__(self, searcher: Any, params: IndexParams, size: int) -> None:
+        self.searcher = searcher
+        self.params = params
+        self.size = size
+
+    @classmethod
+    def build(cls, vectors: np.ndarray, params: IndexParams, default_k: int = 10) -> VectorIndex:
+        import scann
+
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        builder = scann.scann_ops_pybind.builder(vectors, default_k, "dot_product")
+        if params.kind == "brute_force":
+            searcher = builder.score_brute_force().build()
+        else:
+            searcher = (
+                builder.tree(
+                    num_leaves=params.num_leaves,
+                    num_leaves_to_search=params.leaves_to_search,
+                    training_sample_size=params.training_sample_size,
+                    spherical=params.spherical,
+                )
+                .score_ah(params.dimensions_per_block, anisotropic_quantization_threshold=params.anisotropic_threshold)
+                .reorder(params.reorder)
+                .build()
+            )
+        return cls(searcher, params, len(vectors))
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(indices, scores) of shape (len(queries), min(k, size)), best first."""
+        k = min(k, self.size)
+        queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+        kwargs: dict[str, int] = {"final_num_neighbors": k}
+        if self.params.kind == "tree_ah":
+            kwargs["pre_reorder_num_neighbors"] = max(self.params.reorder, k)
+        if len(queries) == 1:
+            indices, scores = self.searcher.search(queries[0], **kwargs)
+            return np.asarray(indices, dtype=np.int64)[None, :], np.asarray(scores, dtype=np.float32)[None, :]
+        indices, scores = self.searcher.search_batched(queries, **kwargs)
+        return np.asarray(indices, dtype=np.int64), np.asarray(scores, dtype=np.float32)
+
+    def save(self, directory: Path) -> None:
+        target = directory / SCANN_DIR
+        target.mkdir(parents=True, exist_ok=True)
+        # relative_path=True: the serialized assets must load from wherever the version is fetched to.
+        self.searcher.serialize(str(target), relative_path=True)
+
+    @classmethod
+    def load(cls, directory: Path, params: IndexParams, size: int) -> VectorIndex:
+        import scann
+
+        target = directory / SCANN_DIR
+        cwd = os.getcwd()
+        try:
+            os.chdir(target)  # relative asset paths resolve against the working directory
+            searcher = scann.scann_ops_pybind.load_searcher(str(target))
+        finally:
+            os.chdir(cwd)
+        return cls(searcher, params, size)

@@ -1,0 +1,81 @@
+"""The contents of one index version directory, written by ``build-index`` and read by the server.
+
+    items.parquet    item_id, title, category, price, on_sale, image_uri, image_sha256 (row = vector)
+    embeddings.npy   (N, dim) float32 unit vectors, the raw embeddings (incremental reuse reads them)
+    scann/           the serialized ScaNN searcher (relative paths)
+    manifest.json, _COMMIT
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from imagesearch.artifacts import Manifest, verify_directory
+from imagesearch.index import IndexParams, VectorIndex
+
+ITEMS = "items.parquet"
+EMBEDDINGS = "embeddings.npy"
+ITEM_COLUMNS = ("item_id", "title", "category", "price", "on_sale", "image_uri", "image_sha256")
+
+
+def write_items(path: Path, records: list[dict[str, Any]]) -> None:
+    columns = {name: [record[name] for record in records] for name in ITEM_COLUMNS}
+    schema = pa.schema(
+        [
+            ("item_id", pa.string()), ("title", pa.string()), ("category", pa.string()),
+            ("price", pa.float64()), ("on_sale", pa.bool_()), ("image_uri", pa.string()),
+            ("image_sha256", pa.string()),
+        ]
+    )
+    pq.write_table(pa.table(columns, schema=schema), path)
+
+
+def read_items(path: Path) -> dict[str, list[Any]]:
+    return pq.read_table(path).to_pydict()
+
+
+@dataclass
+class LoadedIndex:
+    """A verified, loaded version: what the server searches."""
+
+    manifest: Manifest
+    items: dict[str, list[Any]]
+    embeddings: np.ndarray
+    vectors: VectorIndex
+    row_of: dict[str, int]
+    categories: np.ndarray
+    prices: np.ndarray
+    on_sale: np.ndarray
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+    @property
+    def size(self) -> int:
+        return len(self.embeddings)
+
+
+def load_index(directory: Path, model_id: str | None = None) -> LoadedIndex:
+    """Verify every checksum (ScaNN's files include pickles: never load unverified ones), then load."""
+    manifest = verify_directory(directory, model_id)
+    items = read_items(directory / ITEMS)
+    embeddings = np.load(directory / EMBEDDINGS, allow_pickle=False)
+    params = IndexParams(**manifest.index["params"])
+    vectors = VectorIndex.load(directory, params, len(embeddings))
+    return LoadedIndex(
+        manifest=manifest,
+        items=items,
+        embeddings=embeddings,
+        vectors=vectors,
+        row_of={item_id: row for row, item_id in enumerate(items["item_id"])},
+        categories=np.asarray(items["category"], dtype=object),
+        prices=np.asarray(items["price"], dtype=np.float64),
+        on_sale=np.asarray(items["on_sale"], dtype=bool),
+    )

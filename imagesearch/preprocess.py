@@ -1,0 +1,109 @@
+"""The one image preprocessing function, used at index time and at query time alike."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from imagesearch.errors import ImageTooLargeError, ImageTooSmallError, NotAnImageError, TruncatedImageError
+from imagesearch.model import IMAGENET_MEAN, IMAGENET_STD
+
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+# We enforce our own pixel cap before decoding; Pillow's own check would warn or raise first.
+Image.MAX_IMAGE_PIXELS = None
+
+_MEAN = np.asarray(IMAGENET_MEAN, dtype=np.float32).reshape(3, 1, 1)
+_STD = np.asarray(IMAGENET_STD, dtype=np.float32).reshape(3, 1, 1)
+WHITE = (255, 255, 255)
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    size: int = 224
+    # "pad": keep the whole picture, letterboxed on white; "crop": resize shorter side, centre crop.
+    fit: Literal["pad", "crop"] = "pad"
+    max_pixels: int = 40_000_000
+    min_side: int = 16
+
+    @property
+    def tag(self) -> str:
+        return f"{self.fit}{self.size}"
+
+
+def decode_image(data: bytes, config: PreprocessConfig = PreprocessConfig()) -> Image.Image:
+    """Bytes -> upright RGB image (transparency flattened on white), or a typed error."""
+    try:
+        image = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise NotAnImageError("not a recognised image format") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise NotAnImageError(f"cannot read image header: {exc}") from None
+    width, height = image.size
+    if width * height > config.max_pixels:
+        raise ImageTooLargeError(f"{width}x{height} exceeds the {config.max_pixels:,}-pixel limit")
+    if min(width, height) < config.min_side:
+        raise ImageTooSmallError(f"{width}x{height} is smaller than {config.min_side}px on a side")
+    try:
+        # JPEG can decode at reduced scale directly: much faster for big photos.
+        image.draft("RGB", (config.size * 2, config.size * 2))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image.load()
+        image = ImageOps.exif_transpose(image)
+    except OSError as exc:
+        message = str(exc)
+        if "truncated" in message or "broken" in message or "premature" in message.lower():
+            raise TruncatedImageError(f"image data is truncated: {message}") from None
+        raise NotAnImageError(f"cannot decode image: {message}") from None
+    except (ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise NotAnImageError(f"cannot decode image: {exc}") from None
+    return to_rgb(image)
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any mode (RGBA, LA, P with transparency, L, I;16, CMYK, ...) -> RGB on white."""
+    if image.mode == "RGB":
+        return image
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGB", rgba.size, WHITE)
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        array = np.asarray(image, dtype=np.float32)
+        peak = float(array.max()) or 1.0
+        image = Image.fromarray(np.clip(array * (255.0 / peak), 0, 255).astype(np.uint8), "L")
+    return image.convert("RGB")
+
+
+def fit_image(image: Image.Image, config: PreprocessConfig = PreprocessConfig()) -> Image.Image:
+    """Resize to ``size`` x ``size``: letterboxed on white ("pad") or centre-cropped ("crop")."""
+    size = config.size
+    if config.fit == "crop":
+        return ImageOps.fit(image, (size, size), Image.Resampling.BICUBIC)
+    contained = ImageOps.contain(image, (size, size), Image.Resampling.BICUBIC)
+    canvas = Image.new("RGB", (size, size), WHITE)
+    canvas.paste(contained, ((size - contained.width) // 2, (size - contained.height) // 2))
+    return canvas
+
+
+def normalize(image: Image.Image) -> np.ndarray:
+    """RGB image -> float32 CHW array normalised with the ImageNet mean and std."""
+    array = np.asarray(image, dtype=np.float32).transpose(2, 0, 1) / 255.0
+    return (array - _MEAN) / _STD
+
+
+def preprocess_image(image: Image.Image, config: PreprocessConfig = PreprocessConfig()) -> np.ndarray:
+    return normalize(fit_image(to_rgb(image), config))
+
+
+def preprocess_bytes(data: bytes, config: PreprocessConfig = PreprocessConfig()) -> np.ndarray:
+    """The one preprocessing function: encoded bytes -> model input (3, size, size) float32."""
+    return preprocess_image(decode_image(data, config), config)

@@ -1,0 +1,222 @@
+"""One interface over the model repository: a local folder (or file:// URI) or gs://bucket/prefix.
+
+Keys are '/'-separated paths relative to the repository root. Writes are atomic per object:
+a local file is written beside its target and renamed; a GCS object appears whole or not at all.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import tempfile
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+from imagesearch import uri as uris
+from imagesearch.errors import ArtifactError
+
+CHUNK_SIZE = 8 * 1024 * 1024
+
+
+class ModelRepository(ABC):
+    uri: str
+
+    @abstractmethod
+    def put_file(self, key: str, source: Path) -> None: ...
+
+    @abstractmethod
+    def put_bytes(self, key: str, data: bytes) -> None: ...
+
+    @abstractmethod
+    def get_file(self, key: str, target: Path) -> None: ...
+
+    @abstractmethod
+    def get_bytes(self, key: str) -> bytes: ...
+
+    @abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    @abstractmethod
+    def list_keys(self, prefix: str = "") -> list[str]:
+        """Every key under ``prefix`` (recursively), sorted."""
+
+    @abstractmethod
+    def list_children(self, prefix: str = "") -> list[str]:
+        """Names of the immediate 'folders' under ``prefix``, sorted."""
+
+    @abstractmethod
+    def delete_prefix(self, prefix: str) -> None: ...
+
+    @abstractmethod
+    def child(self, prefix: str) -> ModelRepository:
+        """The same store rooted at ``prefix`` (used for run workspaces)."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.uri!r})"
+
+
+def _clean(key: str) -> str:
+    parts = [part for part in key.strip("/").split("/") if part not in ("", ".")]
+    if any(part == ".." for part in parts):
+        raise ValueError(f"key {key!r} escapes the repository")
+    return "/".join(parts)
+
+
+class LocalRepository(ModelRepository):
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.uri = str(self.root)
+
+    def _path(self, key: str) -> Path:
+        return self.root / _clean(key)
+
+    def _atomic_write(self, key: str, write: callable) -> None:  # type: ignore[valid-type]
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                write(handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, target)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+
+    def put_file(self, key: str, source: Path) -> None:
+        with source.open("rb") as reader:
+            self._atomic_write(key, lambda handle: shutil.copyfileobj(reader, handle, CHUNK_SIZE))
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        self._atomic_write(key, lambda handle: handle.write(data))
+
+    def get_file(self, key: str, target: Path) -> None:
+        source = self._path(key)
+        if not source.is_file():
+            raise ArtifactError(f"{self.uri}/{_clean(key)} does not exist")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+
+    def get_bytes(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except (FileNotFoundError, IsADirectoryError):
+            raise ArtifactError(f"{self.uri}/{_clean(key)} does not exist") from None
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def list_keys(self, prefix: str = "") -> list[str]:
+        base = self._path(prefix)
+        if not base.is_dir():
+            return []
+        return sorted(
+            path.relative_to(self.root).as_posix()
+            for path in base.rglob("*")
+            if path.is_file() and not path.name.endswith(".tmp")
+        )
+
+    def list_children(self, prefix: str = "") -> list[str]:
+        base = self._path(prefix)
+        return sorted(path.name for path in base.iterdir() if path.is_dir()) if base.is_dir() else []
+
+    def delete_prefix(self, prefix: str) -> None:
+        shutil.rmtree(self._path(prefix), ignore_errors=True)
+
+    def child(self, prefix: str) -> LocalRepository:
+        return LocalRepository(self._path(prefix))
+
+
+@functools.cache
+def gcs_client():  # type: ignore[no-untyped-def]
+    """A storage client; anonymous against an emulator (STORAGE_EMULATOR_HOST)."""
+    from google.cloud import storage
+
+    if os.environ.get("STORAGE_EMULATOR_HOST"):
+        from google.auth.credentials import AnonymousCredentials
+
+        return storage.Client(project=os.environ.get("GOOGLE_CLOUD_PROJECT", "local"), credentials=AnonymousCredentials())
+    return storage.Client()
+
+
+class GCSRepository(ModelRepository):
+    def __init__(self, bucket: str, prefix: str = "", timeout: float = 60.0) -> None:
+        self.bucket_name = bucket
+        self.prefix = _clean(prefix)
+        self.timeout = timeout
+        self.uri = f"gs://{bucket}/{self.prefix}".rstrip("/")
+
+    @property
+    def _bucket(self):  # type: ignore[no-untyped-def]
+        return gcs_client().bucket(self.bucket_name)
+
+    def _name(self, key: str) -> str:
+        return "/".join(part for part in (self.prefix, _clean(key)) if part)
+
+    def _blob(self, key: str):  # type: ignore[no-untyped-def]
+        return self._bucket.blob(self._name(key), chunk_size=CHUNK_SIZE)
+
+    def put_file(self, key: str, source: Path) -> None:
+        self._blob(key).upload_from_filename(str(source), timeout=self.timeout)
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        self._blob(key).upload_from_string(data, timeout=self.timeout)
+
+    def get_file(self, key: str, target: Path) -> None:
+        from google.api_core.exceptions import NotFound
+
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._blob(key).download_to_filename(str(target), timeout=self.timeout)
+        except NotFound:
+            target.unlink(missing_ok=True)
+            raise ArtifactError(f"{self.uri}/{_clean(key)} does not exist") from None
+
+    def get_bytes(self, key: str) -> bytes:
+        from google.api_core.exceptions import NotFound
+
+        try:
+            return self._blob(key).download_as_bytes(timeout=self.timeout)
+        except NotFound:
+            raise ArtifactError(f"{self.uri}/{_clean(key)} does not exist") from None
+
+    def exists(self, key: str) -> bool:
+        return bool(self._blob(key).exists(timeout=self.timeout))
+
+    def _list_prefix(self, prefix: str) -> str:
+        name = self._name(prefix)
+        return f"{name}/" if name else ""
+
+    def list_keys(self, prefix: str = "") -> list[str]:
+        start = len(self._list_prefix(""))
+        blobs = gcs_client().list_blobs(self.bucket_name, prefix=self._list_prefix(prefix), timeout=self.timeout)
+        return sorted(blob.name[start:] for blob in blobs)
+
+    def list_children(self, prefix: str = "") -> list[str]:
+        listing = self._list_prefix(prefix)
+        iterator = gcs_client().list_blobs(self.bucket_name, prefix=listing, delimiter="/", timeout=self.timeout)
+        for _ in iterator:  # prefixes are filled in while pages are consumed
+            pass
+        return sorted(name[len(listing) :].rstrip("/") for name in iterator.prefixes)
+
+    def delete_prefix(self, prefix: str) -> None:
+        for blob in gcs_client().list_blobs(self.bucket_name, prefix=self._list_prefix(prefix), timeout=self.timeout):
+            blob.delete(timeout=self.timeout)
+
+    def child(self, prefix: str) -> GCSRepository:
+        return GCSRepository(self.bucket_name, self._name(prefix), self.timeout)
+
+
+def open_repository(uri: str) -> ModelRepository:
+    """A repository for a local path, file:// URI or gs://bucket/prefix."""
+    if uri.startswith("gs://"):
+        bucket, prefix = uris.split_gs(uri)
+        if not bucket:
+            raise ValueError(f"no bucket in {uri!r}")
+        return GCSRepository(bucket, prefix)
+    path = uris.local_path(uri)
+    if path is None:
+        raise ValueError(f"unsupported model repository URI {uri!r}: use a path, file:// or gs://")
+    return LocalRepository(path)

@@ -1,0 +1,102 @@
+"""The one typed settings object, read from ``IMAGESEARCH_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Literal, get_type_hints
+
+PREFIX = "IMAGESEARCH_"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = PROJECT_ROOT / "data"
+
+
+class SettingsError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Where versioned indexes live: a local path, file:// URI or gs://bucket/prefix.
+    model_repository: str = str(DATA_DIR / "model-repository")
+    # The GitOps repo the DAG's last step commits to, and what it changes there.
+    gitops_repo_url: str = str(DATA_DIR / "gitops.git")
+    gitops_branch: str = "main"
+    gitops_overlay: str = "gitops/overlays/local"
+    gitops_author_name: str = "image-index-bot"
+    gitops_author_email: str = "image-index-bot@localhost"
+    gitops_push_retries: int = 5
+    # How pipeline steps run: local subprocesses or Kubernetes pods.
+    runner: Literal["local", "kubernetes"] = "local"
+    schedule: str = "@hourly"
+    catalog_uri: str = str(DATA_DIR / "catalogs" / "tuxpaint" / "catalog.csv")
+    # Pipeline knobs.
+    shard_size: int = 500
+    max_parallel_shards: int = 4
+    max_failure_ratio: float = 0.2
+    fetch_timeout_s: float = 10.0
+    fetch_workers: int = 8
+    max_image_bytes: int = 20 * 1024 * 1024
+    max_image_pixels: int = 40_000_000
+    min_image_side: int = 16
+    embed_batch_size: int = 32
+    torch_threads: int = 0  # 0: torch's default
+    brute_force_below: int = 20_000
+    min_recall_at_10: float = 0.9
+    min_near_duplicate_top1: float = 0.9
+    eval_sample_size: int = 500
+    eval_seed: int = 1234
+    # Serving.
+    index_dir: str = str(DATA_DIR / "serving-index")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    max_upload_bytes: int = 10 * 1024 * 1024
+    batch_max_size: int = 16
+    batch_max_wait_ms: float = 5.0
+    max_queue: int = 64
+    image_base_url: str = "/images"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        env = os.environ if environ is None else environ
+        hints = get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for field in fields(cls):
+            raw = env.get(PREFIX + field.name.upper())
+            if raw is None:
+                continue
+            values[field.name] = _parse(field.name, hints[field.name], raw)
+        values.update(overrides)
+        return cls(**values)
+
+    def __post_init__(self) -> None:
+        if self.runner not in ("local", "kubernetes"):
+            raise SettingsError(f"{PREFIX}RUNNER must be 'local' or 'kubernetes', not {self.runner!r}")
+        if not 0 <= self.max_failure_ratio <= 1:
+            raise SettingsError(f"{PREFIX}MAX_FAILURE_RATIO must be within [0, 1], got {self.max_failure_ratio}")
+        for name in ("shard_size", "embed_batch_size", "batch_max_size", "max_queue", "fetch_workers"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{PREFIX}{name.upper()} must be at least 1")
+
+
+def _parse(name: str, kind: Any, raw: str) -> Any:
+    try:
+        if kind is bool:
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if kind is int:
+            return int(raw)
+        if kind is float:
+            return float(raw)
+    except ValueError:
+        raise SettingsError(f"{PREFIX}{name.upper()}={raw!r} is not a valid {kind.__name__}") from None
+    return raw
+
+
+def get_settings() -> Settings:
+    return Settings.from_env()

@@ -1,0 +1,102 @@
+"""Preprocess one shard: fetch images concurrently, hash, decode and fit them; record failures."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from imagesearch import uri as uris
+from imagesearch.errors import ImageError
+from imagesearch.preprocess import PreprocessConfig, decode_image, fit_image
+from imagesearch.repository import open_repository
+from imagesearch.settings import Settings
+from tasks import cli
+from tasks.previous import previous_hashes
+from tasks.workspace import Workspace, shard_key
+
+log = logging.getLogger("preprocess")
+
+
+@dataclass
+class Outcome:
+    record: dict[str, Any]
+    sha256: str = ""
+    pixels: np.ndarray | None = None
+    reuse: bool = False
+    reason: str = ""
+    message: str = ""
+
+
+def prepare(record: dict[str, Any], settings: Settings, config: PreprocessConfig, known: dict[str, int]) -> Outcome:
+    """Fetch + hash one image; decode and fit it unless the previous version has the same bytes."""
+    try:
+        data = uris.read_bytes(record["image_uri"], max_bytes=settings.max_image_bytes, timeout=settings.fetch_timeout_s)
+        sha = hashlib.sha256(data).hexdigest()
+        if sha in known:
+            return Outcome(record, sha, reuse=True)
+        image = fit_image(decode_image(data, config), config)
+        return Outcome(record, sha, pixels=np.asarray(image, dtype=np.uint8))
+    except ImageError as exc:
+        return Outcome(record, reason=exc.reason, message=str(exc))
+
+
+def preprocess(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    workspace = Workspace(args.workspace)
+    info = workspace.run_info()
+    records = workspace.read_jsonl(shard_key("shards", args.shard, "items.jsonl"))
+    repo = open_repository(args.repository or settings.model_repository)
+    known = {} if args.full_rebuild else previous_hashes(repo, info["previous_version"])
+    config = PreprocessConfig(max_pixels=settings.max_image_pixels, min_side=settings.min_image_side)
+    outcomes: list[Outcome] = []
+    with ThreadPoolExecutor(max_workers=settings.fetch_workers) as pool:
+        for done, outcome in enumerate(pool.map(lambda r: prepare(r, settings, config, known), records), start=1):
+            outcomes.append(outcome)
+            cli.progress("preprocess", done, len(records), every=100)
+    failed = [o for o in outcomes if o.reason]
+    good = [o for o in outcomes if not o.reason]
+    for outcome in failed[:20]:
+        log.warning("skipping %s: %s (%s)", outcome.record["item_id"], outcome.reason, outcome.message)
+    workspace.write_jsonl(
+        shard_key("preprocess", args.shard, "failures.jsonl"),
+        (
+            {"item_id": o.record["item_id"], "image_uri": o.record["image_uri"], "reason": o.reason, "message": o.message}
+            for o in failed
+        ),
+    )
+    ratio = len(failed) / max(len(records), 1)
+    if ratio > settings.max_failure_ratio:
+        raise cli.StepFailed(
+            f"shard {args.shard}: {len(failed)} of {len(records)} images failed ({ratio:.0%} > "
+            f"{settings.max_failure_ratio:.0%}); first: {failed[0].record['item_id']}: {failed[0].message}"
+        )
+    to_embed = [o for o in good if not o.reuse]
+    pixels = np.stack([o.pixels for o in to_embed]) if to_embed else np.zeros((0, config.size, config.size, 3), np.uint8)
+    workspace.write_array(shard_key("preprocess", args.shard, "pixels.npz"), pixels, compressed=True)
+    workspace.write_jsonl(
+        shard_key("preprocess", args.shard, "items.jsonl"),
+        ({**o.record, "image_sha256": o.sha256, "status": "reuse" if o.reuse else "embed"} for o in good),
+    )
+    reasons: dict[str, int] = {}
+    for outcome in failed:
+        reasons[outcome.reason] = reasons.get(outcome.reason, 0) + 1
+    return {"shard": args.shard, "items": len(records), "ok": len(good), "to_embed": len(to_embed),
+            "reusable": len(good) - len(to_embed), "failed": len(failed), "failure_reasons": reasons}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = cli.parser("preprocess", __doc__ or "")
+    parser.add_argument("--shard", type=int, required=True)
+    parser.add_argument("--repository", help="model repository URI; default from settings")
+    parser.add_argument("--full-rebuild", action="store_true")
+    return cli.run("preprocess", preprocess, parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""A run workspace: a prefix in the model repository (local or gs://) that the steps share.
+
+    snapshot/run.json             version, catalog uri, shard count, previous version
+    snapshot/errors.jsonl         catalog rows rejected, with line and reason
+    shards/<i>/items.jsonl        the items of shard i
+    preprocess/<i>/pixels.npz     uint8 (n, S, S, 3) fitted images of items to embed
+    preprocess/<i>/items.jsonl    per item: image_sha256 and status (embed / reuse)
+    preprocess/<i>/failures.jsonl per failed item: reason and message
+    embed/<i>/embeddings.npy      (n, dim) float32 for the shard's good items, in items order
+    index/...                     the version directory (see imagesearch.index_store)
+    evaluate/metrics.json
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from imagesearch.repository import ModelRepository, open_repository
+
+
+class Workspace:
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        self.store: ModelRepository = open_repository(uri)
+
+    def exists(self, key: str) -> bool:
+        return self.store.exists(key)
+
+    def write_json(self, key: str, value: Any) -> None:
+        self.store.put_bytes(key, json.dumps(value, indent=2, sort_keys=True).encode())
+
+    def read_json(self, key: str) -> Any:
+        return json.loads(self.store.get_bytes(key))
+
+    def write_jsonl(self, key: str, records: Iterable[dict[str, Any]]) -> None:
+        self.store.put_bytes(key, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode())
+
+    def read_jsonl(self, key: str) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.store.get_bytes(key).decode().splitlines() if line.strip()]
+
+    def write_array(self, key: str, array: np.ndarray, compressed: bool = False) -> None:
+        buffer = io.BytesIO()
+        if compressed:
+            np.savez_compressed(buffer, array=array)
+        else:
+            np.save(buffer, array, allow_pickle=False)
+        self.store.put_bytes(key, buffer.getvalue())
+
+    def read_array(self, key: str) -> np.ndarray:
+        data = io.BytesIO(self.store.get_bytes(key))
+        if key.endswith(".npz"):
+            with np.load(data, allow_pickle=False) as archive:
+                return archive["array"]
+        return np.load(data, allow_pickle=False)
+
+    def upload_dir(self, prefix: str, directory: Path) -> None:
+        for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+            self.store.put_file(f"{prefix}/{path.relative_to(directory).as_posix()}", path)
+
+    def download_dir(self, prefix: str, directory: Path) -> Path:
+        keys = self.store.list_keys(prefix)
+        for key in keys:
+            self.store.get_file(key, directory / key[len(prefix) + 1 :])
+        return directory
+
+    def scratch(self) -> tempfile.TemporaryDirectory[str]:
+        return tempfile.TemporaryDirectory(prefix="imagesearch-")
+
+    # Shared run facts written by ``snapshot``.
+    def run_info(self) -> dict[str, Any]:
+        return self.read_json("snapshot/run.json")
+
+
+def shard_key(step: str, shard: int, name: str) -> str:
+    return f"{step}/{shard:05d}/{name}"
