@@ -44,6 +44,15 @@ def l2_normalize(vectors: np.ndarray) -> np.ndarray:
     return (vectors / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
 
 
+def model_id_for(config: EmbedderConfig | None = None, weights: Path | None = None) -> str:
+    """The model id an :class:`Embedder` would report, without building the network."""
+    return _model_id(file_sha256(weights or default_weights_path()), config or EmbedderConfig())
+
+
+def _model_id(weights_sha256: str, config: EmbedderConfig) -> str:
+    return f"{MODEL_NAME}-{weights_sha256[:12]}-{config.tag}"
+
+
 class Embedder:
     """Images -> L2-normalised float32 vectors. ``model_id`` names weights + pooling + preprocessing."""
 
@@ -57,7 +66,7 @@ class Embedder:
         self.config = config or EmbedderConfig()
         weights_path = weights or default_weights_path()
         self.weights_sha256 = file_sha256(weights_path)
-        self.model_id = f"{MODEL_NAME}-{self.weights_sha256[:12]}-{self.config.tag}"
+        self.model_id = _model_id(self.weights_sha256, self.config)
         self.dim = FEATURE_DIM
         if threads > 0:
             torch.set_num_threads(threads)

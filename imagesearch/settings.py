@@ -47,8 +47,11 @@ class Settings:
     min_near_duplicate_top1: float = 0.9
     eval_sample_size: int = 500
     eval_seed: int = 1234
-    # Serving.
+    # Serving: the fetcher fills index_dir with index_version; the server loads index_dir.
     index_dir: str = str(DATA_DIR / "serving-index")
+    index_version: str = ""
+    # Enables POST /admin/index (the local deploy's in-process swap) for callers with this bearer token.
+    admin_token: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1

@@ -1,0 +1,85 @@
+"""Shared fixtures: real photos from scikit-image, a small real catalog, and a real published index."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageOps
+
+from imagesearch.catalog import CatalogItem, serialize_catalog
+
+ROOT = Path(__file__).resolve().parent.parent
+# Colour photos bundled with scikit-image, grouped into made-up marketplace categories.
+PHOTOS = {
+    "coffee": "kitchen", "chelsea": "pets", "astronaut": "space", "rocket": "space", "hubble_deep_field": "space",
+    "immunohistochemistry": "science", "retina": "science", "camera": "people", "logo": "art",
+    "colorwheel": "art",
+}
+
+
+def photo(name: str) -> Image.Image:
+    from skimage import data
+
+    return Image.fromarray(getattr(data, name)()).convert("RGB")
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def jpeg_bytes(image: Image.Image, quality: int = 90) -> bytes:
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, "JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def write_photo_catalog(folder: Path, fmt: str = "csv") -> Path:
+    """~20 items: each photo plus a mirrored copy, written as PNG files next to the catalog."""
+    folder.mkdir(parents=True, exist_ok=True)
+    items = []
+    for number, (name, category) in enumerate(sorted(PHOTOS.items())):
+        picture = photo(name)
+        for variant, image in (("", picture), ("-mirror", ImageOps.mirror(picture))):
+            item_id = f"{name}{variant}"
+            (folder / f"{item_id}.png").write_bytes(png_bytes(image))
+            items.append(
+                CatalogItem(
+                    item_id=item_id, image_uri=f"{item_id}.png", title=f"{name.replace('_', ' ')}{variant}",
+                    category=category, price=10.0 + number, on_sale=number % 2 == 0,
+                    updated_at=datetime(2026, 1, 1, tzinfo=UTC),
+                )
+            )
+    catalog = folder / f"catalog.{fmt}"
+    catalog.write_bytes(serialize_catalog(items, fmt))
+    return catalog
+
+
+def run_pipeline(catalog: Path, repository: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The whole chain as subprocesses, exactly as ``tasks.run_all`` runs it locally."""
+    environ = {**os.environ, "PYTHONPATH": str(ROOT), "IMAGESEARCH_MIN_NEAR_DUPLICATE_TOP1": "0.5", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "tasks.run_all", "--catalog", str(catalog), "--repository", str(repository), *extra],
+        cwd=ROOT, env=environ, capture_output=True, text=True, timeout=900,
+    )
+
+
+@pytest.fixture(scope="session")
+def photo_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_photo_catalog(tmp_path_factory.mktemp("catalog"))
+
+
+@pytest.fixture(scope="session")
+def published_repository(tmp_path_factory: pytest.TempPathFactory, photo_catalog: Path) -> tuple[Path, str]:
+    """(model repository folder, committed version) built once by the real pipeline."""
+    repository = tmp_path_factory.mktemp("model-repository")
+    result = run_pipeline(photo_catalog, repository, "--version", "20260101T000000Z")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return repository, "20260101T000000Z"
