@@ -6,6 +6,7 @@ import io
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -83,3 +84,63 @@ def published_repository(tmp_path_factory: pytest.TempPathFactory, photo_catalog
     result = run_pipeline(photo_catalog, repository, "--version", "20260101T000000Z")
     assert result.returncode == 0, result.stderr[-3000:]
     return repository, "20260101T000000Z"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 30.0) -> None:
+    import socket
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator() -> Iterator[str]:
+    """A real GCS emulator (gcp-storage-emulator) on a free loopback port; yields STORAGE_EMULATOR_HOST."""
+    port = free_port()
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gcp-storage-emulator"), "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        wait_for_port(port)
+        host = f"http://127.0.0.1:{port}"
+        previous = os.environ.get("STORAGE_EMULATOR_HOST")
+        os.environ["STORAGE_EMULATOR_HOST"] = host
+        from imagesearch.repository import gcs_client
+
+        gcs_client.cache_clear()
+        yield host
+        gcs_client.cache_clear()
+        if previous is None:
+            os.environ.pop("STORAGE_EMULATOR_HOST", None)
+        else:
+            os.environ["STORAGE_EMULATOR_HOST"] = previous
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def gcs_bucket(gcs_emulator: str) -> str:
+    """A fresh bucket in the emulator; returns its gs:// URI."""
+    import uuid
+
+    from imagesearch.repository import gcs_client
+
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    gcs_client().create_bucket(name)
+    return f"gs://{name}"

@@ -1,0 +1,71 @@
+"""One suite, two backends: a local folder and GCS through a real emulator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from imagesearch.errors import ArtifactError
+from imagesearch.repository import GCSRepository, LocalRepository, ModelRepository, open_repository
+
+
+@pytest.fixture(params=["local", "file-uri", "gcs"])
+def repo(request: pytest.FixtureRequest, tmp_path: Path) -> ModelRepository:
+    if request.param == "local":
+        return open_repository(str(tmp_path / "repo"))
+    if request.param == "file-uri":
+        return open_repository(f"file://{tmp_path}/repo")
+    return open_repository(request.getfixturevalue("gcs_bucket") + "/models")
+
+
+def test_open_repository_picks_the_backend(tmp_path: Path) -> None:
+    assert isinstance(open_repository(str(tmp_path)), LocalRepository)
+    assert isinstance(open_repository(f"file://{tmp_path}"), LocalRepository)
+    gcs = open_repository("gs://bucket/some/prefix")
+    assert isinstance(gcs, GCSRepository) and gcs.uri == "gs://bucket/some/prefix"
+    with pytest.raises(ValueError, match="unsupported"):
+        open_repository("s3://bucket")
+
+
+def test_put_get_bytes_and_files(repo: ModelRepository, tmp_path: Path) -> None:
+    repo.put_bytes("indexes/v1/a.txt", b"hello")
+    assert repo.get_bytes("indexes/v1/a.txt") == b"hello"
+    big = tmp_path / "big.bin"
+    big.write_bytes(bytes(range(256)) * 40_000)  # 10 MB: more than one upload chunk
+    repo.put_file("indexes/v1/big.bin", big)
+    repo.get_file("indexes/v1/big.bin", tmp_path / "out" / "big.bin")
+    assert (tmp_path / "out" / "big.bin").read_bytes() == big.read_bytes()
+    assert repo.exists("indexes/v1/a.txt")
+    assert not repo.exists("indexes/v1/missing.txt")
+
+
+def test_listing(repo: ModelRepository) -> None:
+    for key in ("indexes/v1/a", "indexes/v1/sub/b", "indexes/v2/c", "runs/r1/x"):
+        repo.put_bytes(key, b"x")
+    assert repo.list_keys("indexes") == ["indexes/v1/a", "indexes/v1/sub/b", "indexes/v2/c"]
+    assert repo.list_children("indexes") == ["v1", "v2"]
+    assert repo.list_children("") == ["indexes", "runs"]
+    assert repo.list_children("nothing-here") == []
+
+
+def test_child_and_delete(repo: ModelRepository) -> None:
+    run = repo.child("runs/r1")
+    run.put_bytes("snapshot/run.json", b"{}")
+    assert repo.get_bytes("runs/r1/snapshot/run.json") == b"{}"
+    assert run.list_keys("snapshot") == ["snapshot/run.json"]
+    repo.delete_prefix("runs/r1")
+    assert repo.list_keys("runs") == []
+
+
+def test_missing_objects_raise_a_clear_error(repo: ModelRepository, tmp_path: Path) -> None:
+    with pytest.raises(ArtifactError, match="does not exist"):
+        repo.get_bytes("indexes/none")
+    with pytest.raises(ArtifactError, match="does not exist"):
+        repo.get_file("indexes/none", tmp_path / "none")
+    assert not (tmp_path / "none").exists()
+
+
+def test_keys_cannot_escape_the_root(repo: ModelRepository) -> None:
+    with pytest.raises(ValueError, match="escapes"):
+        repo.put_bytes("../outside", b"x")
