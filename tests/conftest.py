@@ -63,7 +63,9 @@ def write_photo_catalog(folder: Path, fmt: str = "csv") -> Path:
     return catalog
 
 
-def run_pipeline(catalog: Path, repository: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_pipeline(
+    catalog: Path, repository: Path | str, *extra: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """The whole chain as subprocesses, exactly as ``tasks.run_all`` runs it locally."""
     environ = {**os.environ, "PYTHONPATH": str(ROOT), "IMAGESEARCH_MIN_NEAR_DUPLICATE_TOP1": "0.5", **(env or {})}
     return subprocess.run(
@@ -112,7 +114,7 @@ def gcs_emulator() -> Iterator[str]:
     """A real GCS emulator (gcp-storage-emulator) on a free loopback port; yields STORAGE_EMULATOR_HOST."""
     port = free_port()
     process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gcp-storage-emulator"), "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory"],
+        [Path(sys.executable).parent / "gcp-storage-emulator", "start", "--host=127.0.0.1", f"--port={port}", "--in-memory"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     try:

@@ -87,7 +87,7 @@ def test_flipped_byte_fails_verification(tmp_path: Path) -> None:
     data = bytearray((directory / "scann" / "index.bin").read_bytes())
     data[7] ^= 0x01
     (directory / "scann" / "index.bin").write_bytes(bytes(data))
-    with pytest.raises(ArtifactError, match="checksum mismatch for scann/index.bin"):
+    with pytest.raises(ArtifactError, match=r"checksum mismatch for scann/index\.bin"):
         verify_directory(directory)
 
 
