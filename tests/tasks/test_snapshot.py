@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from imagesearch.catalog import read_catalog, serialize_catalog
+from tasks.workspace import Workspace
+from tests.tasks.conftest import run_step
+
+
+def test_snapshot_deduplicates_filters_and_shards(tmp_path: Path, photo_catalog: Path) -> None:
+    items = read_catalog(str(photo_catalog)).items
+    older = items[0].__class__(**{**items[0].__dict__, "title": "stale copy", "updated_at": items[0].updated_at.replace(year=2020)})
+    catalog = tmp_path / "catalog.jsonl"
+    catalog.write_bytes(serialize_catalog([older, *items], "jsonl"))
+    workspace = tmp_path / "ws"
+    result = run_step("snapshot", workspace, "--catalog", str(catalog), "--repository", str(tmp_path / "repo"),
+                      "--shard-size", "6", "--version", "20260101T000000Z")
+    assert result.code == 0, result.stderr
+    assert result.summary["items"] == 20 and result.summary["duplicates_dropped"] == 1
+    assert result.summary["shard_ids"] == [0, 1, 2, 3] and result.summary["previous_version"] is None
+    shards = [Workspace(str(workspace)).read_jsonl(f"shards/{i:05d}/items.jsonl") for i in range(4)]
+    assert [len(s) for s in shards] == [6, 6, 6, 2]
+    kept = next(r for s in shards for r in s if r["item_id"] == items[0].item_id)
+    assert kept["title"] != "stale copy"
+
+    on_sale = run_step("snapshot", tmp_path / "ws2", "--catalog", str(catalog), "--repository", str(tmp_path / "repo"),
+                       "--on-sale-only", "--limit", "3")
+    assert on_sale.code == 0 and on_sale.summary["items"] == 3
+
+
+def test_snapshot_keeps_the_version_on_retry(tmp_path: Path, photo_catalog: Path) -> None:
+    first = run_step("snapshot", tmp_path / "ws", "--catalog", str(photo_catalog), "--repository", str(tmp_path / "repo"))
+    again = run_step("snapshot", tmp_path / "ws", "--catalog", str(photo_catalog), "--repository", str(tmp_path / "repo"))
+    assert first.summary["version"] == again.summary["version"]
+
+
+def test_corrupt_catalog_fails_with_a_readable_reason(tmp_path: Path) -> None:
+    catalog = tmp_path / "catalog.csv"
+    catalog.write_text("item_id,image_uri,title,category,price,on_sale,updated_at\nx,a.png,A,c,free,yes,never\n")
+    result = run_step("snapshot", tmp_path / "ws", "--catalog", str(catalog), "--repository", str(tmp_path / "repo"))
+    assert result.code == 1
+    assert "snapshot failed: catalog" in result.stderr and "no valid rows" in result.stderr
+    assert not (tmp_path / "ws" / "snapshot" / "run.json").exists()
+
+
+def test_mostly_invalid_catalog_is_refused_with_line_numbers(tmp_path: Path, photo_catalog: Path) -> None:
+    lines = photo_catalog.read_text().splitlines()
+    broken = [lines[0], *lines[1:5], *(line.replace(",2026-", ",oops-") for line in lines[5:])]
+    catalog = tmp_path / "catalog.csv"
+    catalog.write_text("\n".join(broken) + "\n")
+    result = run_step("snapshot", tmp_path / "ws", "--catalog", str(catalog), "--repository", str(tmp_path / "repo"))
+    assert result.code == 1
+    assert "16 of 20 rows are invalid" in result.stderr and "line 6: updated_at" in result.stderr
