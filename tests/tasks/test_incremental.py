@@ -19,7 +19,8 @@ STEPS_AFTER_SNAPSHOT = ("build_index", "evaluate", "publish")
 
 def build(workspace: Path, catalog: Path, repository: Path, version: str, *flags: str) -> dict[str, dict]:
     summaries = {}
-    result = run_step("snapshot", workspace, "--catalog", str(catalog), "--repository", str(repository), "--version", version, *flags)
+    common = ("--catalog", str(catalog), "--repository", str(repository), "--version", version)
+    result = run_step("snapshot", workspace, *common, *flags)
     assert result.code == 0, result.stderr
     summaries["snapshot"] = result.summary
     for step in ("preprocess", "embed"):

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from imagesearch.catalog import read_catalog, serialize_catalog
@@ -9,7 +10,7 @@ from tests.tasks.conftest import run_step
 
 def test_snapshot_deduplicates_filters_and_shards(tmp_path: Path, photo_catalog: Path) -> None:
     items = read_catalog(str(photo_catalog)).items
-    older = items[0].__class__(**{**items[0].__dict__, "title": "stale copy", "updated_at": items[0].updated_at.replace(year=2020)})
+    older = replace(items[0], title="stale copy", updated_at=items[0].updated_at.replace(year=2020))
     catalog = tmp_path / "catalog.jsonl"
     catalog.write_bytes(serialize_catalog([older, *items], "jsonl"))
     workspace = tmp_path / "ws"
