@@ -10,11 +10,19 @@ export PYTHONPATH := $(abspath .)
 .PHONY: setup demo test lint airflow clean
 
 $(STAMP): requirements.txt requirements-dev.txt
+	@command -v chromium >/dev/null || { echo "installing Debian chromium (browser test)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
 	@rm -f $(VENV)/.installed-* && touch $@
 
-setup: $(STAMP)
+# promtool (alert-rule tests) from Debian's prometheus package, unpacked into the venv: no service installed.
+$(VENV)/bin/promtool: | $(STAMP)
+	@tmp=$$(mktemp -d) && cd $$tmp && { apt-get download -qq prometheus 2>/dev/null || \
+	  { apt-get update -qq && apt-get download -qq prometheus; }; } && dpkg -x prometheus_*.deb root && \
+	  cp root/usr/bin/promtool $(abspath $(VENV))/bin/promtool && rm -rf $$tmp
+
+setup: $(STAMP) $(VENV)/bin/promtool
 
 demo: setup
 	$(PY) -m imagesearch.demo_catalog tuxpaint

@@ -1,0 +1,167 @@
+"""ScaNN (the configuration the pipeline picks) vs exact search vs faiss HNSW32, on real embeddings.
+
+    PYTHONPATH=. .venv/bin/python bench/index.py --real 70000 --scale 1000000
+
+Real vectors: the Fashion-MNIST demo catalog embedded with the production embedder (cached under
+data/bench/). Scale set: real vectors perturbed with Gaussian noise and re-normalised (cos ≈ 0.9 to
+their source) up to --scale rows. Queries are held-out perturbed vectors. Reports build seconds,
+index size, recall@10 against exact search, single-query and batched QPS. Never run as a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from imagesearch.catalog import read_catalog
+from imagesearch.embedder import Embedder, l2_normalize
+from imagesearch.index import IndexParams, VectorIndex, choose_params, exact_search
+from imagesearch.settings import DATA_DIR
+from imagesearch.uri import read_bytes
+
+K = 10
+CACHE = DATA_DIR / "bench"
+
+
+def real_embeddings(count: int) -> np.ndarray:
+    embedder = Embedder()
+    path = CACHE / f"fashion-{count}-{embedder.model_id}.npy"
+    if path.exists():
+        return np.load(path)
+    items = read_catalog(str(DATA_DIR / "catalogs/fashion-mnist/catalog.csv")).items[:count]
+    vectors = []
+    began = time.perf_counter()
+    for start in range(0, len(items), 256):
+        arrays = [embedder.preprocess(read_bytes(item.image_uri)) for item in items[start : start + 256]]
+        vectors.append(embedder.embed_many(arrays, 32))
+        done = start + len(arrays)
+        print(f"  embedded {done}/{len(items)} ({done / (time.perf_counter() - began):.0f} img/s)", flush=True)
+    result = np.concatenate(vectors)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.save(path, result)
+    return result
+
+
+def perturbed(real: np.ndarray, count: int, rng: np.random.Generator, sigma: float) -> np.ndarray:
+    out = np.empty((count, real.shape[1]), np.float32)
+    for start in range(0, count, 100_000):
+        stop = min(start + 100_000, count)
+        source = real[rng.integers(0, len(real), stop - start)]
+        out[start:stop] = l2_normalize(source + rng.normal(0, sigma, source.shape).astype(np.float32))
+    return out
+
+
+def exact_batched(database: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    return np.concatenate([exact_search(database, queries[i : i + 100], k)[0] for i in range(0, len(queries), 100)])
+
+
+def recall(found: np.ndarray, truth: np.ndarray) -> float:
+    return sum(len(set(a) & set(b)) for a, b in zip(found.tolist(), truth.tolist(), strict=True)) / truth.size
+
+
+def qps(search_one: Callable[[np.ndarray], object], queries: np.ndarray, limit_s: float = 10.0) -> float:
+    began, done = time.perf_counter(), 0
+    for query in queries:
+        search_one(query)
+        done += 1
+        if time.perf_counter() - began > limit_s:
+            break
+    return done / (time.perf_counter() - began)
+
+
+def batched_qps(search_all: Callable[[np.ndarray], object], queries: np.ndarray) -> float:
+    began = time.perf_counter()
+    search_all(queries)
+    return len(queries) / (time.perf_counter() - began)
+
+
+def dir_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def bench_scann(database: np.ndarray, queries: np.ndarray, truth: np.ndarray, params: IndexParams) -> dict:
+    began = time.perf_counter()
+    index = VectorIndex.build(database, params)
+    build = time.perf_counter() - began
+    with tempfile.TemporaryDirectory() as scratch:
+        index.save(Path(scratch))
+        size = dir_size(Path(scratch))
+    found = np.concatenate([index.search(queries[i : i + 100], K)[0] for i in range(0, len(queries), 100)])
+    return {"build_s": build, "bytes": size, "recall": recall(found, truth),
+            "qps1": qps(lambda q: index.search(q[None], K), queries), "qpsb": batched_qps(lambda q: index.search(q, K), queries)}
+
+
+def bench_hnsw(database: np.ndarray, queries: np.ndarray, truth: np.ndarray, target: float) -> dict:
+    import faiss
+
+    began = time.perf_counter()
+    index = faiss.IndexHNSWFlat(database.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = 40
+    index.add(database)
+    build = time.perf_counter() - began
+    chosen = {}
+    for ef in (16, 32, 64, 128, 256, 512):
+        index.hnsw.efSearch = ef
+        found = index.search(queries, K)[1]
+        chosen = {"ef": ef, "recall": recall(found, truth)}
+        if chosen["recall"] >= target:
+            break
+    with tempfile.TemporaryDirectory() as scratch:
+        faiss.write_index(index, os.path.join(scratch, "hnsw"))
+        size = dir_size(Path(scratch))
+    return {"build_s": build, "bytes": size, **chosen,
+            "qps1": qps(lambda q: index.search(q[None], K), queries), "qpsb": batched_qps(lambda q: index.search(q, K), queries)}
+
+
+def report(title: str, rows: list[tuple[str, dict]]) -> None:
+    print(f"\n### {title}\n")
+    print("| method | build s | index MB | recall@10 | QPS single | QPS batched |")
+    print("|---|---|---|---|---|---|")
+    for name, r in rows:
+        size = f"{r['bytes'] / 1e6:.0f}" if "bytes" in r else "—"
+        build = f"{r['build_s']:.1f}" if "build_s" in r else "—"
+        print(f"| {name} | {build} | {size} | {r['recall']:.3f} | {r['qps1']:.1f} | {r['qpsb']:.1f} |", flush=True)
+
+
+def run(title: str, database: np.ndarray, queries: np.ndarray, with_hnsw: bool) -> None:
+    truth = exact_batched(database, queries, K)
+    rows = [("exact (numpy/BLAS)", {"recall": 1.0, "bytes": database.nbytes,
+                                    "qps1": qps(lambda q: exact_search(database, q[None], K), queries),
+                                    "qpsb": batched_qps(lambda q: exact_batched(database, q, K), queries)})]
+    params = choose_params(len(database))
+    rows.append((f"ScaNN picked ({params.kind}, leaves {params.num_leaves}/{params.leaves_to_search}, reorder {params.reorder})",
+                 bench_scann(database, queries, truth, params)))
+    if with_hnsw:
+        hnsw = bench_hnsw(database, queries, truth, rows[-1][1]["recall"])
+        rows.append((f"faiss HNSW32 (efSearch {hnsw['ef']})", hnsw))
+    report(title, rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--real", type=int, default=70_000)
+    parser.add_argument("--scale", type=int, default=1_000_000)
+    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--sigma", type=float, default=0.0135)
+    parser.add_argument("--no-hnsw", action="store_true")
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    real = real_embeddings(args.real)
+    held_out = rng.permutation(len(real))
+    queries, database = real[held_out[: args.queries]], real[held_out[args.queries :]]
+    print(f"vectors: {real.shape[1]}-d float32; CPU threads: {os.cpu_count()}")
+    run(f"{len(database):,} real Fashion-MNIST embeddings, {len(queries)} held-out queries", database, queries, not args.no_hnsw)
+    if args.scale:
+        scaled = perturbed(real, args.scale, rng, args.sigma)
+        scale_queries = perturbed(real, args.queries, rng, args.sigma)
+        run(f"{len(scaled):,} perturbed real embeddings, {len(scale_queries)} queries", scaled, scale_queries, not args.no_hnsw)
+
+
+if __name__ == "__main__":
+    main()
