@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-STEPS = ("snapshot", "preprocess", "embed", "build_index", "evaluate", "publish")
+STEPS = ("snapshot", "preprocess", "embed", "build_index", "evaluate", "publish", "deploy")
 
 
 def step_argv(step: str, workspace: str, *options: str, shard: int | None = None) -> list[str]:

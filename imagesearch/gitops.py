@@ -1,0 +1,391 @@
+"""The GitOps repo: the version-bump commit, deploy history, ``git revert`` rollback, local bootstrap.
+
+Everything goes through the real ``git`` CLI. One overlay's ``kustomization.yaml`` holds the index
+version (a ``configMapGenerator`` literal); changing it is the whole deployment. Pushes are plain
+fast-forward pushes: when one is rejected (someone pushed first) the commit is rebased onto the new
+tip, or re-made there if the rebase conflicts, and pushed again a bounded number of times. Nothing is
+ever force-pushed, so history keeps every deploy and every rollback. Argo CD turns what lands on the
+branch into pods (``python -m serving.deploy`` does it on one machine).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from imagesearch import kustomize
+from imagesearch.artifacts import check_version, is_committed
+from imagesearch.errors import ImageSearchError
+from imagesearch.repository import ModelRepository
+from imagesearch.settings import PROJECT_ROOT, Settings
+
+log = logging.getLogger(__name__)
+SOURCE_DIR = PROJECT_ROOT / "gitops"
+# Called with the attempt number just before each push (tests use it to race a second clone).
+BeforePush = Callable[[int], None]
+# Edits a checkout synced to the branch tip (see Edit).
+Change = Callable[["Checkout"], "Edit"]
+
+
+class GitOpsError(ImageSearchError):
+    """The GitOps repo cannot be read or updated as asked; the message says why."""
+
+
+@dataclass(frozen=True)
+class GitOpsConfig:
+    url: str
+    branch: str = "main"
+    overlay: str = "gitops/overlays/local"
+    author_name: str = "image-index-bot"
+    author_email: str = "image-index-bot@localhost"
+    push_retries: int = 5
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> GitOpsConfig:
+        values = {
+            "url": settings.gitops_repo_url, "branch": settings.gitops_branch, "overlay": settings.gitops_overlay,
+            "author_name": settings.gitops_author_name, "author_email": settings.gitops_author_email,
+            "push_retries": settings.gitops_push_retries,
+        }
+        return cls(**{**values, **{key: value for key, value in overrides.items() if value is not None}})
+
+    @property
+    def kustomization(self) -> str:
+        return f"{self.overlay.strip('/')}/{kustomize.KUSTOMIZATION}"
+
+    @property
+    def environment(self) -> str:
+        return PurePosixPath(self.overlay).name
+
+
+def git(cwd: Path | None, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
+    result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=env, check=False)
+    if check and result.returncode != 0:
+        raise GitOpsError(f"git {' '.join(args[:2])} failed: {(result.stderr or result.stdout).strip()}")
+    return result
+
+
+class Checkout:
+    """A working clone of the GitOps repo that tracks one branch."""
+
+    def __init__(self, config: GitOpsConfig, path: Path) -> None:
+        self.config = config
+        self.path = path
+        self.upstream = f"origin/{config.branch}"
+
+    def git(self, *args: str, check: bool = True) -> str:
+        return git(self.path, *args, check=check).stdout.strip()
+
+    def configure(self) -> None:
+        for key, value in (("user.name", self.config.author_name), ("user.email", self.config.author_email),
+                           ("commit.gpgsign", "false")):
+            self.git("config", key, value)
+
+    def sync(self) -> str:
+        """Clone, or fetch and reset to the branch tip; the tip's commit id."""
+        if not (self.path / ".git").exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            result = git(None, "clone", "--quiet", "--branch", self.config.branch, "--", self.config.url, str(self.path),
+                         check=False)
+            if result.returncode != 0:
+                raise GitOpsError(f"cannot clone branch {self.config.branch} of the GitOps repo {self.config.url}: "
+                                  f"{result.stderr.strip()} (a local repo is created by `python -m tasks.rollback init`)")
+        else:
+            self.git("remote", "set-url", "origin", self.config.url)
+            self.fetch()
+            self.git("checkout", "--quiet", "--force", "-B", self.config.branch, self.upstream)
+            self.git("clean", "-fdxq")
+        self.configure()
+        return self.head()
+
+    def fetch(self) -> None:
+        self.git("fetch", "--quiet", "origin", f"+refs/heads/{self.config.branch}:refs/remotes/{self.upstream}")
+
+    def head(self) -> str:
+        return self.git("rev-parse", "HEAD")
+
+    @property
+    def kustomization(self) -> Path:
+        return self.path / self.config.kustomization
+
+    @property
+    def overlay(self) -> Path:
+        return self.path / self.config.overlay
+
+    def read_literal(self, key: str, rev: str | None = None) -> str:
+        if rev is None:
+            if not self.kustomization.is_file():
+                raise GitOpsError(f"the GitOps repo has no {self.config.kustomization}")
+            text = self.kustomization.read_text()
+        else:
+            text = self.git("show", f"{rev}:{self.config.kustomization}")
+        return kustomize.read_literal(text, key)
+
+    def version(self, rev: str | None = None) -> str:
+        return self.read_literal(kustomize.VERSION_KEY, rev)
+
+    def set_literal(self, key: str, value: str) -> None:
+        self.kustomization.write_text(kustomize.set_literal(self.kustomization.read_text(), key, value))
+        self.git("add", "--", self.config.kustomization)
+
+    def commit(self, message: str) -> str:
+        self.git("commit", "--quiet", "--no-verify", "-m", message)
+        return self.head()
+
+    def push(self) -> bool:
+        """True once pushed; False when the remote moved on (rejected as not a fast-forward)."""
+        result = git(self.path, "push", "--porcelain", "origin", f"HEAD:refs/heads/{self.config.branch}", check=False)
+        if result.returncode == 0:
+            return True
+        if "[rejected]" in result.stdout:  # not a fast-forward; "[remote rejected]" (a hook said no) is final
+            return False
+        raise GitOpsError(f"git push to {self.config.url} failed: {(result.stderr or result.stdout).strip()}")
+
+    def rebase(self) -> bool:
+        """Replay local commits onto the fetched tip; False (and nothing changed) when they conflict."""
+        if git(self.path, "rebase", "--quiet", self.upstream, check=False).returncode == 0:
+            return True
+        self.git("rebase", "--abort", check=False)
+        return False
+
+    def ahead(self) -> bool:
+        return self.git("rev-list", "--count", f"{self.upstream}..HEAD") != "0"
+
+
+@contextlib.contextmanager
+def checkout(config: GitOpsConfig, workdir: Path | None = None) -> Iterator[Checkout]:
+    """A checkout in ``workdir`` (kept and reused), or a fresh clone in a temporary folder."""
+    if workdir is not None:
+        yield Checkout(config, workdir)
+        return
+    with tempfile.TemporaryDirectory(prefix="gitops-") as scratch:
+        yield Checkout(config, Path(scratch) / "repo")
+
+
+@dataclass(frozen=True)
+class Edit:
+    """What a change did to the worktree: ``message`` is None when there was nothing to change."""
+
+    previous: str  # the version the overlay named before
+    message: str | None = None
+    reverted: tuple[str, ...] = ()
+
+
+def commit_and_push(target: Checkout, change: Change, before_push: BeforePush | None = None) -> tuple[Edit, str | None, int]:
+    """Apply ``change`` on the branch tip, commit and push it, rebasing and retrying on a concurrent push.
+
+    Returns (the edit, the pushed commit or None when there was nothing to change, the push attempts made).
+    """
+    target.sync()
+    edit = change(target)
+    if edit.message is None:
+        return edit, None, 0
+    target.commit(edit.message)
+    attempts = target.config.push_retries + 1
+    for attempt in range(1, attempts + 1):
+        if before_push is not None:
+            before_push(attempt)
+        if target.push():
+            return edit, target.head(), attempt
+        log.warning("push rejected (attempt %d of %d): %s moved on; rebasing", attempt, attempts, target.config.branch)
+        target.fetch()
+        if not target.rebase():
+            # Someone changed the same lines: make the change again on their tip (it may be moot now).
+            target.sync()
+            edit = change(target)
+            if edit.message is None:
+                return edit, None, attempt
+            target.commit(edit.message)
+        elif not target.ahead():  # the rebase dropped our commit: the tip already has the same change
+            return Edit(previous=target.version()), None, attempt
+    raise GitOpsError(f"push to {target.config.url} rejected {attempts} times in a row; giving up, try again later")
+
+
+@dataclass(frozen=True)
+class Release:
+    """One commit that changed the overlay's index version."""
+
+    commit: str
+    version: str
+    previous: str
+    author: str
+    date: str
+    subject: str
+
+
+def history(source: Checkout) -> list[Release]:
+    """Every change of the overlay's version on the branch, newest first (one ``git log -p`` pass)."""
+    log_text = source.git(
+        "log", "--first-parent", "--diff-merges=first-parent", "-p", "--unified=0", "--no-color", "--no-ext-diff",
+        "--format=%x00%H%x1f%an%x1f%aI%x1f%s", source.upstream, "--", source.config.kustomization,
+    )
+    releases = []
+    for record in log_text.split("\x00")[1:]:
+        header, _, diff = record.partition("\n")
+        sha, author, date, subject = header.split("\x1f", 3)
+        values: dict[str, str] = {}  # "+": the version this commit set, "-": the one it replaced
+        for line in diff.splitlines():
+            if line[:1] in "+-" and not line.startswith(("+++", "---")):
+                value = kustomize.literal_in_line(line[1:], kustomize.VERSION_KEY)
+                if value is not None:
+                    values[line[0]] = value
+        if "+" in values and values["+"] != values.get("-"):
+            releases.append(Release(sha, values["+"], values.get("-", ""), author, date, subject))
+    return releases
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a bump or rollback did: ``commit`` is None when the overlay already named ``version``."""
+
+    overlay: str
+    version: str
+    previous: str
+    commit: str | None
+    attempts: int
+    reverted: tuple[str, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return self.commit is not None
+
+    def summary(self) -> dict[str, Any]:
+        return {**asdict(self), "reverted": list(self.reverted), "changed": self.changed}
+
+
+def _trailers(config: GitOpsConfig, version: str, previous: str) -> str:
+    return f"Index-Version: {version}\nPrevious-Version: {previous or 'none'}\nOverlay: {config.overlay}"
+
+
+def bump_message(config: GitOpsConfig, version: str, previous: str, items: int | None,
+                 metrics: Mapping[str, float] | None) -> str:
+    body = []
+    if items is not None:
+        body.append(f"Items: {items}")
+    if metrics:
+        body.append("Metrics: " + ", ".join(f"{name}={value:.4g}" for name, value in sorted(metrics.items())))
+    paragraphs = [f"Deploy index {version} to {config.environment}", "\n".join(body), _trailers(config, version, previous)]
+    return "\n\n".join(part for part in paragraphs if part)
+
+
+def _require_committed(repository: ModelRepository | None, version: str) -> None:
+    if repository is not None and not is_committed(repository, version):
+        raise GitOpsError(f"index version {version} is not committed in the model repository {repository.uri}: "
+                          "refusing to deploy it")
+
+
+def bump(config: GitOpsConfig, version: str, repository: ModelRepository, *, items: int | None = None,
+         metrics: Mapping[str, float] | None = None, workdir: Path | None = None,
+         before_push: BeforePush | None = None) -> Result:
+    """Set the overlay's index version and push one commit naming it (none if it is already there)."""
+    check_version(version)
+    _require_committed(repository, version)
+
+    def change(target: Checkout) -> Edit:
+        previous = target.version()
+        if previous == version:
+            return Edit(previous)
+        target.set_literal(kustomize.VERSION_KEY, version)
+        return Edit(previous, bump_message(config, version, previous, items, metrics))
+
+    with checkout(config, workdir) as target:
+        edit, commit, attempts = commit_and_push(target, change, before_push)
+    return Result(config.overlay, version, edit.previous, commit, attempts)
+
+
+def _previous_version(releases: list[Release]) -> str:
+    if not releases or not releases[0].previous:
+        raise GitOpsError("nothing to roll back to: the overlay has no earlier deployed version")
+    return releases[0].previous
+
+
+def _to_revert(releases: list[Release], target: str) -> list[Release]:
+    """The releases after the newest one that set ``target``, newest first."""
+    for position, release in enumerate(releases):
+        if release.version == target:
+            return releases[:position]
+    deployed = ", ".join(dict.fromkeys(release.version for release in releases if release.version)) or "none"
+    raise GitOpsError(f"version {target} was never deployed to this overlay (deployed: {deployed})")
+
+
+def _revert_to(target: Checkout, version: str) -> Edit:
+    """Revert, in one commit's worth of changes, every version change after the newest one to ``version``."""
+    releases = history(target)
+    previous = releases[0].version if releases else ""
+    if previous == version:
+        return Edit(previous)
+    reverts = _to_revert(releases, version)
+    reverting = git(target.path, "revert", "--no-commit", *(release.commit for release in reverts), check=False)
+    if reverting.returncode != 0 or target.version() != version:
+        target.git("revert", "--abort", check=False)
+        raise GitOpsError(f"cannot revert {', '.join(release.commit[:12] for release in reverts)} cleanly; "
+                          "set the version explicitly instead (python -m tasks.deploy)")
+    title = f"Roll back {target.config.environment} index to {version} (from {previous or 'none'})"
+    body = "\n".join(f"This reverts commit {release.commit} ({release.subject})." for release in reverts)
+    message = "\n\n".join((title, body, _trailers(target.config, version, previous)))
+    return Edit(previous, message, tuple(release.commit for release in reverts))
+
+
+def rollback(config: GitOpsConfig, to: str | None = None, repository: ModelRepository | None = None, *,
+             workdir: Path | None = None, before_push: BeforePush | None = None) -> Result:
+    """Go back to the previous (or a named) version by ``git revert`` of the version changes after it."""
+    with checkout(config, workdir) as target:
+        target.sync()
+        releases = history(target)
+        version = check_version(to) if to else _previous_version(releases)
+        if releases and releases[0].version != version:
+            _to_revert(releases, version)  # fail early, with the clear message
+            _require_committed(repository, version)
+        # The target is fixed now; what to revert is worked out again on whatever tip the push lands on.
+        edit, commit, attempts = commit_and_push(target, lambda tip: _revert_to(tip, version), before_push)
+    return Result(config.overlay, version, edit.previous, commit, attempts, edit.reverted)
+
+
+_SCP_LIKE = re.compile(r"^[\w.-]+@[\w.-]+:")
+
+
+def local_repo_path(url: str) -> Path | None:
+    """The folder of a local GitOps repo URL (a path or file://), None for a remote one."""
+    if url.startswith("file://"):
+        return Path(url[len("file://") :])
+    if "://" in url or _SCP_LIKE.match(url):
+        return None
+    return Path(url)
+
+
+def bootstrap(config: GitOpsConfig, source: Path = SOURCE_DIR, model_repository: str | None = None) -> bool:
+    """Create the local bare GitOps repo from this project's ``gitops/`` folder; False if it exists already.
+
+    ``model_repository`` (if given) is written into the configured overlay in the initial commit.
+    """
+    path = local_repo_path(config.url)
+    if path is None:
+        raise GitOpsError(f"{config.url} is a remote repository: create it with your git host, then push gitops/ to it")
+    if (path / "HEAD").is_file():
+        if git(path, "rev-parse", "--verify", "--quiet", f"refs/heads/{config.branch}", check=False).returncode == 0:
+            return False
+    elif path.exists() and any(path.iterdir()):
+        raise GitOpsError(f"{path} exists and is not a bare git repository")
+    else:
+        git(None, "init", "--quiet", "--bare", f"--initial-branch={config.branch}", str(path))
+    with tempfile.TemporaryDirectory(prefix="gitops-bootstrap-") as scratch:
+        work = Checkout(config, Path(scratch))
+        git(None, "init", "--quiet", f"--initial-branch={config.branch}", scratch)
+        work.configure()
+        shutil.copytree(source, work.path / "gitops")
+        if model_repository:
+            work.set_literal(kustomize.REPOSITORY_KEY, model_repository)
+        work.git("add", "--all")
+        work.commit("Bootstrap the GitOps repo from the project's gitops/ folder")
+        work.git("push", "--quiet", str(path.resolve()), f"HEAD:refs/heads/{config.branch}")
+    return True

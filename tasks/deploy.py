@@ -1,0 +1,43 @@
+"""Deploy: bump the GitOps overlay to this run's index version (the DAG's last step).
+
+    python -m tasks.deploy --workspace URI [--repository URI] [--overlay gitops/overlays/staging]
+
+Clones the GitOps repo (IMAGESEARCH_GITOPS_REPO_URL, _BRANCH, _OVERLAY), sets the overlay's index
+version and pushes one commit naming the version, its item count and evaluation metrics; none when the
+overlay already names it. A version not committed in the model repository is refused. Argo CD (or
+``python -m serving.deploy`` on one machine) rolls the servers from there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from imagesearch import gitops
+from imagesearch.repository import open_repository
+from imagesearch.settings import Settings
+from tasks import cli
+from tasks.workspace import Workspace
+
+
+def deploy_step(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    workspace = Workspace(args.workspace)
+    version = workspace.run_info()["version"]
+    items = workspace.read_json("build/index.json")["items"]
+    metrics = workspace.read_json("evaluate/metrics.json")
+    config = gitops.GitOpsConfig.from_settings(settings, overlay=args.overlay)
+    repository = open_repository(args.repository or settings.model_repository)
+    result = gitops.bump(config, version, repository, items=items, metrics=metrics)
+    return {**result.summary(), "gitops_repo": config.url, "branch": config.branch}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = cli.parser("deploy", __doc__ or "")
+    parser.add_argument("--repository", help="model repository URI; default from settings")
+    parser.add_argument("--overlay", help="overlay path in the GitOps repo; default from settings (IMAGESEARCH_GITOPS_OVERLAY)")
+    return cli.run("deploy", deploy_step, parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

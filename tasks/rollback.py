@@ -1,0 +1,140 @@
+"""The GitOps repo by hand: create the local one, list what was deployed, roll back with ``git revert``.
+
+    python -m tasks.rollback init [--model-repository URI]      create the local bare repo from gitops/
+    python -m tasks.rollback history [--limit N] [--json]       deployed versions, newest first
+    python -m tasks.rollback rollback [--to VERSION] [--json]   revert to the previous (or a named) version
+
+Common flags: --gitops-repo URL, --branch NAME, --overlay PATH (defaults: IMAGESEARCH_GITOPS_*).
+A rollback reverts the bump commit(s) after the target version and pushes one new commit: history is
+never rewritten and nothing is force-pushed. It then says what Argo CD will do with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from imagesearch import gitops
+from imagesearch.errors import ImageSearchError
+from imagesearch.repository import open_repository
+from imagesearch.settings import Settings, SettingsError
+
+
+def application_for(root: Path, overlay: str) -> dict[str, Any] | None:
+    """The Argo CD Application in ``gitops/apps`` whose source is ``overlay``, if any."""
+    for path in sorted((root / "gitops" / "apps").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc.get("kind") == "Application" and \
+                    doc.get("spec", {}).get("source", {}).get("path", "").strip("/") == overlay.strip("/"):
+                return doc
+    return None
+
+
+def describe_sync(root: Path, config: gitops.GitOpsConfig, result: gitops.Result) -> str:
+    """What Argo CD (or the local deploy) will do with ``result`` — for humans, after a bump or rollback."""
+    if not result.changed:
+        return f"{config.overlay} already names index {result.version}: nothing for Argo CD to do."
+    rollout = (f"the ConfigMap named in the pod template now says IMAGESEARCH_INDEX_VERSION={result.version}, so "
+               f"the Deployment rolls (maxUnavailable 0): new pods fetch and verify {result.version} in their "
+               f"fetch-index initContainer and take traffic once /readyz passes; pods serving "
+               f"{result.previous or 'nothing'} stop only then.")
+    app = application_for(root, config.overlay)
+    if app is None:
+        lines = [f"No Argo CD Application points at {config.overlay}; {rollout}"]
+    elif app["spec"].get("syncPolicy", {}).get("automated") is not None:
+        lines = [f"Argo CD syncs {app['metadata']['name']} automatically at its next poll: {rollout}"]
+    else:
+        name = app["metadata"]["name"]
+        lines = [f"Argo CD will show {name} OutOfSync and waits for `argocd app sync {name}`; then {rollout}"]
+    if config.environment == "local":
+        lines.append("On one machine: `python -m serving.deploy` (or a running `--watch`) rolls the local server.")
+    return "\n".join(lines)
+
+
+def init(args: argparse.Namespace, config: gitops.GitOpsConfig, settings: Settings) -> None:
+    model_repository = args.model_repository or settings.model_repository
+    created = gitops.bootstrap(config, Path(args.source), model_repository)
+    state = "created from " + args.source if created else "already exists; left as it is"
+    print(f"GitOps repo {config.url} (branch {config.branch}): {state}")
+
+
+def show_history(args: argparse.Namespace, config: gitops.GitOpsConfig, settings: Settings) -> None:
+    with gitops.checkout(config) as target:
+        target.sync()
+        releases = gitops.history(target)[: args.limit or None]
+    if args.json:
+        print(json.dumps([asdict(release) for release in releases], indent=2))
+        return
+    if not releases:
+        print(f"{config.overlay}: no index version deployed yet")
+    for position, release in enumerate(releases):
+        marker = "*" if position == 0 else " "
+        print(f"{marker} {release.version or '(none)':<18} {release.commit[:12]}  {release.date}  "
+              f"{release.author}: {release.subject}")
+
+
+def roll_back(args: argparse.Namespace, config: gitops.GitOpsConfig, settings: Settings) -> None:
+    repository = None if args.no_check else open_repository(args.repository or settings.model_repository)
+    with tempfile.TemporaryDirectory(prefix="gitops-rollback-") as scratch:
+        workdir = Path(scratch) / "repo"
+        result = gitops.rollback(config, args.to, repository, workdir=workdir)
+        plan = describe_sync(workdir, config, result)
+    if args.json:
+        print(json.dumps({**result.summary(), "argo_cd": plan}, indent=2))
+        return
+    if result.changed:
+        print(f"Rolled {config.overlay} back from {result.previous} to {result.version}: commit {result.commit} "
+              f"reverts {', '.join(sha[:12] for sha in result.reverted)}")
+    print(plan)
+
+
+def build_parser(settings: Settings) -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--gitops-repo", help=f"GitOps repo URL (default {settings.gitops_repo_url})")
+    common.add_argument("--branch", help=f"branch (default {settings.gitops_branch})")
+    common.add_argument("--overlay", help=f"overlay path in the repo (default {settings.gitops_overlay})")
+    parser = argparse.ArgumentParser(prog="python -m tasks.rollback", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    init_parser = commands.add_parser("init", parents=[common], help="create the local bare GitOps repo (idempotent)")
+    init_parser.add_argument("--source", default=str(gitops.SOURCE_DIR), help="the gitops/ folder to start from")
+    init_parser.add_argument("--model-repository", help="written into the overlay (default from settings)")
+    init_parser.set_defaults(handler=init)
+    history_parser = commands.add_parser("history", parents=[common], help="deployed versions, newest first")
+    history_parser.add_argument("--limit", type=int, default=20, help="at most this many (0: all)")
+    history_parser.add_argument("--json", action="store_true")
+    history_parser.set_defaults(handler=show_history)
+    rollback_parser = commands.add_parser("rollback", parents=[common], help="git revert back to an earlier version")
+    rollback_parser.add_argument("--to", help="the version to return to (default: the one before the current)")
+    rollback_parser.add_argument("--repository", help="model repository that must hold it (default from settings)")
+    rollback_parser.add_argument("--no-check", action="store_true", help="skip the model repository check")
+    rollback_parser.add_argument("--json", action="store_true")
+    rollback_parser.set_defaults(handler=roll_back)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"rollback: {exc}", file=sys.stderr)
+        return 1
+    args = build_parser(settings).parse_args(argv)
+    config = gitops.GitOpsConfig.from_settings(settings, url=args.gitops_repo, branch=args.branch, overlay=args.overlay)
+    try:
+        args.handler(args, config, settings)
+    except (ImageSearchError, OSError, ValueError) as exc:
+        print(f"{args.command} failed: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

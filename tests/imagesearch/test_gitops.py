@@ -1,0 +1,162 @@
+"""The version bump, history and rollback on real git repos in temp dirs, rendered with real kustomize."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from imagesearch import gitops, kustomize
+from imagesearch.repository import ModelRepository
+from tests.gitops.support import V1, V2, V3, bootstrapped, clone, committed_versions, git_output, log, rendered_version
+
+
+@pytest.fixture
+def models(tmp_path: Path) -> ModelRepository:
+    return committed_versions(tmp_path / "models", V1, V2, V3)
+
+
+@pytest.fixture
+def config(tmp_path: Path, models: ModelRepository) -> gitops.GitOpsConfig:
+    return bootstrapped(tmp_path, models.uri)
+
+
+def test_literal_edit_keeps_the_rest_of_the_file() -> None:
+    text = ("configMapGenerator:\n  - name: x\n    literals:\n      # the version\n"
+            "      - IMAGESEARCH_INDEX_VERSION=  # set by CI\n")
+    edited = kustomize.set_literal(text, kustomize.VERSION_KEY, V1)
+    assert edited == text.replace("VERSION=  #", f"VERSION={V1}  #")
+    assert kustomize.read_literal(edited, kustomize.VERSION_KEY) == V1
+    with pytest.raises(kustomize.KustomizeError, match="not allowed"):
+        kustomize.set_literal(text, kustomize.VERSION_KEY, "x\n- evil=1")
+    with pytest.raises(kustomize.KustomizeError, match="exactly one"):
+        kustomize.read_literal(text + text, kustomize.VERSION_KEY)
+
+
+def test_bootstrap_is_idempotent(tmp_path: Path, config: gitops.GitOpsConfig, models: ModelRepository) -> None:
+    assert not gitops.bootstrap(config)
+    assert log(config, tmp_path / "look") == ["Bootstrap the GitOps repo from the project's gitops/ folder"]
+    checkout = gitops.Checkout(config, tmp_path / "look")
+    assert checkout.read_literal(kustomize.REPOSITORY_KEY) == models.uri
+    assert checkout.version() == ""
+
+
+def test_bump_commits_once_per_new_version(tmp_path: Path, config: gitops.GitOpsConfig, models: ModelRepository) -> None:
+    before = rendered_version(config, tmp_path / "before")
+    first = gitops.bump(config, V1, models, items=20, metrics={"recall_at_10": 1.0, "near_duplicate_top1": 0.96789})
+    assert (first.version, first.previous, first.attempts, first.changed) == (V1, "", 1, True)
+    repeat = gitops.bump(config, V1, models, items=20)
+    assert (repeat.changed, repeat.commit, repeat.previous) == (False, None, V1)
+    second = gitops.bump(config, V2, models)
+    assert (second.previous, second.changed) == (V1, True)
+
+    subjects = log(config, tmp_path / "clone")
+    assert subjects[:2] == [f"Deploy index {V2} to local", f"Deploy index {V1} to local"]
+    assert len(subjects) == 3
+    message = git_output(tmp_path / "clone", "log", "-1", "--format=%B%an <%ae>", first.commit or "")
+    assert "Items: 20" in message and "near_duplicate_top1=0.9679" in message and "recall_at_10=1" in message
+    assert f"Index-Version: {V1}" in message and "Test Bot <bot@test>" in message
+    version, config_map = rendered_version(config, tmp_path / "after")
+    assert version == V2
+    assert config_map != before[1]  # the hashed name changed: Argo CD rolls the pods
+
+
+def test_a_version_missing_from_the_model_repository_is_refused(tmp_path: Path, config: gitops.GitOpsConfig,
+                                                                models: ModelRepository) -> None:
+    with pytest.raises(gitops.GitOpsError, match="20260109T000000Z is not committed"):
+        gitops.bump(config, "20260109T000000Z", models)
+    (Path(models.uri) / "indexes" / V3 / "_COMMIT").unlink()  # present but incomplete: still refused
+    with pytest.raises(gitops.GitOpsError, match="not committed"):
+        gitops.bump(config, V3, models)
+    assert len(log(config, tmp_path / "clone")) == 1
+
+
+def test_concurrent_push_of_another_overlay_is_rebased(tmp_path: Path, config: gitops.GitOpsConfig,
+                                                        models: ModelRepository) -> None:
+    other = clone(config, tmp_path / "other")
+
+    def race(attempt: int) -> None:
+        if attempt == 1:  # between our fetch and our push, someone promotes V1 to production
+            other.path.joinpath("gitops/overlays/production/kustomization.yaml").write_text(
+                kustomize.set_literal(other.path.joinpath("gitops/overlays/production/kustomization.yaml").read_text(),
+                                      kustomize.VERSION_KEY, V1))
+            other.git("commit", "-qam", "Promote to production")
+            assert other.push()
+
+    result = gitops.bump(config, V2, models, before_push=race)
+    assert (result.attempts, result.changed) == (2, True)
+    assert log(config, tmp_path / "clone")[:2] == [f"Deploy index {V2} to local", "Promote to production"]
+    assert rendered_version(config, tmp_path / "clone")[0] == V2
+    assert rendered_version(config, tmp_path / "clone", "gitops/overlays/production")[0] == V1
+
+
+def test_concurrent_bump_of_the_same_overlay_is_redone_on_top(tmp_path: Path, config: gitops.GitOpsConfig,
+                                                              models: ModelRepository) -> None:
+    rival = tmp_path / "rival"
+
+    def race(attempt: int) -> None:
+        if attempt == 1:  # a conflicting change to the same line: the rebase cannot apply ours as is
+            gitops.bump(config, V3, models, workdir=rival)
+
+    result = gitops.bump(config, V2, models, before_push=race)
+    assert (result.attempts, result.previous) == (2, V3)
+    assert log(config, tmp_path / "clone")[:2] == [f"Deploy index {V2} to local", f"Deploy index {V3} to local"]
+    assert rendered_version(config, tmp_path / "clone")[0] == V2
+
+    # And when someone else pushed the very version we were pushing, nothing is left to commit.
+    def same(attempt: int) -> None:
+        if attempt == 1:
+            gitops.bump(dataclasses.replace(config, author_name="Someone Else"), V1, models, workdir=rival)
+
+    moot = gitops.bump(config, V1, models, before_push=same)
+    assert (moot.changed, moot.attempts) == (False, 1)
+    assert log(config, tmp_path / "clone").count(f"Deploy index {V1} to local") == 1
+
+
+def test_push_gives_up_after_the_configured_retries(tmp_path: Path, models: ModelRepository) -> None:
+    config = bootstrapped(tmp_path, models.uri, push_retries=2)
+    rival = tmp_path / "rival"
+    versions = iter((V3, V1, V3))
+
+    def always(attempt: int) -> None:
+        gitops.bump(config, next(versions), models, workdir=rival)
+
+    with pytest.raises(gitops.GitOpsError, match="rejected 3 times"):
+        gitops.bump(config, V2, models, before_push=always)
+    assert rendered_version(config, tmp_path / "clone")[0] == V3
+
+
+def test_history_and_rollback_by_revert(tmp_path: Path, config: gitops.GitOpsConfig, models: ModelRepository) -> None:
+    first = gitops.bump(config, V1, models)
+    second = gitops.bump(config, V2, models)
+    tip_before = second.commit or ""
+
+    result = gitops.rollback(config, repository=models)
+    assert (result.version, result.previous, result.reverted) == (V1, V2, (second.commit,))
+    assert rendered_version(config, tmp_path / "clone")[0] == V1
+    checkout = clone(config, tmp_path / "clone")
+    # A new commit on top: every earlier commit is still there (no rewrite, no force push).
+    assert git_output(checkout.path, "merge-base", "--is-ancestor", tip_before, "HEAD") == ""
+    assert git_output(checkout.path, "rev-list", "--count", "HEAD") == "4"
+    releases = gitops.history(checkout)
+    assert [(r.version, r.previous) for r in releases] == [(V1, V2), (V2, V1), (V1, ""), ("", "")]
+    assert [r.commit for r in releases[1:3]] == [second.commit, first.commit]
+
+    assert not gitops.rollback(config, to=V1, repository=models).changed  # already there
+    with pytest.raises(gitops.GitOpsError, match="never deployed"):
+        gitops.rollback(config, to=V3, repository=models)
+    forward = gitops.rollback(config, to=V2, repository=models)  # "roll back" to a later one: reverts the revert
+    assert forward.reverted == (result.commit,)
+    assert rendered_version(config, tmp_path / "clone")[0] == V2
+
+
+def test_rollback_refuses_a_version_gone_from_the_model_repository(tmp_path: Path, config: gitops.GitOpsConfig,
+                                                                   models: ModelRepository) -> None:
+    gitops.bump(config, V1, models)
+    gitops.bump(config, V2, models)
+    (Path(models.uri) / "indexes" / V1 / "_COMMIT").unlink()
+    with pytest.raises(gitops.GitOpsError, match=f"{V1} is not committed"):
+        gitops.rollback(config, repository=models)
+    with pytest.raises(gitops.GitOpsError, match="nothing to roll back to"):
+        gitops.rollback(bootstrapped(tmp_path / "fresh", models.uri), repository=models)

@@ -1,0 +1,136 @@
+"""The local deploy plays Argo CD: a bump or a ``git revert`` rollback in git reaches the running server
+with zero failed requests while a client keeps searching."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from imagesearch.artifacts import committed_versions
+from imagesearch.repository import open_repository
+from tests.conftest import ROOT, photo, png_bytes, run_pipeline
+
+V2 = "20260102T000000Z"
+
+
+@pytest.fixture(scope="module")
+def models(published_repository: tuple[Path, str], photo_catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model repository with two versions, both built by the real pipeline (the second one incrementally)."""
+    target = tmp_path_factory.mktemp("deploy") / "models"
+    shutil.copytree(published_repository[0], target)
+    result = run_pipeline(photo_catalog, target, "--version", V2)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert committed_versions(open_repository(str(target))) == [published_repository[1], V2]
+    return target
+
+
+class Client(threading.Thread):
+    """Searches, asks for similar items and for the index, back to back, until stopped."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.url = url
+        self.stopping = threading.Event()
+        self.versions: list[str] = []
+        self.failures: list[str] = []
+        self.query = png_bytes(photo("astronaut").resize((160, 160)))
+
+    def request(self, http: httpx.Client, turn: int) -> httpx.Response:
+        if turn % 3 == 0:
+            return http.post("/v1/search", params={"k": 3}, files={"image": ("q.png", self.query, "image/png")})
+        return http.get("/v1/items/coffee/similar", params={"k": 3}) if turn % 3 == 1 else http.get("/v1/index")
+
+    def run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=30) as http:
+            turn = 0
+            while not self.stopping.is_set():
+                try:
+                    response = self.request(http, turn)
+                    if response.status_code == 200:
+                        self.versions.append(response.json()["version"])
+                    else:
+                        self.failures.append(f"HTTP {response.status_code}: {response.text[:200]}")
+                except httpx.HTTPError as exc:
+                    self.failures.append(repr(exc))
+                turn += 1
+                time.sleep(0.01)  # continuous, but leave the 2-core CI machine some room for the deploy itself
+
+    def wait_for(self, version: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        seen = len(self.versions)
+        while time.monotonic() < deadline:
+            if self.versions[seen:].count(version) >= 5:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"the client never saw {version}; failures: {self.failures[:3]}")
+
+    def stop(self) -> list[str]:
+        """The versions it saw, in order, consecutive repeats collapsed."""
+        self.stopping.set()
+        self.join(timeout=60)
+        return [v for i, v in enumerate(self.versions) if i == 0 or self.versions[i - 1] != v]
+
+
+def cli(env: dict[str, str], module: str, *argv: str) -> str:
+    result = subprocess.run([sys.executable, "-m", module, *argv], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, f"{module} {argv} failed:\n{result.stderr[-3000:]}"
+    return result.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture
+def environment(tmp_path: Path, models: Path) -> Iterator[dict[str, str]]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "IMAGESEARCH_GITOPS_REPO_URL": str(tmp_path / "gitops.git"),
+           "IMAGESEARCH_MODEL_REPOSITORY": str(models)}
+    yield env
+    cli(env, "serving.deploy", "--state-dir", str(tmp_path / "serving"), "--stop")
+
+
+def test_bump_and_rollback_reach_the_server_without_a_failed_request(
+        tmp_path: Path, models: Path, published_repository: tuple[Path, str], environment: dict[str, str]) -> None:
+    v1 = published_repository[1]
+    deploy = ("serving.deploy", "--state-dir", str(tmp_path / "serving"), "--port", "0")
+
+    def sync() -> dict[str, object]:
+        return json.loads(cli(environment, *deploy))
+
+    cli(environment, "tasks.rollback", "init")
+    cli(environment, "tasks.deploy", "--workspace", str(models / "runs" / v1))
+    started = sync()
+    assert (started["action"], started["version"]) == ("started", v1)
+    client = Client(str(started["url"]))
+    client.start()
+    client.wait_for(v1)
+
+    cli(environment, "tasks.deploy", "--workspace", str(models / "runs" / V2))
+    rolled = sync()
+    assert (rolled["action"], rolled["version"], rolled["previous"], rolled["pid"]) == ("rolled", V2, v1, started["pid"])
+    client.wait_for(V2)
+    assert httpx.get(f"{started['url']}/v1/index").json()["version"] == V2
+    assert sync()["action"] == "unchanged"
+
+    # The rollback is picked up by the polling loop, the way Argo CD notices a new commit.
+    watch = subprocess.Popen([sys.executable, "-m", *deploy, "--watch", "--interval", "0.5"], cwd=ROOT, env=environment,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cli(environment, "tasks.rollback", "rollback")
+    client.wait_for(v1, timeout=120)
+
+    assert client.stop() == [v1, V2, v1]
+    assert client.failures == []
+    assert len(client.versions) > 30
+    assert sorted(path.name for path in (tmp_path / "serving" / "versions").iterdir()) == [v1, V2]
+    stopped = json.loads(cli(environment, *deploy, "--stop"))
+    assert (stopped["action"], stopped["pid"]) == ("stopped", started["pid"])
+    output, _ = watch.communicate(timeout=30)  # --stop ends the loop too, or it would restart the server
+    back = json.loads(output.strip().splitlines()[-1])
+    assert (back["action"], back["version"], back["previous"]) == ("rolled", v1, V2)

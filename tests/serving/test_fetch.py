@@ -1,0 +1,99 @@
+"""The fetch-index initContainer: a verified version appears whole, or the command fails clearly and leaves nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from imagesearch.artifacts import COMMIT, MANIFEST, Manifest, commit_local, verify_directory
+from serving import fetch
+from tests.conftest import ROOT
+
+
+@pytest.fixture
+def repository(published_repository: tuple[Path, str], tmp_path: Path) -> tuple[Path, str]:
+    """A private model repository holding a copy of the published version (so tests may damage it)."""
+    source, version = published_repository
+    target = tmp_path / "models"
+    shutil.copytree(source / "indexes" / version, target / "indexes" / version)
+    return target, version
+
+
+def env_for(repository: Path, version: str, index_dir: Path) -> dict[str, str]:
+    return {"IMAGESEARCH_MODEL_REPOSITORY": str(repository), "IMAGESEARCH_INDEX_VERSION": version,
+            "IMAGESEARCH_INDEX_DIR": str(index_dir)}
+
+
+def fails_cleanly(repository: Path, version: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                  capsys: pytest.CaptureFixture[str]) -> str:
+    """Run the fetcher in-process the way the pod does (env only); its error line, checking nothing is left behind."""
+    index_dir = tmp_path / "volume" / "current"
+    for name, value in env_for(repository, version, index_dir).items():
+        monkeypatch.setenv(name, value)
+    assert fetch.main([]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert not index_dir.exists()
+    assert not index_dir.parent.exists() or list(index_dir.parent.iterdir()) == []  # no staging leftovers
+    return captured.err
+
+
+def test_fetches_the_named_version_from_env_only(repository: tuple[Path, str], tmp_path: Path) -> None:
+    models, version = repository
+    index_dir = tmp_path / "volume" / "current"
+    command = [sys.executable, "-m", "serving.fetch"]  # exactly the Deployment's initContainer command
+    environ = {**os.environ, "PYTHONPATH": str(ROOT), **env_for(models, version, index_dir)}
+    result = subprocess.run(command, cwd=ROOT, env=environ, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["version"], summary["items"], summary["reused"]) == (version, 20, False)
+    assert verify_directory(index_dir).version == version
+    assert sorted(path.name for path in index_dir.parent.iterdir()) == ["current"]
+
+    again = subprocess.run(command, cwd=ROOT, env=environ, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and json.loads(again.stdout)["reused"] is True  # a restarted initContainer
+
+
+def test_missing_commit_marker(repository: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    models, version = repository
+    (models / "indexes" / version / COMMIT).unlink()
+    error = fails_cleanly(models, version, tmp_path, monkeypatch, capsys)
+    assert error.startswith("fetch-index failed:") and f"index version {version} is not committed" in error
+
+
+def test_corrupted_file(repository: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                        capsys: pytest.CaptureFixture[str]) -> None:
+    models, version = repository
+    items = models / "indexes" / version / "items.parquet"
+    data = bytearray(items.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, different content
+    items.write_bytes(bytes(data))
+    error = fails_cleanly(models, version, tmp_path, monkeypatch, capsys)
+    assert f"checksum mismatch for items.parquet in version {version}" in error
+
+
+def test_model_mismatch(repository: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                        capsys: pytest.CaptureFixture[str]) -> None:
+    models, version = repository
+    directory = models / "indexes" / version
+    manifest = Manifest.decode((directory / MANIFEST).read_bytes())
+    other = msgspec.structs.replace(manifest.model, model_id="resnet50-000000000000-avg-pad224")
+    (directory / MANIFEST).write_bytes(msgspec.structs.replace(manifest, model=other).encode())
+    commit_local(directory)  # a complete, intact version: only built by another model
+    error = fails_cleanly(models, version, tmp_path, monkeypatch, capsys)
+    assert f"version {version} was built with model resnet50-000000000000-avg-pad224" in error
+
+
+def test_no_version_or_a_malformed_one(repository: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    models, _ = repository
+    assert "IMAGESEARCH_INDEX_VERSION is empty" in fails_cleanly(models, "", tmp_path, monkeypatch, capsys)
+    assert "invalid index version '../etc'" in fails_cleanly(models, "../etc", tmp_path, monkeypatch, capsys)

@@ -1,0 +1,54 @@
+"""The DAG's last step: ``python -m tasks.deploy`` bumps the GitOps overlay to the run's version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from imagesearch import gitops
+from tasks.steps import step_argv
+from tasks.workspace import Workspace
+from tests.gitops.support import bootstrapped, git_output, log, rendered_version
+from tests.tasks.conftest import run_step
+
+
+@pytest.fixture
+def config(tmp_path: Path, published_repository: tuple[Path, str], monkeypatch: pytest.MonkeyPatch) -> gitops.GitOpsConfig:
+    config = bootstrapped(tmp_path, str(published_repository[0]))
+    for name, value in (("REPO_URL", config.url), ("AUTHOR_NAME", "Pipeline"), ("AUTHOR_EMAIL", "pipeline@test")):
+        monkeypatch.setenv(f"IMAGESEARCH_GITOPS_{name}", value)
+    return config
+
+
+def test_deploy_step_commits_the_run_version_once(tmp_path: Path, published_repository: tuple[Path, str],
+                                                  config: gitops.GitOpsConfig) -> None:
+    models, version = published_repository
+    workspace = models / "runs" / version
+    assert step_argv("deploy", str(workspace))[:3] == ["python", "-m", "tasks.deploy"]
+
+    first = run_step("deploy", workspace, "--repository", str(models))
+    assert first.code == 0, first.stderr
+    assert (first.summary["step"], first.summary["version"], first.summary["changed"]) == ("deploy", version, True)
+    assert rendered_version(config, tmp_path / "clone")[0] == version
+    message = git_output(tmp_path / "clone", "log", "-1", "--format=%B%an")
+    assert message.startswith(f"Deploy index {version} to local\n\nItems: 20\nMetrics: ")
+    assert "recall_at_10=1" in message and message.endswith("Pipeline")
+
+    again = run_step("deploy", workspace, "--repository", str(models))
+    assert again.code == 0 and again.summary["changed"] is False and again.summary["commit"] is None
+    assert len(log(config, tmp_path / "clone")) == 2
+
+
+def test_deploy_step_refuses_a_version_the_model_repository_lacks(tmp_path: Path, published_repository: tuple[Path, str],
+                                                                  config: gitops.GitOpsConfig) -> None:
+    models, version = published_repository
+    source, target = Workspace(str(models / "runs" / version)), Workspace(str(tmp_path / "run"))
+    for key in ("build/index.json", "evaluate/metrics.json"):
+        target.write_json(key, source.read_json(key))
+    target.write_json("snapshot/run.json", {**source.run_info(), "version": "20260109T000000Z"})
+
+    result = run_step("deploy", tmp_path / "run", "--repository", str(models))
+    assert result.code == 1
+    assert "deploy failed: index version 20260109T000000Z is not committed in the model repository" in result.stderr
+    assert len(log(config, tmp_path / "clone")) == 1

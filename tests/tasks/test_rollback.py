@@ -1,0 +1,70 @@
+"""``python -m tasks.rollback``: init, history and a ``git revert`` rollback that says what Argo CD will do."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from imagesearch import gitops
+from imagesearch.repository import ModelRepository
+from tasks import rollback
+from tests.gitops.support import V1, V2, V3, committed_versions, git_output, rendered_version
+
+
+@pytest.fixture
+def models(tmp_path: Path) -> ModelRepository:
+    return committed_versions(tmp_path / "models", V1, V2, V3)
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = rollback.main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_init_history_rollback(tmp_path: Path, models: ModelRepository, capsys: pytest.CaptureFixture[str]) -> None:
+    url = str(tmp_path / "gitops.git")
+    repo = ("--gitops-repo", url)
+    code, out, _ = cli(capsys, "init", *repo, "--model-repository", models.uri)
+    assert code == 0 and "created from" in out
+    code, out, _ = cli(capsys, "init", *repo)
+    assert code == 0 and "already exists" in out
+    code, out, _ = cli(capsys, "history", *repo)
+    assert out.startswith("* (none)")
+
+    config = gitops.GitOpsConfig(url=url)
+    first, second = gitops.bump(config, V1, models), gitops.bump(config, V2, models)
+    code, out, _ = cli(capsys, "history", *repo)
+    lines = out.splitlines()
+    assert len(lines) == 3 and lines[0].startswith(f"* {V2} ") and lines[1].startswith(f"  {V1} ")
+    assert (first.commit or "")[:12] in lines[1] and "Deploy index" in lines[1]
+
+    code, out, err = cli(capsys, "rollback", *repo, "--repository", models.uri)
+    assert code == 0, err
+    assert out.startswith(f"Rolled gitops/overlays/local back from {V2} to {V1}: commit ")
+    assert f"reverts {(second.commit or '')[:12]}" in out
+    assert "Argo CD syncs imagesearch-local automatically" in out and "python -m serving.deploy" in out
+    assert rendered_version(config, tmp_path / "clone")[0] == V1
+    assert git_output(tmp_path / "clone", "rev-list", "--count", "HEAD") == "4"  # bootstrap, 2 bumps, the revert
+
+    code, out, _ = cli(capsys, "history", *repo, "--json")
+    assert [(entry["version"], entry["previous"]) for entry in json.loads(out)] == [(V1, V2), (V2, V1), (V1, ""), ("", "")]
+    code, _, err = cli(capsys, "rollback", *repo, "--to", V3, "--repository", models.uri)
+    assert code == 1 and f"version {V3} was never deployed to this overlay (deployed: {V1}, {V2}" in err
+
+
+def test_rollback_of_a_manually_synced_overlay(tmp_path: Path, models: ModelRepository,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    config = gitops.GitOpsConfig(url=str(tmp_path / "gitops.git"), overlay="gitops/overlays/production")
+    assert gitops.bootstrap(config)
+    gitops.bump(config, V1, models)
+    gitops.bump(config, V3, models)
+    code, out, err = cli(capsys, "rollback", "--gitops-repo", config.url, "--overlay", config.overlay, "--to", V1,
+                         "--no-check", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert (result["version"], result["previous"], result["changed"]) == (V1, V3, True)
+    assert "argocd app sync imagesearch-production" in result["argo_cd"]
+    assert rendered_version(config, tmp_path / "clone")[0] == V1
