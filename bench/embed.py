@@ -34,7 +34,7 @@ def jpegs() -> list[bytes]:
     return out
 
 
-def best_of(repeats: int, run) -> float:  # noqa: ANN001
+def best_of(repeats: int, run) -> float:
     times = []
     for _ in range(repeats):
         began = time.perf_counter()

@@ -127,7 +127,7 @@ def fetch_fashion_mnist(downloads: Path) -> Path:
 def fashion_items(package: Path, images_dir: Path, limit: int) -> list[CatalogItem]:
     """Round-robin over the 10 classes so any limit is balanced; each picture written as a PNG."""
     per_class = [
-        np.asarray([row for row in json.loads(path.read_text())["data"] if len(row) == 28 * 28], dtype=np.uint8).reshape(-1, 28, 28)
+        np.asarray([r for r in json.loads(path.read_text())["data"] if len(r) == 28 * 28], np.uint8).reshape(-1, 28, 28)
         for path in (package / "src" / "clothes" / f"{label}.json" for label in range(10))
     ]
     images_dir.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,8 @@
 
     items.parquet    item_id, title, category, price, on_sale, image_uri, image_sha256 (row = vector)
     embeddings.npy   (N, dim) float32 unit vectors, the raw embeddings (incremental reuse reads them)
-    scann/           the serialized ScaNN searcher (relative paths)
+    whitening.npz    optional PCA-whitening learned on them; the index and every query are projected with it
+    scann/           the serialized ScaNN searcher over the projected vectors (relative paths)
     manifest.json, _COMMIT
 """
 
@@ -18,9 +19,11 @@ import pyarrow.parquet as pq
 
 from imagesearch.artifacts import Manifest, verify_directory
 from imagesearch.index import IndexParams, VectorIndex
+from imagesearch.whitening import Whitening
 
 ITEMS = "items.parquet"
 EMBEDDINGS = "embeddings.npy"
+WHITENING = "whitening.npz"
 ITEM_COLUMNS = ("item_id", "title", "category", "price", "on_sale", "image_uri", "image_sha256")
 
 
@@ -40,14 +43,25 @@ def read_items(path: Path) -> dict[str, list[Any]]:
     return pq.read_table(path).to_pydict()
 
 
+def read_whitening(directory: Path) -> Whitening | None:
+    path = directory / WHITENING
+    return Whitening.from_bytes(path.read_bytes()) if path.exists() else None
+
+
+def search_space(embeddings: np.ndarray, whitening: Whitening | None) -> np.ndarray:
+    """Raw unit vectors -> the vectors the index holds and queries are compared with."""
+    return whitening.apply(embeddings) if whitening is not None else embeddings
+
+
 @dataclass
 class LoadedIndex:
-    """A verified, loaded version: what the server searches."""
+    """A verified, loaded version: what the server searches. ``embeddings`` are in search space."""
 
     manifest: Manifest
     items: dict[str, list[Any]]
     embeddings: np.ndarray
     vectors: VectorIndex
+    whitening: Whitening | None
     row_of: dict[str, int]
     categories: np.ndarray
     prices: np.ndarray
@@ -61,12 +75,17 @@ class LoadedIndex:
     def size(self) -> int:
         return len(self.embeddings)
 
+    def project(self, queries: np.ndarray) -> np.ndarray:
+        """Raw query embeddings (from the embedder) -> search space."""
+        return search_space(np.atleast_2d(queries), self.whitening)
+
 
 def load_index(directory: Path, model_id: str | None = None) -> LoadedIndex:
     """Verify every checksum (ScaNN's files include pickles: never load unverified ones), then load."""
     manifest = verify_directory(directory, model_id)
     items = read_items(directory / ITEMS)
-    embeddings = np.load(directory / EMBEDDINGS, allow_pickle=False)
+    whitening = read_whitening(directory)
+    embeddings = search_space(np.load(directory / EMBEDDINGS, allow_pickle=False), whitening)
     params = IndexParams(**manifest.index["params"])
     vectors = VectorIndex.load(directory, params, len(embeddings))
     return LoadedIndex(
@@ -74,6 +93,7 @@ def load_index(directory: Path, model_id: str | None = None) -> LoadedIndex:
         items=items,
         embeddings=embeddings,
         vectors=vectors,
+        whitening=whitening,
         row_of={item_id: row for row, item_id in enumerate(items["item_id"])},
         categories=np.asarray(items["category"], dtype=object),
         prices=np.asarray(items["price"], dtype=np.float64),

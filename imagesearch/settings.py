@@ -43,6 +43,11 @@ class Settings:
     embed_batch_size: int = 32
     torch_threads: int = 0  # 0: torch's default
     brute_force_below: int = 20_000
+    # PCA-whitening learned per version on the raw embeddings (bench/quality.py): output dims, eigenvalue
+    # shrinkage, and the smallest index it is learned for (0 dims: off).
+    whitening_dims: int = 512
+    whitening_shrinkage: float = 0.3
+    whitening_min_items: int = 200
     min_recall_at_10: float = 0.9
     min_near_duplicate_top1: float = 0.9
     eval_sample_size: int = 500
@@ -59,7 +64,35 @@ class Settings:
     batch_max_size: int = 16
     batch_max_wait_ms: float = 5.0
     max_queue: int = 64
-    image_base_url: str = "/images"
+    # Result thumbnails are served at <image_base_url>/v1/items/<item_id>/image: "" keeps them relative to this
+    # server; set the public URL (e.g. https://search.example.com) when clients need absolute links.
+    image_base_url: str = ""
+    # Threads for decoding and searching off the event loop; the seconds a saturated server asks clients to wait.
+    request_threads: int = 8
+    retry_after_s: int = 1
+    # Airflow (dags/image_index.py): task retries and, with runner=kubernetes, the step pods.
+    task_retries: int = 2
+    retry_delay_s: float = 30.0
+    max_retry_delay_s: float = 600.0
+    airflow_home: str = str(DATA_DIR / "airflow")
+    kubernetes_conn_id: str = "kubernetes_default"
+    kubernetes_namespace: str = "imagesearch"
+    kubernetes_image: str = "imagesearch-tasks:latest"
+    kubernetes_image_pull_policy: str = "IfNotPresent"
+    kubernetes_service_account: str = "image-index-pipeline"
+    # A Secret whose keys become the step containers' environment (IMAGESEARCH_*, credentials); "" for none.
+    kubernetes_env_secret: str = "imagesearch-pipeline"
+    # JSON overrides of the per-step requests/limits, e.g. {"embed": {"requests": {"memory": "16Gi"}}}.
+    kubernetes_resources: str = ""
+    # embed's GPUs (0: embed on CPU), the node pool it is pinned to (key=value[,key=value]) and the taint it tolerates.
+    kubernetes_gpu_count: int = 1
+    kubernetes_gpu_resource: str = "nvidia.com/gpu"
+    kubernetes_gpu_node_selector: str = "cloud.google.com/gke-accelerator=nvidia-l4"
+    kubernetes_gpu_toleration: str = "nvidia.com/gpu"
+    # Long steps wait for their pod in the triggerer instead of holding a worker slot.
+    kubernetes_deferrable: bool = True
+    # The step containers run as this non-root uid and gid; the task image must work as that user.
+    kubernetes_run_as_user: int = 10001
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -79,7 +112,9 @@ class Settings:
             raise SettingsError(f"{PREFIX}RUNNER must be 'local' or 'kubernetes', not {self.runner!r}")
         if not 0 <= self.max_failure_ratio <= 1:
             raise SettingsError(f"{PREFIX}MAX_FAILURE_RATIO must be within [0, 1], got {self.max_failure_ratio}")
-        for name in ("shard_size", "embed_batch_size", "batch_max_size", "max_queue", "fetch_workers"):
+        for name in (
+            "shard_size", "embed_batch_size", "batch_max_size", "max_queue", "fetch_workers", "workers", "request_threads",
+        ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{PREFIX}{name.upper()} must be at least 1")
 

@@ -16,13 +16,17 @@ class Whitening:
     projection: np.ndarray  # (dim, out_dim): principal axes scaled by 1/sqrt(eigenvalue)
 
     @classmethod
-    def fit(cls, vectors: np.ndarray, out_dim: int, shrinkage: float = 1e-3) -> Whitening:
+    def fit(
+        cls, vectors: np.ndarray, out_dim: int, shrinkage: float = 0.3, max_samples: int = 200_000, seed: int = 0
+    ) -> Whitening:
+        if len(vectors) > max_samples:
+            vectors = vectors[np.sort(np.random.default_rng(seed).choice(len(vectors), max_samples, replace=False))]
         mean = vectors.mean(axis=0)
         centred = (vectors - mean).astype(np.float64)
         covariance = centred.T @ centred / max(len(vectors) - 1, 1)
         eigenvalues, eigenvectors = np.linalg.eigh(covariance)
         order = np.argsort(eigenvalues)[::-1][: min(out_dim, len(vectors) - 1, vectors.shape[1])]
-        # Shrinkage keeps near-zero-variance axes from being blown up into noise.
+        # Shrinkage (a fraction of the largest eigenvalue) keeps low-variance axes from being blown up into noise.
         scale = 1.0 / np.sqrt(eigenvalues[order] + shrinkage * eigenvalues.max())
         return cls(mean.astype(np.float32), (eigenvectors[:, order] * scale).astype(np.float32))
 

@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 
 from imagesearch.index import VectorIndex, choose_params
-from imagesearch.index_store import EMBEDDINGS, ITEMS, write_items
+from imagesearch.index_store import EMBEDDINGS, ITEMS, WHITENING, search_space, write_items
 from imagesearch.settings import Settings
+from imagesearch.whitening import Whitening
 from tasks import cli
 from tasks.workspace import Workspace, shard_key
 
@@ -43,18 +44,27 @@ def build_index(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     if not records:
         raise cli.StepFailed("no embedded items to index")
     params = choose_params(len(records), settings.brute_force_below)
+    whitening = None
+    if settings.whitening_dims and len(records) >= settings.whitening_min_items:
+        whitening = Whitening.fit(embeddings, settings.whitening_dims, settings.whitening_shrinkage)
     with tempfile.TemporaryDirectory(prefix="index-") as scratch:
         directory = Path(scratch)
         write_items(directory / ITEMS, records)
         np.save(directory / EMBEDDINGS, embeddings, allow_pickle=False)
-        VectorIndex.build(embeddings, params).save(directory)
+        if whitening is not None:
+            (directory / WHITENING).write_bytes(whitening.to_bytes())
+        VectorIndex.build(search_space(embeddings, whitening), params).save(directory)
         workspace.store.delete_prefix("index")
         workspace.upload_dir("index", directory)
         size = sum(path.stat().st_size for path in directory.rglob("*") if path.is_file())
         shutil.rmtree(directory / "scann", ignore_errors=True)
-    workspace.write_json("build/index.json", {"params": params.to_dict(), "model": model, "items": len(records),
-                                             "created_at": datetime.now(UTC).isoformat(timespec="seconds")})
-    return {"items": len(records), "params": params.to_dict(), "bytes": size, "model_id": model["model_id"]}
+    whitened = None if whitening is None else {"dims": whitening.out_dim, "shrinkage": settings.whitening_shrinkage}
+    workspace.write_json("build/index.json", {
+        "params": params.to_dict(), "model": model, "items": len(records), "whitening": whitened,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    })
+    return {"items": len(records), "params": params.to_dict(), "whitening": whitened, "bytes": size,
+            "model_id": model["model_id"]}
 
 
 def main(argv: list[str] | None = None) -> int:

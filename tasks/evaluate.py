@@ -18,8 +18,9 @@ from imagesearch.augment import near_duplicate
 from imagesearch.embedder import Embedder
 from imagesearch.errors import ImageError
 from imagesearch.index import IndexParams, VectorIndex, exact_search
-from imagesearch.index_store import EMBEDDINGS, ITEMS, read_items
+from imagesearch.index_store import EMBEDDINGS, ITEMS, read_items, read_whitening, search_space
 from imagesearch.settings import Settings
+from imagesearch.whitening import Whitening
 from tasks import cli
 from tasks.workspace import Workspace
 
@@ -46,7 +47,13 @@ def category_precision_at_k(
 
 
 def near_duplicate_rates(
-    index: VectorIndex, embedder: Embedder, image_uris: list[str], queries: np.ndarray, settings: Settings, batch: int = 32
+    index: VectorIndex,
+    embedder: Embedder,
+    whitening: Whitening | None,
+    image_uris: list[str],
+    queries: np.ndarray,
+    settings: Settings,
+    batch: int = 32,
 ) -> tuple[float, float, int]:
     """(top-1 rate, top-10 rate, images used) for transformed copies of sampled catalog images."""
     used, copies = [], []
@@ -59,7 +66,7 @@ def near_duplicate_rates(
             log.warning("near-duplicate sample %s skipped: %s", image_uris[row], exc)
     if not used:
         return 0.0, 0.0, 0
-    vectors = embedder.embed_many(copies, batch)
+    vectors = search_space(embedder.embed_many(copies, batch), whitening)
     found, _ = index.search(vectors, K)
     top1 = np.mean([row[0] == expected for row, expected in zip(found.tolist(), used, strict=True)])
     top10 = np.mean([expected in row for row, expected in zip(found.tolist(), used, strict=True)])
@@ -73,7 +80,8 @@ def evaluate(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="evaluate-") as scratch:
         directory = workspace.download_dir("index", Path(scratch))
         items = read_items(directory / ITEMS)
-        embeddings = np.load(directory / EMBEDDINGS, allow_pickle=False)
+        whitening = read_whitening(directory)
+        embeddings = search_space(np.load(directory / EMBEDDINGS, allow_pickle=False), whitening)
         index = VectorIndex.load(directory, IndexParams(**build["params"]), len(embeddings))
         size = min(args.sample or settings.eval_sample_size, len(embeddings))
         sample = np.sort(rng.choice(len(embeddings), size=size, replace=False))
@@ -81,7 +89,7 @@ def evaluate(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         if embedder.model_id != build["model"]["model_id"]:
             raise cli.StepFailed(f"index was built with {build['model']['model_id']}, evaluator embeds with {embedder.model_id}")
         recall = recall_at_k(index, embeddings, sample)
-        top1, top10, used = near_duplicate_rates(index, embedder, items["image_uri"], sample, settings)
+        top1, top10, used = near_duplicate_rates(index, embedder, whitening, items["image_uri"], sample, settings)
         metrics = {"recall_at_10": round(recall, 4), "near_duplicate_top1": round(top1, 4),
                    "near_duplicate_top10": round(top10, 4), "eval_queries": len(sample), "near_duplicate_images": used}
         if len(set(items["category"])) > 1:

@@ -35,7 +35,7 @@ def publish_step(args: argparse.Namespace, settings: Settings) -> dict[str, Any]
             model=msgspec.convert(build["model"], ModelInfo),
             catalog={"uri": info["catalog_uri"], "snapshot_sha256": info["snapshot_sha256"],
                      "previous_version": info["previous_version"], "rejected_rows": info["rejected_rows"]},
-            index={"params": build["params"]},
+            index={"params": build["params"], "whitening": build.get("whitening")},
             metrics=metrics,
         )
         sealed = seal(directory, manifest)

@@ -5,13 +5,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
 from imagesearch.artifacts import committed_versions, read_manifest
+from imagesearch.index_store import load_index
 from imagesearch.repository import LocalRepository, open_repository
 from tasks.workspace import Workspace
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_pipeline
 from tests.tasks.conftest import run_step
 
 
@@ -88,3 +90,17 @@ def test_whole_chain_on_gcs(gcs_bucket: str, gcs_emulator: str, photo_catalog: P
     assert read_manifest(models, "20260401T000000Z").item_count == 20
     workspace = Workspace(f"{gcs_bucket}/models/runs/20260401T000000Z")
     assert workspace.run_info()["catalog_uri"].startswith("gs://")
+
+
+def test_whitening_is_learned_stored_and_applied_to_queries(tmp_path: Path, photo_catalog: Path) -> None:
+    repo = tmp_path / "repo"
+    result = run_pipeline(photo_catalog, repo, "--version", "20260501T000000Z", env={"IMAGESEARCH_WHITENING_MIN_ITEMS": "10"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    manifest = read_manifest(open_repository(str(repo)), "20260501T000000Z")
+    assert manifest.index["whitening"] == {"dims": 19, "shrinkage": 0.3}
+    assert "whitening.npz" in {entry.path for entry in manifest.files}
+    index = load_index(repo / "indexes" / "20260501T000000Z", manifest.model.model_id)
+    raw = np.load(repo / "indexes" / "20260501T000000Z" / "embeddings.npy")
+    assert index.embeddings.shape == (20, 19)
+    rows, _ = index.vectors.search(index.project(raw[3]), 1)
+    assert rows[0][0] == 3
