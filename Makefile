@@ -35,5 +35,9 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 
+# Airflow on this machine for dags/ and plugins/ (AIRFLOW_HOME: data/airflow); prints the UI URL and login; Ctrl-C stops it.
+airflow: setup
+	$(PY) -m scripts.airflow_local serve $(AIRFLOW_ARGS)
+
 clean:
 	rm -rf data/model-repository data/runs data/serving-index

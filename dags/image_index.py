@@ -1,0 +1,107 @@
+"""
+# image_index: build, evaluate, publish and roll out the image-search index
+
+Turns the marketplace catalog into a new, versioned **ScaNN index** of CNN image embeddings, hourly
+(`IMAGESEARCH_SCHEDULE`) or when triggered here with the form below.
+
+| task | what it does |
+|---|---|
+| `snapshot` | reads and validates the catalog, splits it into shards; a corrupt catalog fails here |
+| `shards` | the shard ids `snapshot` wrote |
+| `shard.preprocess` | per shard: fetches and fits the images (unchanged ones are reused from the last version) |
+| `shard.embed` | per shard: embeds the new images (a GPU pod in Kubernetes) |
+| `build_index` | merges the shards and builds the ScaNN index |
+| `evaluate` | recall@10 and near-duplicate top-1 against the quality gates; below them the run fails |
+| `publish` | seals the version in the model repository, `_COMMIT` last; updates the `<repository>/indexes` Asset |
+| `deploy` | GitOps bump: commits the new version to the GitOps repo, which Argo CD rolls out |
+
+Each task runs one `tasks` CLI (`python -m tasks.<step> --workspace ...`): as a Kubernetes pod with
+`IMAGESEARCH_RUNNER=kubernetes`, else as a local subprocess with the same argv. The version is the
+run's `run_after` in UTC (e.g. `20261127T050000Z`), so retries redo the same version in the same
+workspace (`<model repository>/runs/<version>`). Failed tasks retry with exponential backoff.
+
+**Trigger form**: the catalog, a full rebuild (no reuse of the last version's embeddings), an item
+limit (0: all), whether to publish and to deploy, and the quality gates. Nothing is published when a
+gate fails; nothing is deployed unless it was published.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from airflow.sdk import DAG, Param, chain, task, task_group
+
+from imagesearch.settings import Settings
+from plugins.hooks.model_repository import ModelRepositoryHook
+from plugins.operators.factory import step_operator
+from plugins.runs import VERSION, WORKSPACE, run_macros, schedule, shard_ids
+
+settings = Settings.from_env()
+repository = ModelRepositoryHook(settings.model_repository)
+REPOSITORY = {"--repository": repository.uri}
+FULL_REBUILD = {"--full-rebuild": "{{ params.full_rebuild }}"}
+
+with DAG(
+    dag_id="image_index",
+    description="Catalog -> embeddings -> ScaNN index -> evaluated, published version -> GitOps bump",
+    doc_md=__doc__,
+    schedule=schedule(settings),
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    dagrun_timeout=timedelta(hours=8),
+    tags=["imagesearch", "index", settings.runner],
+    user_defined_macros=run_macros(repository),
+    default_args={
+        "owner": "search-platform",
+        "retries": settings.task_retries,
+        "retry_delay": timedelta(seconds=settings.retry_delay_s),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(seconds=settings.max_retry_delay_s),
+        "execution_timeout": timedelta(minutes=5),
+    },
+    params={
+        "catalog_uri": Param(settings.catalog_uri, type="string", minLength=1, title="Catalog URI",
+                             description="CSV, JSONL or Parquet catalog: a local path, file:// or gs:// URI."),
+        "full_rebuild": Param(False, type="boolean", title="Full rebuild",
+                              description="Embed every image again instead of reusing the last version's embeddings."),
+        "limit": Param(0, type="integer", minimum=0, title="Item limit",
+                       description="Index at most this many catalog items (0: all of them)."),
+        "publish": Param(True, type="boolean", title="Publish",
+                         description="Publish the evaluated index as a new version in the model repository."),
+        "deploy": Param(True, type="boolean", title="Deploy",
+                        description="Commit the published version to the GitOps repo (Argo CD rolls it out)."),
+        "min_recall_at_10": Param(settings.min_recall_at_10, type="number", minimum=0, maximum=1,
+                                  title="Minimum recall@10", description="Quality gate: ScaNN vs exact search."),
+        "min_near_duplicate_top1": Param(settings.min_near_duplicate_top1, type="number", minimum=0, maximum=1,
+                                         title="Minimum near-duplicate top-1",
+                                         description="Quality gate: transformed copies must find their original first."),
+    },
+) as dag:
+    snapshot = step_operator(
+        "snapshot", settings, workspace=WORKSPACE, flags=FULL_REBUILD,
+        options={"--catalog": "{{ params.catalog_uri }}", **REPOSITORY, "--version": VERSION, "--limit": "{{ params.limit }}"},
+    )
+    shards = task(task_id="shards", doc_md=shard_ids.__doc__)(shard_ids)(snapshot.output)
+
+    @task_group(group_id="shard", tooltip="Per shard: preprocess, then embed (one mapped copy of the group per shard)")
+    def per_shard(shard: int) -> None:
+        chain(
+            step_operator("preprocess", settings, workspace=WORKSPACE, shard=shard, options=REPOSITORY, flags=FULL_REBUILD),
+            # auto: CUDA when the node has a GPU (embed's pod asks for one), so pods and local runs share one argv.
+            step_operator("embed", settings, workspace=WORKSPACE, shard=shard, options={**REPOSITORY, "--device": "auto"}),
+        )
+
+    chain(
+        shards,
+        per_shard.expand(shard=shards),
+        step_operator("build_index", settings, workspace=WORKSPACE),
+        step_operator("evaluate", settings, workspace=WORKSPACE, options={
+            "--min-recall": "{{ params.min_recall_at_10 }}",
+            "--min-near-duplicate-top1": "{{ params.min_near_duplicate_top1 }}",
+        }),
+        step_operator("publish", settings, workspace=WORKSPACE, options=REPOSITORY, enabled="{{ params.publish }}",
+                      outlets=[repository.index_asset()]),
+        step_operator("deploy", settings, workspace=WORKSPACE, options=REPOSITORY,
+                      enabled="{{ params.publish and params.deploy }}"),
+    )

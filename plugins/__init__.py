@@ -1,0 +1,1 @@
+"""Airflow plugins of the image-search platform: the step operators and the hooks they use."""

@@ -1,0 +1,1 @@
+"""Hooks: the only code in ``plugins/`` that talks to the outside world."""

@@ -1,0 +1,57 @@
+"""The model repository as Airflow sees it: run workspaces, the published-index Asset, committed versions.
+
+A thin wrapper over ``imagesearch.repository`` and ``imagesearch.artifacts``: the same client the steps
+use, so the DAG and the steps cannot disagree about the layout (``runs/<version>``, ``indexes/<version>``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from airflow.sdk import Asset, BaseHook
+
+from imagesearch import uri as uris
+from imagesearch.artifacts import INDEXES, Manifest, committed_versions, latest_version, read_manifest
+from imagesearch.repository import ModelRepository, open_repository
+from imagesearch.settings import Settings
+
+
+class ModelRepositoryHook(BaseHook):
+    """A local folder, ``file://`` or ``gs://bucket/prefix`` model repository (default: from settings)."""
+
+    hook_name = "Image-search model repository"
+
+    def __init__(self, repository: str | None = None, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.repository = repository or Settings.from_env().model_repository
+
+    def get_conn(self) -> ModelRepository:
+        return open_repository(self.repository)
+
+    @property
+    def uri(self) -> str:
+        """The repository's canonical URI, as the steps are given it with ``--repository``."""
+        return self.get_conn().uri
+
+    def workspace_uri(self, version: str) -> str:
+        """Where the run building ``version`` keeps its intermediate files: ``<repo>/runs/<version>``."""
+        return self.get_conn().child(f"runs/{version}").uri
+
+    def index_asset(self) -> Asset:
+        """The published indexes as an Airflow Asset: ``gs://bucket/prefix/indexes`` or ``file:///.../indexes``.
+
+        Named by its URI (Airflow's default), so pointing the pipeline at another repository makes another
+        Asset instead of a name clash that would deactivate it.
+        """
+        location = self.get_conn().child(INDEXES).uri
+        path = uris.local_path(location)
+        return Asset(uri=Path(path).as_uri() if path is not None else location)
+
+    def committed_versions(self) -> list[str]:
+        return committed_versions(self.get_conn())
+
+    def latest_version(self) -> str | None:
+        return latest_version(self.get_conn())
+
+    def manifest(self, version: str) -> Manifest:
+        return read_manifest(self.get_conn(), version)

@@ -1,0 +1,104 @@
+"""What both step operators share: the step's argv, the run gate, and the step's one-line JSON summary.
+
+The argv is built by ``tasks.steps.step_argv`` (the single definition of a step's command line) from
+templated parts, after Airflow rendered them:
+
+* ``workspace``: the run workspace URI (templated: it holds the run's index version);
+* ``options``: ``{"--name": value}``, each rendered value passed as ``--name value`` (dropped when empty);
+* ``flags``: ``{"--name": condition}``, ``--name`` passed when the rendered condition is true;
+* ``shard``: the shard a per-shard task works on (``--shard i``; a mapped argument resolves at render), or None.
+
+``enabled`` (templated, e.g. ``"{{ params.publish }}"``) skips the task when it renders false.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import Asset
+from airflow.sdk.exceptions import AirflowException, AirflowSkipException
+
+from tasks.steps import flag, option, step_argv
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+    from structlog.typing import FilteringBoundLogger
+
+STEP_TEMPLATE_FIELDS = ("workspace", "options", "flags", "shard", "enabled")
+STEP_TEMPLATE_RENDERERS = {"options": "json", "flags": "json"}
+SUMMARY_TAIL_LINES = 200  # how much of a finished step's output is searched for its summary line
+TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
+
+
+def truthy(value: object) -> bool:
+    """A rendered template (``"True"``, ``"False"``...) or a plain bool, as a bool."""
+    return value if isinstance(value, bool) else str(value).strip().lower() in TRUE_WORDS
+
+
+def parse_summary(lines: Iterable[str]) -> dict[str, Any] | None:
+    """The step's summary: the last output line that is a JSON object (steps log to stderr, not JSON)."""
+    for line in reversed(list(lines)):
+        text = line.strip()
+        if not (text.startswith("{") and text.endswith("}")):
+            continue
+        try:
+            value = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            return value
+    return None
+
+
+class StepCommandMixin:
+    """Mixed into both step operators, before their Airflow base class."""
+
+    step: str
+    workspace: str
+    options: Mapping[str, Any]
+    flags: Mapping[str, Any]
+    shard: int | None
+    enabled: str | bool
+    task_id: str
+    outlets: list[Any]
+    log: FilteringBoundLogger
+
+    def _init_step(
+        self,
+        step: str,
+        workspace: str,
+        options: Mapping[str, Any] | None,
+        flags: Mapping[str, Any] | None,
+        shard: int | None,
+        enabled: str | bool,
+    ) -> None:
+        self.step = step
+        self.workspace = workspace
+        self.options = dict(options or {})
+        self.flags = dict(flags or {})
+        self.shard = shard
+        self.enabled = enabled
+
+    def step_argv(self) -> list[str]:
+        """``python -m tasks.<step> --workspace URI [--shard i] ...``: the pod's command, or the subprocess."""
+        parts = [part for name, value in self.options.items() for part in option(name, "" if value is None else str(value))]
+        parts += [part for name, condition in self.flags.items() for part in flag(name, truthy(condition))]
+        return step_argv(self.step, self.workspace, *parts, shard=self.shard)
+
+    def skip_unless_enabled(self) -> None:
+        if not truthy(self.enabled):
+            raise AirflowSkipException(f"{self.task_id} is switched off for this run (enabled={self.enabled!r})")
+
+    def finish(self, context: Context, summary: dict[str, Any] | None) -> dict[str, Any]:
+        """The XCom of a successful step: its summary; a published version is recorded on the outlet Asset."""
+        if summary is None:
+            raise AirflowException(f"step {self.step} exited 0 but printed no JSON summary line")
+        for outlet in self.outlets:
+            if isinstance(outlet, Asset) and "version" in summary:
+                context["outlet_events"][outlet].extra.update(
+                    {key: summary[key] for key in ("version", "repository", "items", "metrics") if key in summary}
+                )
+        self.log.info("step %s summary: %s", self.step, json.dumps(summary, sort_keys=True))
+        return summary

@@ -1,0 +1,134 @@
+"""A step as a Kubernetes pod: the task image running the step's argv as its command.
+
+The step's summary comes back the way it does locally: from the last JSON line of the container's
+output, read from the pod's log just before the pod is deleted, so no XCom sidecar is needed and the
+container command stays exactly the local argv.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+from airflow.providers.cncf.kubernetes.utils.container import container_is_succeeded
+from kubernetes.client import models as k8s
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
+
+from imagesearch.settings import Settings
+from plugins.operators.command import (
+    STEP_TEMPLATE_FIELDS,
+    STEP_TEMPLATE_RENDERERS,
+    SUMMARY_TAIL_LINES,
+    StepCommandMixin,
+    parse_summary,
+)
+from plugins.operators.specs import StepSpec
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+POD_LABELS = {"app.kubernetes.io/name": "image-index", "app.kubernetes.io/part-of": "imagesearch"}
+GPU_STARTUP_TIMEOUT_S = 900  # a GPU node may have to be scaled up first
+STARTUP_TIMEOUT_S = 300
+
+
+class StepPodOperator(StepCommandMixin, KubernetesPodOperator):
+    """Runs ``python -m tasks.<step> ...`` in a pod; its JSON summary line is the XCom."""
+
+    template_fields = (*KubernetesPodOperator.template_fields, *STEP_TEMPLATE_FIELDS)
+    template_fields_renderers = {**KubernetesPodOperator.template_fields_renderers, **STEP_TEMPLATE_RENDERERS}
+
+    def __init__(
+        self,
+        *,
+        step: str,
+        workspace: str,
+        options: Mapping[str, Any] | None = None,
+        flags: Mapping[str, Any] | None = None,
+        shard: int | None = None,
+        enabled: str | bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self._init_step(step, workspace, options, flags, shard, enabled)
+        self.summary: dict[str, Any] | None = None
+
+    def execute(self, context: Context) -> Any:
+        self.skip_unless_enabled()
+        return super().execute(context)
+
+    def build_pod_request_obj(self, context: Context | None = None, *, dry_run: bool = False) -> k8s.V1Pod:
+        self.cmds = self.step_argv()
+        self.arguments = []
+        return super().build_pod_request_obj(context, dry_run=dry_run)
+
+    def post_complete_action(
+        self, *, pod: k8s.V1Pod, remote_pod: k8s.V1Pod, context: Context, result: dict | None, **kwargs: Any
+    ) -> None:
+        if remote_pod is not None and container_is_succeeded(remote_pod, self.base_container_name):
+            try:
+                self.summary = self.read_summary(remote_pod)
+            except (ApiException, HTTPError) as exc:  # the task then fails (no summary) and retries; the pod still goes
+                self.log.warning("could not read the summary from the log of pod %s: %s", remote_pod.metadata.name, exc)
+        super().post_complete_action(pod=pod, remote_pod=remote_pod, context=context, result=result, **kwargs)
+
+    def read_summary(self, pod: k8s.V1Pod) -> dict[str, Any] | None:
+        text = self.client.read_namespaced_pod_log(
+            name=pod.metadata.name, namespace=pod.metadata.namespace, container=self.base_container_name,
+            tail_lines=SUMMARY_TAIL_LINES,
+        )
+        return parse_summary(text.splitlines())
+
+    def execute_sync(self, context: Context) -> dict[str, Any]:
+        super().execute_sync(context)
+        return self.finish(context, self.summary)
+
+    def trigger_reentry(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        super().trigger_reentry(context, event)
+        return self.finish(context, self.summary)
+
+
+def pod_kwargs(step: str, spec: StepSpec, settings: Settings) -> dict[str, Any]:
+    """The KubernetesPodOperator arguments of one step, from settings and the step's spec."""
+    gpu = spec.gpu and settings.kubernetes_gpu_count > 0
+    limits = {**spec.limits, **({settings.kubernetes_gpu_resource: str(settings.kubernetes_gpu_count)} if gpu else {})}
+    secret = settings.kubernetes_env_secret
+    component = f"image-index-{step.replace('_', '-')}"
+    kwargs: dict[str, Any] = {
+        "kubernetes_conn_id": settings.kubernetes_conn_id,
+        "namespace": settings.kubernetes_namespace,
+        "image": settings.kubernetes_image,
+        "image_pull_policy": settings.kubernetes_image_pull_policy,
+        "name": component,
+        "labels": {**POD_LABELS, "app.kubernetes.io/component": component},
+        "service_account_name": settings.kubernetes_service_account,
+        "env_vars": [k8s.V1EnvVar(name="PYTHONUNBUFFERED", value="1")],
+        "env_from": [k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=secret))] if secret else [],
+        "container_resources": k8s.V1ResourceRequirements(requests=dict(spec.requests), limits=limits),
+        "security_context": k8s.V1PodSecurityContext(
+            run_as_non_root=True, run_as_user=settings.kubernetes_run_as_user,
+            run_as_group=settings.kubernetes_run_as_user, fs_group=settings.kubernetes_run_as_user,
+            seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault"),
+        ),
+        "container_security_context": k8s.V1SecurityContext(
+            allow_privilege_escalation=False, capabilities=k8s.V1Capabilities(drop=["ALL"])
+        ),
+        "get_logs": True,
+        "log_events_on_failure": True,
+        "on_finish_action": "delete_pod",
+        # A failed step's last log line ("<step> failed: why") becomes the pod's termination message.
+        "termination_message_policy": "FallbackToLogsOnError",
+        "active_deadline_seconds": int(spec.timeout.total_seconds()),
+        "startup_timeout_seconds": GPU_STARTUP_TIMEOUT_S if gpu else STARTUP_TIMEOUT_S,
+        "deferrable": spec.deferrable and settings.kubernetes_deferrable,
+    }
+    if gpu:
+        kwargs["node_selector"] = dict(
+            pair.split("=", 1) for pair in settings.kubernetes_gpu_node_selector.split(",") if "=" in pair
+        )
+        kwargs["tolerations"] = [
+            k8s.V1Toleration(key=settings.kubernetes_gpu_toleration, operator="Exists", effect="NoSchedule")
+        ]
+    return kwargs

@@ -1,0 +1,1 @@
+"""Developer entry points (not imported by the product)."""

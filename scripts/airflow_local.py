@@ -1,0 +1,226 @@
+"""Airflow on this machine, for this repo's dags/ and plugins/ (SQLite, LocalExecutor, simple auth).
+
+    python -m scripts.airflow_local serve [--port 8080]        # make airflow: UI + scheduler, Ctrl-C stops all
+    python -m scripts.airflow_local dags-test [--conf JSON]    # make demo: one run of image_index (airflow dags test)
+    eval "$(python -m scripts.airflow_local env)"              # this Airflow's settings, for any airflow command
+
+AIRFLOW_HOME is ``IMAGESEARCH_AIRFLOW_HOME`` (default ``data/airflow``, git-ignored); a local GitOps repo
+(``IMAGESEARCH_GITOPS_REPO_URL``, default ``data/gitops.git``) is created from gitops/ if missing. ``serve`` runs the
+api-server, scheduler and dag-processor (and the triggerer when Kubernetes steps defer), each in its
+own process group with its log in ``$AIRFLOW_HOME/logs/<component>.log``, prints the UI's URL and login,
+and on Ctrl-C (or SIGTERM) stops every process they started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import secrets
+import shlex
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO
+
+import psutil
+
+from imagesearch import gitops
+from imagesearch.settings import PROJECT_ROOT, Settings
+
+USER = "admin"
+DAG_ID = "image_index"
+PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
+COMPONENTS = ("api-server", "scheduler", "dag-processor")
+STOP_GRACE_S = 30.0
+READY_TIMEOUT_S = 180.0
+
+
+def airflow_bin() -> str:
+    return str(Path(sys.executable).with_name("airflow"))
+
+
+def airflow_env(home: Path, *, port: int = 8080, parallelism: int = 4, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of every Airflow process: this repo's DAGs and plugins, SQLite in ``home``."""
+    env = dict(os.environ if base is None else base)
+    url = f"http://127.0.0.1:{port}"
+    env.update({
+        "AIRFLOW_HOME": str(home),
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
+        "PYTHONPATH": os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": str(parallelism),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__BASE_URL": url,
+        "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{url}/execution/",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+    })
+    return env
+
+
+def prepare(home: Path, env: Mapping[str, str]) -> str:
+    """Create or migrate the metadata DB (writing airflow.cfg and its secrets once); the UI password."""
+    home.mkdir(parents=True, exist_ok=True)
+    migrate = subprocess.run([airflow_bin(), "db", "migrate"], env=env, cwd=PROJECT_ROOT, capture_output=True, text=True)
+    if migrate.returncode != 0:
+        raise RuntimeError(f"`airflow db migrate` failed:\n{(migrate.stdout + migrate.stderr)[-3000:]}")
+    passwords = home / PASSWORDS_FILE
+    if not passwords.exists():
+        passwords.write_text(json.dumps({USER: secrets.token_urlsafe(12)}) + "\n")
+        passwords.chmod(0o600)
+    return json.loads(passwords.read_text())[USER]
+
+
+def ensure_gitops_repo(settings: Settings) -> None:
+    """Create the local bare GitOps repo that ``deploy`` pushes to from gitops/, once (a remote one is left alone)."""
+    config = gitops.GitOpsConfig.from_settings(settings)
+    if gitops.local_repo_path(config.url) is not None and gitops.bootstrap(config, model_repository=settings.model_repository):
+        print(f"created the local GitOps repo {config.url} from gitops/", flush=True)
+
+
+def wait_until_healthy(url: str, processes: Mapping[str, subprocess.Popen[bytes]], timeout_s: float = READY_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if dead := [name for name, process in processes.items() if process.poll() is not None]:
+            raise RuntimeError(f"{', '.join(dead)} exited during startup")
+        try:
+            with urllib.request.urlopen(f"{url}/api/v2/monitor/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(1)
+    raise RuntimeError(f"the api-server did not answer at {url} within {timeout_s:.0f}s")
+
+
+class Components:
+    """Airflow components as process groups; stopping them also stops everything they started."""
+
+    def __init__(self, env: Mapping[str, str], logs: Path) -> None:
+        self.env = dict(env)
+        self.logs = logs
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._files: list[IO[bytes]] = []
+
+    def start(self, names: Sequence[str]) -> None:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            log = (self.logs / f"{name}.log").open("ab")
+            self._files.append(log)
+            self.processes[name] = subprocess.Popen([airflow_bin(), name], env=self.env, cwd=PROJECT_ROOT,
+                                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def exited(self) -> list[str]:
+        return [name for name, process in self.processes.items() if process.poll() is not None]
+
+    def stop(self, grace_s: float = STOP_GRACE_S) -> None:
+        tree: list[psutil.Process] = []
+        for process in self.processes.values():
+            try:
+                parent = psutil.Process(process.pid)
+                tree += [parent, *parent.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                continue
+        for process in self.processes.values():
+            with contextlib.suppress(ProcessLookupError, psutil.NoSuchProcess):
+                os.killpg(process.pid, signal.SIGTERM)
+        _, alive = psutil.wait_procs(tree, timeout=grace_s)
+        for leftover in alive:  # ignored SIGTERM, or left the group (a step's own process group)
+            with contextlib.suppress(ProcessLookupError, psutil.NoSuchProcess):
+                leftover.kill()
+        psutil.wait_procs(alive, timeout=5)
+        for process in self.processes.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=5)
+        for log in self._files:
+            log.close()
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def serve(home: Path, port: int, parallelism: int) -> int:
+    settings = Settings.from_env()
+    env = airflow_env(home, port=port, parallelism=parallelism)
+    password = prepare(home, env)
+    ensure_gitops_repo(settings)
+    names = [*COMPONENTS, *(["triggerer"] if settings.runner == "kubernetes" and settings.kubernetes_deferrable else [])]
+    components = Components(env, home / "logs")
+    for signum in (signal.SIGINT, signal.SIGTERM):  # explicitly: a background job starts with SIGINT ignored
+        signal.signal(signum, _raise_interrupt)
+    url = env["AIRFLOW__API__BASE_URL"]
+    try:
+        components.start(names)
+        print(f"starting {', '.join(names)} (logs: {home / 'logs'}/<component>.log) ...", flush=True)
+        wait_until_healthy(url, components.processes)
+        print(f"\nAirflow is up: {url}/dags/{DAG_ID}\n  login: {USER} / {password}\n"
+              f"  runner: {settings.runner}, model repository: {settings.model_repository}\n"
+              "  Ctrl-C stops every Airflow process.\n", flush=True)
+        while not (dead := components.exited()):
+            time.sleep(1)
+        print(f"{', '.join(dead)} exited; see {home / 'logs'}; stopping the others", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nstopping Airflow ...", flush=True)
+        return 0
+    except RuntimeError as exc:
+        print(f"error: {exc}; see {home / 'logs'}", file=sys.stderr)
+        return 1
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not cut the shutdown short
+            signal.signal(signum, signal.SIG_IGN)
+        components.stop()
+        print("Airflow stopped.", flush=True)
+
+
+def dags_test(home: Path, conf: str | None) -> int:
+    """``airflow dags test image_index``: one run, every task in this process, the local runner by default."""
+    env = airflow_env(home)
+    prepare(home, env)
+    ensure_gitops_repo(Settings.from_env())
+    command = [airflow_bin(), "dags", "test", DAG_ID, *(["--conf", conf] if conf else [])]
+    print(f"$ {shlex.join(command)}", flush=True)
+    return subprocess.run(command, env=env, cwd=PROJECT_ROOT).returncode
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--home", type=Path, default=None, help="AIRFLOW_HOME (default: IMAGESEARCH_AIRFLOW_HOME)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_parser = commands.add_parser("serve", help="run Airflow until Ctrl-C")
+    serve_parser.add_argument("--port", type=int, default=8080)
+    serve_parser.add_argument("--parallelism", type=int, default=4)
+    test_parser = commands.add_parser("dags-test", help=f"run {DAG_ID} once with `airflow dags test`")
+    test_parser.add_argument("--conf", help='the run\'s params as JSON, e.g. \'{"limit": 100, "deploy": false}\'')
+    commands.add_parser("env", help="print this Airflow's environment as shell exports")
+    args = parser.parse_args(argv)
+    home = (args.home or Path(Settings.from_env().airflow_home)).resolve()
+    try:
+        if args.command == "serve":
+            return serve(home, args.port, args.parallelism)
+        if args.command == "dags-test":
+            return dags_test(home, args.conf)
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    env = airflow_env(home)
+    for key in sorted(k for k in env if k.startswith("AIRFLOW") or k in ("PATH", "PYTHONPATH")):
+        print(f"export {key}={shlex.quote(env[key])}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

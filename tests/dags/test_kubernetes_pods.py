@@ -1,0 +1,122 @@
+"""Kubernetes mode without a cluster: every step's pod renders, validates strictly, and runs the local argv."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.dags.airflow_support import load_dag, render
+
+STEP_TASKS = ("snapshot", "shard.preprocess", "shard.embed", "build_index", "evaluate", "publish", "deploy")
+SETTINGS = {
+    "IMAGESEARCH_MODEL_REPOSITORY": "gs://models/imagesearch",
+    "IMAGESEARCH_KUBERNETES_IMAGE": "europe-docker.pkg.dev/shop/imagesearch/tasks:1.4.2",
+    "IMAGESEARCH_KUBERNETES_NAMESPACE": "imagesearch", "IMAGESEARCH_KUBERNETES_SERVICE_ACCOUNT": "image-index-pipeline",
+    "IMAGESEARCH_KUBERNETES_ENV_SECRET": "imagesearch-pipeline", "IMAGESEARCH_KUBERNETES_RESOURCES": "",
+    "IMAGESEARCH_KUBERNETES_GPU_COUNT": "1", "IMAGESEARCH_KUBERNETES_GPU_RESOURCE": "nvidia.com/gpu",
+    "IMAGESEARCH_KUBERNETES_GPU_NODE_SELECTOR": "cloud.google.com/gke-accelerator=nvidia-l4",
+    "IMAGESEARCH_KUBERNETES_GPU_TOLERATION": "nvidia.com/gpu", "IMAGESEARCH_KUBERNETES_DEFERRABLE": "true",
+}
+
+
+@pytest.fixture(scope="module")
+def pod_dag() -> Any:
+    return load_dag(IMAGESEARCH_RUNNER="kubernetes", **SETTINGS)
+
+
+@pytest.fixture(scope="module")
+def local_dag() -> Any:
+    return load_dag(IMAGESEARCH_RUNNER="local", **SETTINGS)
+
+
+def shard_of(task_id: str) -> int | None:
+    return 0 if task_id.startswith("shard.") else None
+
+
+def pod_of(dag: Any, task_id: str, **params: Any) -> Any:
+    return render(dag, task_id, shard=shard_of(task_id), **params).build_pod_request_obj(dry_run=True)
+
+
+def test_step_tasks_are_pod_operators(pod_dag: Any) -> None:
+    from plugins.operators.pod import StepPodOperator
+
+    assert {t.task_id for t in pod_dag.tasks if isinstance(t, StepPodOperator)} == set(STEP_TASKS)
+
+
+@pytest.mark.parametrize("task_id", STEP_TASKS)
+def test_pod_command_is_exactly_the_local_argv(pod_dag: Any, local_dag: Any, task_id: str) -> None:
+    params = {"catalog_uri": "gs://shop/catalog.parquet", "limit": 1000, "full_rebuild": True}
+    [container] = pod_of(pod_dag, task_id, **params).spec.containers
+    argv = render(local_dag, task_id, shard=shard_of(task_id), **params).step_argv()
+    assert container.command == argv
+    assert not container.args
+    assert argv[:3] == ["python", "-m", f"tasks.{task_id.removeprefix('shard.')}"]
+    assert argv[4] == "gs://models/imagesearch/runs/20261127T050000Z"
+
+
+def kubernetes_validate(path: Path) -> subprocess.CompletedProcess[str]:
+    validate = Path(sys.executable).with_name("kubernetes-validate")
+    return subprocess.run([str(validate), "--strict", str(path)], capture_output=True, text=True, timeout=120)
+
+
+def test_every_pod_validates_against_the_kubernetes_schema(pod_dag: Any, tmp_path: Path) -> None:
+    from kubernetes.client import ApiClient
+
+    pods = [ApiClient().sanitize_for_serialization(pod_of(pod_dag, task_id)) for task_id in STEP_TASKS]
+    manifests = tmp_path / "pods.yaml"
+    manifests.write_text(yaml.safe_dump_all(pods))
+    result = kubernetes_validate(manifests)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("passed for resource pod/") == len(STEP_TASKS), result.stdout
+    # The validator is strict: an unknown field fails it.
+    pods[0]["spec"]["containers"][0]["gpus"] = 1
+    manifests.write_text(yaml.safe_dump_all(pods))
+    assert kubernetes_validate(manifests).returncode != 0
+
+
+def test_pods_follow_settings(pod_dag: Any) -> None:
+    for task_id in STEP_TASKS:
+        operator = pod_dag.task_dict[task_id]
+        pod = pod_of(pod_dag, task_id)
+        [container] = pod.spec.containers
+        assert pod.metadata.namespace == "imagesearch"
+        assert pod.spec.service_account_name == "image-index-pipeline"
+        assert container.image == SETTINGS["IMAGESEARCH_KUBERNETES_IMAGE"]
+        assert [source.secret_ref.name for source in container.env_from] == ["imagesearch-pipeline"]
+        assert {"cpu", "memory"} <= set(container.resources.requests) and {"cpu", "memory"} <= set(container.resources.limits)
+        assert pod.spec.active_deadline_seconds == int(operator.execution_timeout.total_seconds())
+        assert pod.spec.restart_policy == "Never"
+        assert pod.spec.security_context.run_as_non_root is True
+        assert container.security_context.allow_privilege_escalation is False
+        assert container.termination_message_policy == "FallbackToLogsOnError"
+        assert operator.get_logs is True and operator.on_finish_action.value == "delete_pod"
+        assert pod.metadata.labels["app.kubernetes.io/component"].startswith("image-index-")
+    assert pod_dag.task_dict["shard.embed"].deferrable and not pod_dag.task_dict["snapshot"].deferrable
+
+
+def test_only_embed_asks_for_a_gpu(pod_dag: Any) -> None:
+    for task_id in STEP_TASKS:
+        pod = pod_of(pod_dag, task_id)
+        limits = pod.spec.containers[0].resources.limits
+        if task_id == "shard.embed":
+            assert limits["nvidia.com/gpu"] == "1"
+            assert pod.spec.node_selector == {"cloud.google.com/gke-accelerator": "nvidia-l4"}
+            assert [(t.key, t.operator, t.effect) for t in pod.spec.tolerations] == [("nvidia.com/gpu", "Exists", "NoSchedule")]
+            assert pod.spec.containers[0].command[-2:] == ["--device", "auto"]  # CUDA when present: the local argv
+        else:
+            assert "nvidia.com/gpu" not in limits and not pod.spec.node_selector and not pod.spec.tolerations
+
+
+def test_resource_overrides_and_cpu_embedding() -> None:
+    overrides = '{"embed": {"requests": {"memory": "20Gi"}, "limits": {"memory": "24Gi"}}}'
+    dag = load_dag(**{**SETTINGS, "IMAGESEARCH_RUNNER": "kubernetes", "IMAGESEARCH_KUBERNETES_GPU_COUNT": "0",
+                      "IMAGESEARCH_KUBERNETES_RESOURCES": overrides})
+    pod = pod_of(dag, "shard.embed")
+    resources = pod.spec.containers[0].resources
+    assert resources.requests["memory"] == "20Gi" and resources.limits["memory"] == "24Gi"
+    assert "nvidia.com/gpu" not in resources.limits and not pod.spec.node_selector and not pod.spec.tolerations

@@ -1,0 +1,106 @@
+"""Local mode end to end: ``airflow dags test image_index`` on the small real photo catalog."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from imagesearch.catalog import read_catalog
+from plugins.hooks.model_repository import ModelRepositoryHook
+from tests.dags.airflow_support import (
+    VERSION_PATTERN,
+    dags_test,
+    pipeline_env,
+    run_conf,
+    task_states,
+    write_corrupt_catalog,
+)
+from tests.gitops.support import bootstrapped, rendered_version
+
+pytestmark = pytest.mark.slow
+STEPS = ("snapshot", "shards", "shard.preprocess", "shard.embed", "build_index", "evaluate", "publish", "deploy")
+
+
+@pytest.fixture(scope="module")
+def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One AIRFLOW_HOME (SQLite) for this module's runs; ``dags-test`` creates or migrates its DB."""
+    return tmp_path_factory.mktemp("airflow-home")
+
+
+def test_a_corrupt_catalog_fails_at_snapshot_and_publishes_nothing(airflow_home: Path, photo_catalog: Path,
+                                                                   tmp_path: Path) -> None:
+    corrupt = write_corrupt_catalog(photo_catalog, tmp_path / "catalog.csv")
+    models = tmp_path / "models"
+    result = dags_test(airflow_home, pipeline_env(tmp_path, IMAGESEARCH_TASK_RETRIES="1"), run_conf(corrupt, deploy=False))
+    assert result.returncode != 0
+    log = result.stdout + result.stderr
+    assert re.search(rf"snapshot failed: catalog {re.escape(str(corrupt))}: 15 of 20 rows are invalid", log), log[-5000:]
+    states = task_states(airflow_home)
+    assert states[("snapshot", -1)] == ("failed", 2)  # tried, retried once, failed
+    assert {state for (task, _), (state, _) in states.items() if task != "snapshot"} == {"upstream_failed"}
+    assert ModelRepositoryHook(str(models)).committed_versions() == []
+
+
+@pytest.fixture
+def hidden_shard(photo_catalog: Path, tmp_path: Path) -> Iterator[tuple[Path, list[Path]]]:
+    """A copy of the photo catalog whose second shard's images are missing until put back."""
+    folder = tmp_path / "catalog"
+    shutil.copytree(photo_catalog.parent, folder)
+    catalog = folder / photo_catalog.name
+    second = sorted(read_catalog(str(catalog)).items, key=lambda item: item.item_id)[10:]
+    images = [Path(item.image_uri) for item in second]
+    for image in images:
+        image.rename(image.with_suffix(".hidden"))
+    yield catalog, images
+    restore(images)
+
+
+def restore(images: list[Path]) -> None:
+    for image in images:
+        if image.with_suffix(".hidden").exists():
+            image.with_suffix(".hidden").rename(image)
+
+
+def test_a_run_retries_a_failed_shard_then_publishes_a_committed_index_and_deploys_it(
+    airflow_home: Path, hidden_shard: tuple[Path, list[Path]], tmp_path: Path
+) -> None:
+    catalog, images = hidden_shard
+    models = tmp_path / "models"
+    gitops = bootstrapped(tmp_path, str(models))
+    done = threading.Event()
+
+    def put_back_after_the_first_failure() -> None:
+        # preprocess records a shard's failures before it fails; the images are back before its retry.
+        while not done.wait(0.1):
+            if any(path.stat().st_size for path in models.glob("runs/*/preprocess/00001/failures.jsonl")):
+                restore(images)
+                return
+
+    watcher = threading.Thread(target=put_back_after_the_first_failure, daemon=True)
+    watcher.start()
+    try:
+        result = dags_test(airflow_home, pipeline_env(tmp_path), run_conf(catalog))
+    finally:
+        done.set()
+        watcher.join()
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-6000:]
+
+    assert "preprocess failed: shard 1: 10 of 10 images failed" in log  # the first try of shard 1
+    states = task_states(airflow_home)
+    assert {task for task, _ in states} == set(STEPS)
+    assert sorted(index for task, index in states if task == "shard.embed") == [0, 1]  # one task per shard
+    assert states.pop(("shard.preprocess", 1)) == ("success", 2)  # failed once, retried, succeeded
+    assert set(states.values()) == {("success", 1)}
+
+    hook = ModelRepositoryHook(str(models))
+    [version] = hook.committed_versions()
+    assert re.match(VERSION_PATTERN, version)
+    manifest = hook.manifest(version)
+    assert manifest.item_count == 20 and manifest.metrics["recall_at_10"] == 1.0
+    assert rendered_version(gitops, tmp_path / "clone")[0] == version  # the GitOps bump names it

@@ -1,0 +1,143 @@
+"""The step operators: argv from templated parts, the local subprocess (logs, exit codes, kill), summaries."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+from airflow.sdk.exceptions import AirflowException, AirflowSkipException
+
+from plugins.hooks.process import StepProcessHook
+from plugins.operators.command import parse_summary, truthy
+from plugins.operators.local import LocalStepOperator
+from plugins.operators.pod import StepPodOperator
+from tasks.steps import step_argv
+from tests.dags.airflow_support import write_corrupt_catalog
+
+
+def local_step(step: str, workspace: str | Path, **kwargs: Any) -> LocalStepOperator:
+    return LocalStepOperator(task_id=step, step=step, workspace=str(workspace), **kwargs)
+
+
+def test_summary_is_the_last_json_object_line() -> None:
+    lines = ["2026-01-01 snapshot INFO reading", '{"step": "snapshot", "shard_ids": [0, 1]}', "[1, 2]", "{not json}",
+             "2026-01-01 snapshot INFO done"]
+    assert parse_summary(lines) == {"step": "snapshot", "shard_ids": [0, 1]}
+    assert parse_summary(["no summary here", "[]"]) is None
+
+
+def test_truthy_reads_rendered_templates() -> None:
+    assert [truthy(v) for v in ("True", "true", " 1 ", "yes", True)] == [True] * 5
+    assert [truthy(v) for v in ("False", "", "0", "None", False)] == [False] * 5
+
+
+def test_argv_is_built_by_tasks_steps_from_options_and_flags() -> None:
+    operator = local_step("snapshot", "/repo/runs/v", options={"--catalog": "c.csv", "--limit": "0", "--version": ""},
+                          flags={"--full-rebuild": "True", "--on-sale-only": "False"})
+    assert operator.step_argv() == step_argv("snapshot", "/repo/runs/v", "--catalog", "c.csv", "--limit", "0", "--full-rebuild")
+    shard = local_step("embed", "/repo/runs/v", options={"--device": "auto"}, shard=3)
+    assert shard.step_argv() == ["python", "-m", "tasks.embed", "--workspace", "/repo/runs/v", "--shard", "3", "--device", "auto"]
+
+
+def test_the_hook_runs_python_as_this_interpreter_and_logs_its_output(capfd: pytest.CaptureFixture[str]) -> None:
+    script = "import sys; print(sys.executable); print('to stderr', file=sys.stderr); sys.exit(3)"
+    result = StepProcessHook().run(["python", "-c", script])
+    assert result.returncode == 3
+    assert result.tail == [sys.executable, "to stderr"]
+    assert result.reason == "exit code 3: to stderr"
+    logged = capfd.readouterr()
+    assert "to stderr" in logged.out + logged.err  # each line went to the (task) log as it came
+
+
+def test_the_hook_names_the_signal_that_killed_the_child() -> None:
+    result = StepProcessHook().run(["python", "-c", "import os, signal; print('bye'); os.kill(os.getpid(), signal.SIGKILL)"])
+    assert result.returncode < 0 and result.reason == "killed by SIGKILL; last output: bye"
+
+
+def test_a_step_runs_and_returns_its_summary(photo_catalog: Path, tmp_path: Path) -> None:
+    operator = local_step("snapshot", tmp_path / "runs" / "v", options={"--catalog": str(photo_catalog),
+                                                                      "--repository": str(tmp_path), "--shard-size": "8"})
+    summary = operator.execute(context={})  # type: ignore[arg-type]
+    assert summary["step"] == "snapshot" and summary["shard_ids"] == [0, 1, 2] and summary["items"] == 20
+
+
+def test_a_failing_step_fails_the_task_with_its_reason(photo_catalog: Path, tmp_path: Path) -> None:
+    corrupt = write_corrupt_catalog(photo_catalog, tmp_path / "corrupt.csv")
+    operator = local_step("snapshot", tmp_path / "ws", options={"--catalog": str(corrupt), "--repository": str(tmp_path)})
+    reason = r"step snapshot failed, exit code 1: snapshot failed: catalog .*: 15 of 20 rows are invalid"
+    with pytest.raises(AirflowException, match=reason):
+        operator.execute(context={})  # type: ignore[arg-type]
+
+
+def test_a_switched_off_step_is_skipped_without_running(tmp_path: Path) -> None:
+    operator = local_step("publish", tmp_path / "nowhere", enabled="False")
+    with pytest.raises(AirflowSkipException, match="switched off"):
+        operator.execute(context={})  # type: ignore[arg-type]
+
+
+class SleepingStep(LocalStepOperator):
+    """A step that starts a grandchild and sleeps: stands in for a long embed."""
+
+    def step_argv(self) -> list[str]:
+        script = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); " \
+                 "print('started', flush=True); time.sleep(60)"
+        return ["python", "-c", script]
+
+
+def test_killing_the_task_terminates_the_step_and_its_children(tmp_path: Path) -> None:
+    operator = SleepingStep(task_id="embed", step="embed", workspace=str(tmp_path), termination_grace_s=5)
+    errors: list[BaseException] = []
+    thread = threading.Thread(target=lambda: _capture(errors, operator.execute, {}))
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not (operator.hook and operator.hook.process and len(_tree(operator.hook.process.pid)) >= 2):
+        assert time.monotonic() < deadline, "the step did not start"
+        time.sleep(0.1)
+    tree = _tree(operator.hook.process.pid)
+    began = time.monotonic()
+    operator.on_kill()
+    thread.join(timeout=20)
+    assert not thread.is_alive() and time.monotonic() - began < 10
+    assert [type(e) for e in errors] == [AirflowException] and "killed by SIGTERM" in str(errors[0])
+    assert not [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    parent = psutil.Process(pid)
+    return [parent, *parent.children(recursive=True)]
+
+
+def _capture(errors: list[BaseException], function: Any, *args: Any) -> None:
+    try:
+        function(*args)
+    except BaseException as exc:
+        errors.append(exc)
+
+
+class FakeCoreV1:
+    def __init__(self, log: str) -> None:
+        self.log = log
+        self.calls: list[dict[str, Any]] = []
+
+    def read_namespaced_pod_log(self, **kwargs: Any) -> str:
+        self.calls.append(kwargs)
+        return self.log
+
+
+def test_a_pod_summary_is_read_from_the_end_of_its_log() -> None:
+    from kubernetes.client import models as k8s
+
+    operator = StepPodOperator(task_id="build_index", step="build_index", workspace="gs://m/runs/v", namespace="ns",
+                               image="tasks:1")
+    client = FakeCoreV1('2026 build_index INFO merging\n{"step": "build_index", "items": 20}\n')
+    operator.__dict__["client"] = client  # the operator's CoreV1Api
+    pod = k8s.V1Pod(metadata=k8s.V1ObjectMeta(name="image-index-build-index-x", namespace="ns"))
+    assert operator.read_summary(pod) == {"step": "build_index", "items": 20}
+    assert client.calls == [{"name": "image-index-build-index-x", "namespace": "ns", "container": "base", "tail_lines": 200}]
+    assert os.environ.get("AIRFLOW_HOME")  # tests/plugins/conftest.py isolated Airflow
