@@ -61,7 +61,8 @@ def build_index(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     whitened = None if whitening is None else {"dims": whitening.out_dim, "shrinkage": settings.whitening_shrinkage}
     workspace.write_json("build/index.json", {
         "params": params.to_dict(), "model": model, "items": len(records), "whitening": whitened,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        # The version's own timestamp, not the clock: a rebuilt version keeps the same manifest.
+        "created_at": datetime.strptime(info["version"][:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).isoformat(),
     })
     return {"items": len(records), "params": params.to_dict(), "whitening": whitened, "bytes": size,
             "model_id": model["model_id"]}

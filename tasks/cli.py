@@ -10,12 +10,24 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from imagesearch.errors import ImageSearchError
+from imagesearch.errors import CatalogError, ImageSearchError
 from imagesearch.settings import Settings, SettingsError
 
 
 class StepFailed(ImageSearchError):
-    """A step refuses to go on (a gate failed, inputs are unusable); the message says why."""
+    """A step refuses to go on (a gate failed, inputs are unusable); the message says why.
+
+    ``retryable``: whether running the step again may succeed (images that were missing may appear).
+    """
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+# Exit codes: a retry may help (an I/O error, a lost connection) or cannot (a quality gate, a corrupt catalog).
+EXIT_RETRYABLE = 1
+EXIT_PERMANENT = 2
 
 
 def parser(step: str, description: str) -> argparse.ArgumentParser:
@@ -25,14 +37,17 @@ def parser(step: str, description: str) -> argparse.ArgumentParser:
 
 
 def run(step: str, main: Callable[[argparse.Namespace, Settings], dict[str, Any]], args: argparse.Namespace) -> int:
-    """Run a step: summary JSON on stdout and exit 0, or a one-line error on stderr and exit 1."""
+    """Run a step: summary JSON on stdout and exit 0, or a one-line error on stderr and exit 1 or 2."""
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {step} %(levelname)s %(message)s", stream=sys.stderr)
     began = time.perf_counter()
     try:
         summary = main(args, Settings.from_env())
-    except (ImageSearchError, SettingsError, ValueError, OSError) as exc:
+    except (StepFailed, CatalogError, SettingsError) as exc:
         print(f"{step} failed: {exc}", file=sys.stderr, flush=True)
-        return 1
+        return EXIT_RETRYABLE if getattr(exc, "retryable", False) else EXIT_PERMANENT
+    except (ImageSearchError, ValueError, OSError) as exc:
+        print(f"{step} failed: {exc}", file=sys.stderr, flush=True)
+        return EXIT_RETRYABLE
     summary = {"step": step, "seconds": round(time.perf_counter() - began, 3), **summary}
     print(json.dumps(summary, sort_keys=True), flush=True)
     return 0

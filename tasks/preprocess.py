@@ -74,7 +74,8 @@ def preprocess(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     if ratio > settings.max_failure_ratio:
         raise cli.StepFailed(
             f"shard {args.shard}: {len(failed)} of {len(records)} images failed ({ratio:.0%} > "
-            f"{settings.max_failure_ratio:.0%}); first: {failed[0].record['item_id']}: {failed[0].message}"
+            f"{settings.max_failure_ratio:.0%}); first: {failed[0].record['item_id']}: {failed[0].message}",
+            retryable=True,  # images may be missing for a moment (an upload in flight, a storage hiccup)
         )
     to_embed = [o for o in good if not o.reuse]
     pixels = np.stack([o.pixels for o in to_embed]) if to_embed else np.zeros((0, config.size, config.size, 3), np.uint8)

@@ -6,10 +6,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from plugins.hooks.process import StepProcessHook
 from plugins.operators.command import STEP_TEMPLATE_FIELDS, STEP_TEMPLATE_RENDERERS, StepCommandMixin, parse_summary
+from tasks.cli import EXIT_PERMANENT
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -43,6 +44,8 @@ class LocalStepOperator(StepCommandMixin, BaseOperator):
         self.skip_unless_enabled()
         self.hook = StepProcessHook()
         result = self.hook.run(self.step_argv())
+        if result.returncode == EXIT_PERMANENT:
+            raise AirflowFailException(f"step {self.step} failed and a retry cannot help, {result.reason}")
         if result.returncode != 0:
             raise AirflowException(f"step {self.step} failed, {result.reason}")
         return self.finish(context, parse_summary(result.tail))

@@ -41,7 +41,7 @@ def test_a_corrupt_catalog_fails_at_snapshot_and_publishes_nothing(airflow_home:
     log = result.stdout + result.stderr
     assert re.search(rf"snapshot failed: catalog {re.escape(str(corrupt))}: 15 of 20 rows are invalid", log), log[-5000:]
     states = task_states(airflow_home)
-    assert states[("snapshot", -1)] == ("failed", 2)  # tried, retried once, failed
+    assert states[("snapshot", -1)] == ("failed", 1)  # a corrupt catalog is not retried: exit code 2
     assert {state for (task, _), (state, _) in states.items() if task != "snapshot"} == {"upstream_failed"}
     assert ModelRepositoryHook(str(models)).committed_versions() == []
 

@@ -50,7 +50,7 @@ def test_failure_ratio_gate_fails_the_shard(tmp_path: Path, photo_catalog: Path,
     workspace = tmp_path / "ws"
     run_step("snapshot", workspace, "--catalog", str(catalog), "--repository", str(tmp_path / "repo"))
     result = run_step("preprocess", workspace, "--shard", "0", "--repository", str(tmp_path / "repo"))
-    assert result.code == 1
+    assert result.code == 1  # retryable: missing images may come back
     assert "4 of 8 images failed (50% > 25%)" in result.stderr
     assert Workspace(str(workspace)).exists("preprocess/00000/failures.jsonl")  # the evidence is kept
 

@@ -39,7 +39,7 @@ def test_corrupt_catalog_fails_with_a_readable_reason(tmp_path: Path) -> None:
     catalog = tmp_path / "catalog.csv"
     catalog.write_text("item_id,image_uri,title,category,price,on_sale,updated_at\nx,a.png,A,c,free,yes,never\n")
     result = run_step("snapshot", tmp_path / "ws", "--catalog", str(catalog), "--repository", str(tmp_path / "repo"))
-    assert result.code == 1
+    assert result.code == 2
     assert "snapshot failed: catalog" in result.stderr and "no valid rows" in result.stderr
     assert not (tmp_path / "ws" / "snapshot" / "run.json").exists()
 
@@ -50,5 +50,5 @@ def test_mostly_invalid_catalog_is_refused_with_line_numbers(tmp_path: Path, pho
     catalog = tmp_path / "catalog.csv"
     catalog.write_text("\n".join(broken) + "\n")
     result = run_step("snapshot", tmp_path / "ws", "--catalog", str(catalog), "--repository", str(tmp_path / "repo"))
-    assert result.code == 1
+    assert result.code == 2
     assert "16 of 20 rows are invalid" in result.stderr and "line 6: updated_at" in result.stderr
