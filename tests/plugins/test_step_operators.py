@@ -11,7 +11,7 @@ from typing import Any
 
 import psutil
 import pytest
-from airflow.sdk.exceptions import AirflowException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
 from plugins.hooks.process import StepProcessHook
 from plugins.operators.command import parse_summary, truthy
@@ -70,8 +70,8 @@ def test_a_step_runs_and_returns_its_summary(photo_catalog: Path, tmp_path: Path
 def test_a_failing_step_fails_the_task_with_its_reason(photo_catalog: Path, tmp_path: Path) -> None:
     corrupt = write_corrupt_catalog(photo_catalog, tmp_path / "corrupt.csv")
     operator = local_step("snapshot", tmp_path / "ws", options={"--catalog": str(corrupt), "--repository": str(tmp_path)})
-    reason = r"step snapshot failed, exit code 1: snapshot failed: catalog .*: 15 of 20 rows are invalid"
-    with pytest.raises(AirflowException, match=reason):
+    reason = r"step snapshot failed and a retry cannot help, exit code 2: snapshot failed: catalog .*: 15 of 20 rows are invalid"
+    with pytest.raises(AirflowFailException, match=reason):  # not retried: the catalog will not fix itself
         operator.execute(context={})  # type: ignore[arg-type]
 
 
