@@ -24,9 +24,12 @@ $(VENV)/bin/promtool: | $(STAMP)
 
 setup: $(STAMP) $(VENV)/bin/promtool
 
+# The whole loop: demo catalog -> one image_index DAG run (airflow dags test, local mode: every step a
+# subprocess, a GitOps bump at the end) -> local deploy of the version git names -> serve until Ctrl-C.
 demo: setup
 	$(PY) -m imagesearch.demo_catalog tuxpaint
-	$(PY) -m tasks.run_all --catalog data/catalogs/tuxpaint/catalog.csv
+	$(PY) -m scripts.airflow_local dags-test
+	$(PY) -m serving.demo
 
 test: setup
 	$(VENV)/bin/ruff check .
@@ -39,5 +42,7 @@ lint: setup
 airflow: setup
 	$(PY) -m scripts.airflow_local serve $(AIRFLOW_ARGS)
 
+# Removes what make demo built (not the downloads); stops the demo server first.
 clean:
-	rm -rf data/model-repository data/runs data/serving-index
+	-$(PY) -m serving.deploy --stop
+	rm -rf data/model-repository data/serving data/serving-index data/gitops.git data/airflow
