@@ -293,13 +293,16 @@ def bump(config: GitOpsConfig, version: str, repository: ModelRepository, *, ite
 
     def change(target: Checkout) -> Edit:
         previous = target.version()
-        if previous == version:
+        # Versions sort by build time: a run that lost a race to a newer version must not roll it back.
+        if previous >= version:
             return Edit(previous)
         target.set_literal(kustomize.VERSION_KEY, version)
         return Edit(previous, bump_message(config, version, previous, items, metrics))
 
     with checkout(config, workdir) as target:
         edit, commit, attempts = commit_and_push(target, change, before_push)
+    if edit.previous > version:
+        log.warning("not deploying %s: the overlay already names the newer version %s", version, edit.previous)
     return Result(config.overlay, version, edit.previous, commit, attempts)
 
 
