@@ -6,11 +6,13 @@ a local file is written beside its target and renamed; a GCS object appears whol
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
 import tempfile
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from pathlib import Path
 
 from imagesearch import uri as uris
@@ -142,11 +144,35 @@ def gcs_client():  # type: ignore[no-untyped-def]
 
 
 class GCSRepository(ModelRepository):
-    def __init__(self, bucket: str, prefix: str = "", timeout: float = 60.0) -> None:
+    """gs://bucket/prefix. Transient errors are retried for at most ``retry_s`` seconds per call; then, as
+    for any other failure, an :class:`ArtifactError` says which operation on which object failed."""
+
+    def __init__(self, bucket: str, prefix: str = "", timeout: float = 60.0, retry_s: float = 60.0) -> None:
+        from google.cloud.storage.retry import DEFAULT_RETRY
+
         self.bucket_name = bucket
         self.prefix = _clean(prefix)
         self.timeout = timeout
+        self.retry_s = retry_s
+        self.retry = DEFAULT_RETRY.with_timeout(retry_s)
         self.uri = f"gs://{bucket}/{self.prefix}".rstrip("/")
+
+    @contextlib.contextmanager
+    def _errors(self, operation: str, key: str = "", target: Path | None = None) -> Iterator[None]:
+        from google.api_core.exceptions import GoogleAPIError, NotFound
+
+        where = f"{self.uri}/{_clean(key)}".rstrip("/")
+        try:
+            yield
+        except NotFound:
+            if target is not None:
+                target.unlink(missing_ok=True)
+            raise ArtifactError(f"{where} does not exist") from None
+        except (GoogleAPIError, OSError, ValueError) as exc:  # requests' connection errors are OSErrors
+            if target is not None:
+                target.unlink(missing_ok=True)
+            raise ArtifactError(f"model repository unreachable or failing: {operation} {where} failed "
+                                f"(retried for up to {self.retry_s:g}s): {exc}") from None
 
     @property
     def _bucket(self):  # type: ignore[no-untyped-def]
@@ -159,54 +185,55 @@ class GCSRepository(ModelRepository):
         return self._bucket.blob(self._name(key), chunk_size=CHUNK_SIZE)
 
     def put_file(self, key: str, source: Path) -> None:
-        self._blob(key).upload_from_filename(str(source), timeout=self.timeout)
+        with self._errors("upload", key):
+            self._blob(key).upload_from_filename(str(source), timeout=self.timeout, retry=self.retry)
 
     def put_bytes(self, key: str, data: bytes) -> None:
-        self._blob(key).upload_from_string(data, timeout=self.timeout)
+        with self._errors("upload", key):
+            self._blob(key).upload_from_string(data, timeout=self.timeout, retry=self.retry)
 
     def get_file(self, key: str, target: Path) -> None:
-        from google.api_core.exceptions import NotFound
-
         target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._blob(key).download_to_filename(str(target), timeout=self.timeout)
-        except NotFound:
-            target.unlink(missing_ok=True)
-            raise ArtifactError(f"{self.uri}/{_clean(key)} does not exist") from None
+        with self._errors("download", key, target):
+            self._blob(key).download_to_filename(str(target), timeout=self.timeout, retry=self.retry)
 
     def get_bytes(self, key: str) -> bytes:
-        from google.api_core.exceptions import NotFound
-
-        try:
-            return self._blob(key).download_as_bytes(timeout=self.timeout)
-        except NotFound:
-            raise ArtifactError(f"{self.uri}/{_clean(key)} does not exist") from None
+        with self._errors("download", key):
+            return self._blob(key).download_as_bytes(timeout=self.timeout, retry=self.retry)
 
     def exists(self, key: str) -> bool:
-        return bool(self._blob(key).exists(timeout=self.timeout))
+        with self._errors("look up", key):
+            return bool(self._blob(key).exists(timeout=self.timeout, retry=self.retry))
 
     def _list_prefix(self, prefix: str) -> str:
         name = self._name(prefix)
         return f"{name}/" if name else ""
 
+    def _list(self, prefix: str, **options: str):  # type: ignore[no-untyped-def]
+        return gcs_client().list_blobs(
+            self.bucket_name, prefix=self._list_prefix(prefix), timeout=self.timeout, retry=self.retry, **options
+        )
+
     def list_keys(self, prefix: str = "") -> list[str]:
         start = len(self._list_prefix(""))
-        blobs = gcs_client().list_blobs(self.bucket_name, prefix=self._list_prefix(prefix), timeout=self.timeout)
-        return sorted(blob.name[start:] for blob in blobs)
+        with self._errors("list", prefix):
+            return sorted(blob.name[start:] for blob in self._list(prefix))
 
     def list_children(self, prefix: str = "") -> list[str]:
         listing = self._list_prefix(prefix)
-        iterator = gcs_client().list_blobs(self.bucket_name, prefix=listing, delimiter="/", timeout=self.timeout)
-        for _ in iterator:  # prefixes are filled in while pages are consumed
-            pass
+        with self._errors("list", prefix):
+            iterator = self._list(prefix, delimiter="/")
+            for _ in iterator:  # prefixes are filled in while pages are consumed
+                pass
         return sorted(name[len(listing) :].rstrip("/") for name in iterator.prefixes)
 
     def delete_prefix(self, prefix: str) -> None:
-        for blob in gcs_client().list_blobs(self.bucket_name, prefix=self._list_prefix(prefix), timeout=self.timeout):
-            blob.delete(timeout=self.timeout)
+        with self._errors("delete", prefix):
+            for blob in self._list(prefix):
+                blob.delete(timeout=self.timeout, retry=self.retry)
 
     def child(self, prefix: str) -> GCSRepository:
-        return GCSRepository(self.bucket_name, self._name(prefix), self.timeout)
+        return GCSRepository(self.bucket_name, self._name(prefix), self.timeout, self.retry_s)
 
 
 def open_repository(uri: str) -> ModelRepository:
@@ -215,7 +242,9 @@ def open_repository(uri: str) -> ModelRepository:
         bucket, prefix = uris.split_gs(uri)
         if not bucket:
             raise ValueError(f"no bucket in {uri!r}")
-        return GCSRepository(bucket, prefix)
+        from imagesearch.settings import Settings
+
+        return GCSRepository(bucket, prefix, retry_s=Settings.from_env().repository_retry_s)
     path = uris.local_path(uri)
     if path is None:
         raise ValueError(f"unsupported model repository URI {uri!r}: use a path, file:// or gs://")

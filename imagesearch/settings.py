@@ -20,6 +20,8 @@ class SettingsError(ValueError):
 class Settings:
     # Where versioned indexes live: a local path, file:// URI or gs://bucket/prefix.
     model_repository: str = str(DATA_DIR / "model-repository")
+    # How long a gs:// call keeps retrying transient errors before the step fails with a clear message.
+    repository_retry_s: float = 60.0
     # The GitOps repo the DAG's last step commits to, and what it changes there.
     gitops_repo_url: str = str(DATA_DIR / "gitops.git")
     gitops_branch: str = "main"
