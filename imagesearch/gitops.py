@@ -29,6 +29,8 @@ from imagesearch.repository import ModelRepository
 from imagesearch.settings import PROJECT_ROOT, Settings
 
 log = logging.getLogger(__name__)
+# What git says when a concurrent push moved the ref under ours (a race to retry, unlike a hook's refusal).
+RACE_MARKERS = ("cannot lock ref", "failed to update ref", "but expected", "incorrect old value")
 SOURCE_DIR = PROJECT_ROOT / "gitops"
 # Called with the attempt number just before each push (tests use it to race a second clone).
 BeforePush = Callable[[int], None]
@@ -149,6 +151,10 @@ class Checkout:
             return True
         if "[rejected]" in result.stdout:  # not a fast-forward; "[remote rejected]" (a hook said no) is final
             return False
+        output = result.stdout + result.stderr
+        if "[remote rejected]" in output and any(race in output for race in RACE_MARKERS):
+            return False  # another push updated the branch while ours was landing: fetch, rebase, retry
+
         raise GitOpsError(f"git push to {self.config.url} failed: {(result.stderr or result.stdout).strip()}")
 
     def rebase(self) -> bool:
