@@ -13,8 +13,8 @@ from typing import Literal
 import numpy as np
 import torch
 
-from imagesearch.artifacts import ModelInfo
-from imagesearch.model import FEATURE_DIM, default_weights_path, file_sha256, load_efficientnet_lite0
+from imagesearch.artifacts import ModelInfo, sha256_file
+from imagesearch.model import FEATURE_DIM, default_weights_path, load_efficientnet_lite0
 from imagesearch.preprocess import PreprocessConfig, preprocess_bytes
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def l2_normalize(vectors: np.ndarray) -> np.ndarray:
 
 def model_id_for(config: EmbedderConfig | None = None, weights: Path | None = None) -> str:
     """The model id an :class:`Embedder` would report, without building the network."""
-    return _model_id(file_sha256(weights or default_weights_path()), config or EmbedderConfig())
+    return _model_id(sha256_file(weights or default_weights_path()), config or EmbedderConfig())
 
 
 def _model_id(weights_sha256: str, config: EmbedderConfig) -> str:
@@ -65,7 +65,7 @@ class Embedder:
     ) -> None:
         self.config = config or EmbedderConfig()
         weights_path = weights or default_weights_path()
-        self.weights_sha256 = file_sha256(weights_path)
+        self.weights_sha256 = sha256_file(weights_path)
         self.model_id = _model_id(self.weights_sha256, self.config)
         self.dim = FEATURE_DIM
         if threads > 0:

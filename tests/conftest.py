@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -86,6 +87,20 @@ def published_repository(tmp_path_factory: pytest.TempPathFactory, photo_catalog
     result = run_pipeline(photo_catalog, repository, "--version", "20260101T000000Z")
     assert result.returncode == 0, result.stderr[-3000:]
     return repository, "20260101T000000Z"
+
+
+SECOND_VERSION = "20260102T000000Z"
+
+
+@pytest.fixture(scope="session")
+def two_versions(published_repository: tuple[Path, str], photo_catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model repository with two committed versions and their run workspaces, both from the real pipeline
+    (the second incremental). Tests that add to it remove what they added."""
+    target = tmp_path_factory.mktemp("two-versions") / "models"
+    shutil.copytree(published_repository[0], target)
+    result = run_pipeline(photo_catalog, target, "--version", SECOND_VERSION)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return target
 
 
 def free_port() -> int:

@@ -18,23 +18,18 @@ import pytest
 from imagesearch import gitops
 from imagesearch.artifacts import committed_versions, version_key
 from imagesearch.repository import open_repository
-from tests.conftest import ROOT, free_port, run_pipeline, wait_for_port
+from tests.conftest import ROOT, SECOND_VERSION, free_port, run_pipeline, wait_for_port
 from tests.gitops.support import clone, git_output, rendered_version
 from tests.serving.support import cli
 from tests.tasks.conftest import run_step
 
 pytestmark = pytest.mark.slow
-V2, V3 = "20260102T000000Z", "20260103T000000Z"
+V2, V3 = SECOND_VERSION, "20260103T000000Z"
 
 
-@pytest.fixture(scope="module")
-def models(published_repository: tuple[Path, str], photo_catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A model repository with v1 and v2 committed and a run workspace for each, from the real pipeline."""
-    target = tmp_path_factory.mktemp("drills") / "models"
-    shutil.copytree(published_repository[0], target)
-    result = run_pipeline(photo_catalog, target, "--version", V2)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return target
+@pytest.fixture
+def models(two_versions: Path) -> Path:
+    return two_versions
 
 
 @pytest.fixture

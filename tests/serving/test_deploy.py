@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,21 +15,16 @@ import pytest
 
 from imagesearch.artifacts import committed_versions
 from imagesearch.repository import open_repository
-from tests.conftest import ROOT, run_pipeline
+from tests.conftest import ROOT, SECOND_VERSION
 from tests.serving.support import Client, cli
 
-V2 = "20260102T000000Z"
+V2 = SECOND_VERSION
 
 
-@pytest.fixture(scope="module")
-def models(published_repository: tuple[Path, str], photo_catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A model repository with two versions, both built by the real pipeline (the second one incrementally)."""
-    target = tmp_path_factory.mktemp("deploy") / "models"
-    shutil.copytree(published_repository[0], target)
-    result = run_pipeline(photo_catalog, target, "--version", V2)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert committed_versions(open_repository(str(target))) == [published_repository[1], V2]
-    return target
+@pytest.fixture
+def models(two_versions: Path, published_repository: tuple[Path, str]) -> Path:
+    assert committed_versions(open_repository(str(two_versions))) == [published_repository[1], V2]
+    return two_versions
 
 
 @pytest.fixture
