@@ -3,10 +3,10 @@
     PYTHONPATH=. .venv/bin/python bench/serve.py [--seconds 10] [--concurrency 1,8,32]
 
 Fetches the latest committed index from the model repository (as the initContainer does; run
-``make demo`` first), then for each batching mode starts ``python -m serving.app`` and drives
-``GET /v1/items/{id}/similar`` and ``POST /v1/search`` (real JPEG photos, raw image/jpeg bodies) from a
-separate load-generator process (bench/loadgen.py) at each concurrency. Prints a Markdown table.
-Never run as a test.
+``make demo`` first), starts one ``python -m serving.app`` with micro-batching on (batch_max_size 16)
+and one with it off (1), and drives ``GET /v1/items/{id}/similar`` and ``POST /v1/search`` (real JPEG
+photos, raw image/jpeg bodies) at each concurrency from a separate load-generator process
+(bench/loadgen.py), alternating between the two servers. Prints a Markdown table. Never run as a test.
 """
 
 from __future__ import annotations
@@ -167,17 +167,19 @@ def main() -> None:
         index_dir, workload = prepare(folder, args.repository)
         print(f"index {index_dir.name}: {len(json.loads(workload.read_text())['item_ids'])} items; CPU cores: {os.cpu_count()}",
               file=sys.stderr)
-        for batching, batch_max_size in MODES.items():
-            process, url = start_server(index_dir, batch_max_size, folder / f"server-{batching}.log")
-            try:
-                for endpoint in ("similar", "search"):
-                    for concurrency in levels:
+        # Both servers stay up and the cells alternate between them, so slow drifts on a shared machine
+        # (other processes, thermal) hit both modes alike instead of whichever ran second.
+        servers = {batching: start_server(index_dir, size, folder / f"server-{batching}.log") for batching, size in MODES.items()}
+        try:
+            for endpoint in ("similar", "search"):
+                for concurrency in levels:
+                    for batching, (_, url) in servers.items():
                         rows.append(measure(url, workload, endpoint, batching, concurrency, args))
                         print(table(rows[-1:]).splitlines()[-1], file=sys.stderr)
-            finally:
+        finally:
+            for process, _ in servers.values():
                 process.terminate()
                 process.wait(timeout=60)
-    rows.sort(key=lambda row: (row.endpoint != "similar", row.concurrency, row.batching != "on"))
     print(table(rows))
     print()
     print(summary(rows))

@@ -1,0 +1,1 @@
+"""The search service (Litestar), the index fetcher and the local deploy runner."""

@@ -1,0 +1,46 @@
+"""``POST /admin/index``: load, verify and atomically swap in another index directory (the local deploy's roll).
+
+Mounted only when an admin token is configured; callers present it as ``Authorization: Bearer <token>``.
+"""
+
+from __future__ import annotations
+
+import hmac
+from pathlib import Path
+
+from litestar import Controller, post
+from litestar.connection import ASGIConnection
+from litestar.handlers import BaseRouteHandler
+from litestar.types import Guard
+
+from serving.errors import ApiError, ForbiddenError, UnauthorizedError, error_responses
+from serving.schemas import SwapRequest, SwapResponse
+from serving.service import SearchService
+
+
+def bearer_token_guard(token: str) -> Guard:
+    expected = f"Bearer {token}".encode()
+
+    def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:  # type: ignore[type-arg]
+        presented = connection.headers.get("authorization")
+        if not presented:
+            raise UnauthorizedError("this endpoint needs an 'Authorization: Bearer <admin token>' header")
+        if not hmac.compare_digest(presented.encode(), expected):
+            raise ForbiddenError("the admin token is wrong")
+
+    return guard
+
+
+class AdminController(Controller):
+    path = "/admin"
+    tags = ["admin"]
+
+    @post("/index", status_code=200, responses=error_responses(400, 401, 403, 422), summary="Swap in another index version")
+    async def swap_index(self, data: SwapRequest, service: SearchService) -> SwapResponse:
+        directory = Path(data.directory)
+        if not directory.is_absolute():
+            raise ApiError(f"directory must be an absolute path, not {data.directory!r}")
+        loaded, previous = await service.holder.swap(directory)
+        return SwapResponse(
+            version=loaded.version, item_count=loaded.size, previous_version=previous.version if previous else None
+        )

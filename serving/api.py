@@ -1,0 +1,88 @@
+"""The public search API: image search, similar items, catalog images, index facts."""
+
+from __future__ import annotations
+
+import mimetypes
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get, post
+from litestar.di import Provide
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
+from litestar.params import Parameter
+from litestar.response import File
+
+from serving.errors import ApiError, error_responses
+from serving.schemas import IndexInfo, SearchResponse
+from serving.search import Filters
+from serving.service import SearchService
+from serving.uploads import FIELD, MULTIPART, read_image
+
+K = Annotated[int, Parameter(ge=1, le=100, description="How many results to return.")]
+ItemId = Annotated[str, Parameter(description="A catalog item id.")]
+Price = Annotated[float | None, Parameter(ge=0, description="Price bound, inclusive.")]
+# Catalog images may change between versions, so browsers may keep them for a while but not forever.
+IMAGE_CACHING = {"Cache-Control": "max-age=3600"}
+
+
+def search_filters(
+    category: Annotated[str | None, Parameter(description="Only items of this category.")] = None,
+    min_price: Price = None,
+    max_price: Price = None,
+    on_sale_only: Annotated[bool, Parameter(description="Only items on sale.")] = False,
+) -> Filters:
+    if min_price is not None and max_price is not None and min_price > max_price:
+        raise ApiError(f"min_price ({min_price:g}) is above max_price ({max_price:g})")
+    return Filters(category=category, min_price=min_price, max_price=max_price, on_sale_only=on_sale_only)
+
+
+_IMAGE_SCHEMA = Schema(type=OpenAPIType.STRING, format="binary")  # type: ignore[arg-type]
+
+
+@dataclass
+class ImageUploadOperation(Operation):
+    """The search body is read by hand (multipart or raw image), so its OpenAPI shape is declared here."""
+
+    def __post_init__(self) -> None:
+        multipart = Schema(type=OpenAPIType.OBJECT, properties={FIELD: _IMAGE_SCHEMA}, required=[FIELD])
+        self.request_body = RequestBody(
+            required=True,
+            description=f"The query image: a {MULTIPART} upload in field {FIELD!r}, or the raw bytes with an image/* type.",
+            content={
+                MULTIPART: OpenAPIMediaType(schema=multipart),
+                "image/*": OpenAPIMediaType(schema=_IMAGE_SCHEMA),
+            },
+        )
+
+
+class SearchController(Controller):
+    path = "/v1"
+    tags = ["search"]
+    dependencies = {"filters": Provide(search_filters, sync_to_thread=False)}
+
+    @post(
+        "/search", status_code=200, operation_class=ImageUploadOperation, responses=error_responses(400, 413, 415, 422, 503),
+        summary="Search the catalog with an image",
+    )
+    async def search(
+        self, request: Request[Any, Any, Any], service: SearchService, filters: Filters, k: K = 10
+    ) -> SearchResponse:
+        data = await read_image(request, service.settings.max_upload_bytes)
+        return await service.search_image(data, k, filters)
+
+    @get("/items/{item_id:str}/similar", responses=error_responses(400, 404, 503), summary="Items similar to a catalog item")
+    async def similar(self, item_id: ItemId, service: SearchService, filters: Filters, k: K = 10) -> SearchResponse:
+        return await service.similar(item_id, k, filters)
+
+    @get(
+        "/items/{item_id:str}/image", responses=error_responses(404, 503), summary="A catalog item's image (thumbnails)",
+        response_description="The image file.",
+    )
+    async def image(self, item_id: ItemId, service: SearchService) -> File:
+        path = service.image_path(item_id)
+        media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        return File(path=path, media_type=media_type, content_disposition_type="inline", headers=IMAGE_CACHING)
+
+    @get("/index", responses=error_responses(503), summary="The index being served")
+    async def index(self, service: SearchService) -> IndexInfo:
+        return service.info()

@@ -1,0 +1,97 @@
+"""The search service's Litestar app: the one place that wires routes, dependencies, errors and OpenAPI.
+
+``python -m serving.app`` runs it under uvicorn with the workers from settings. Each worker is its own
+process with its own index and metrics: ``POST /admin/index`` swaps the index of the worker that answers,
+so the local deploy runs one worker (the default) and Kubernetes scales with pods.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import anyio.to_thread
+import numpy as np
+import uvicorn
+from litestar import Litestar, Router
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin, YamlRenderPlugin
+
+from imagesearch.embedder import Embedder
+from imagesearch.settings import Settings
+from serving.admin import AdminController, bearer_token_guard
+from serving.api import SearchController
+from serving.errors import EXCEPTION_HANDLERS
+from serving.metrics import Metrics, RequestMetricsMiddleware
+from serving.ops import OpsController
+from serving.service import QueryEmbedder, SearchService
+from serving.uploads import MULTIPART_OVERHEAD
+from serving.web import web_page
+
+log = logging.getLogger(__name__)
+API_VERSION = "1.0.0"
+
+
+def _warm_up(embedder: QueryEmbedder, batch_sizes: set[int]) -> None:
+    """The first passes through the network are slow (allocations, kernel choice): pay them before serving."""
+    size = embedder.config.preprocess.size
+    for count in sorted(batch_sizes):
+        embedder.embed_arrays(np.zeros((count, 3, size, size), dtype=np.float32))
+
+
+def create_app(settings: Settings | None = None, embedder: QueryEmbedder | None = None) -> Litestar:
+    settings = settings or Settings.from_env()
+    embedder = embedder or Embedder(threads=settings.torch_threads)
+    metrics = Metrics()
+    service = SearchService(settings, embedder, metrics)
+    index_dir = Path(settings.index_dir).resolve()
+
+    async def start() -> None:
+        await service.start()
+        if service.holder.current is None:
+            await anyio.to_thread.run_sync(service.holder.try_load_at_start, index_dir)
+        await anyio.to_thread.run_sync(_warm_up, embedder, {1, settings.batch_max_size})
+
+    def provide_service() -> SearchService:
+        return service
+
+    def provide_metrics() -> Metrics:
+        return metrics
+
+    route_handlers: list[object] = [SearchController, OpsController, web_page]
+    if settings.admin_token:
+        route_handlers.append(Router("/", route_handlers=[AdminController], guards=[bearer_token_guard(settings.admin_token)]))
+    return Litestar(
+        route_handlers=route_handlers,  # type: ignore[arg-type]
+        dependencies={
+            "service": Provide(provide_service, sync_to_thread=False),
+            "metrics": Provide(provide_metrics, sync_to_thread=False),
+        },
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[RequestMetricsMiddleware(metrics)],
+        on_startup=[start],
+        on_shutdown=[service.stop],
+        request_max_body_size=settings.max_upload_bytes + MULTIPART_OVERHEAD,
+        openapi_config=OpenAPIConfig(
+            title="Image search",
+            version=API_VERSION,
+            description="Search a marketplace catalog by image, find similar items, and inspect the index being served.",
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin(path=["/", "/swagger"]), JsonRenderPlugin(), YamlRenderPlugin()],
+        ),
+    )
+
+
+def main() -> None:
+    settings = Settings.from_env()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log.info("serving %s on %s:%d with %d worker(s)", settings.index_dir, settings.host, settings.port, settings.workers)
+    uvicorn.run(
+        "serving.app:create_app", factory=True, host=settings.host, port=settings.port, workers=settings.workers,
+        access_log=False, timeout_graceful_shutdown=30,
+    )
+
+
+if __name__ == "__main__":
+    main()

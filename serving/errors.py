@@ -1,0 +1,155 @@
+"""API errors and the exception handlers that turn every failure into a JSON body with the right status."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import ResponseSpec
+from litestar.types import ExceptionHandlersMap
+
+from imagesearch.errors import (
+    ArtifactError,
+    ImageError,
+    ImageTooLargeError,
+    ImageTooSmallError,
+    NotAnImageError,
+    TruncatedImageError,
+)
+from serving.schemas import ErrorBody
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error the API answers on purpose: ``status``, a short ``error`` tag and a human ``detail``."""
+
+    status = HTTPStatus.BAD_REQUEST
+    error = "bad_request"
+
+    def __init__(self, detail: str, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = dict(headers or {})
+
+
+class UnsupportedMediaTypeError(ApiError):
+    status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+    error = "unsupported_media_type"
+
+
+class PayloadTooLargeError(ApiError):
+    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    error = "payload_too_large"
+
+
+class UnknownItemError(ApiError):
+    status = HTTPStatus.NOT_FOUND
+    error = "unknown_item"
+
+
+class InvalidIndexError(ApiError):
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+    error = "invalid_index"
+
+
+class UnauthorizedError(ApiError):
+    status = HTTPStatus.UNAUTHORIZED
+    error = "unauthorized"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, {"WWW-Authenticate": "Bearer"})
+
+
+class ForbiddenError(ApiError):
+    status = HTTPStatus.FORBIDDEN
+    error = "forbidden"
+
+
+class UnavailableError(ApiError):
+    """503: the client should come back after ``retry_after_s`` seconds."""
+
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    error = "unavailable"
+
+    def __init__(self, detail: str, retry_after_s: int) -> None:
+        super().__init__(detail, {"Retry-After": str(retry_after_s)})
+
+
+class NotReadyError(UnavailableError):
+    error = "no_index_loaded"
+
+
+class OverloadedError(UnavailableError):
+    error = "overloaded"
+
+
+# Not an image at all is a media-type problem; an image we recognise but cannot use is unprocessable.
+IMAGE_ERROR_STATUS: dict[type[ImageError], HTTPStatus] = {
+    NotAnImageError: HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+    TruncatedImageError: HTTPStatus.UNPROCESSABLE_ENTITY,
+    ImageTooLargeError: HTTPStatus.UNPROCESSABLE_ENTITY,
+    ImageTooSmallError: HTTPStatus.UNPROCESSABLE_ENTITY,
+}
+
+
+# The same tag whether the API or Litestar itself refuses (e.g. a body over the cap before any handler runs).
+ERROR_TAGS = {HTTPStatus.REQUEST_ENTITY_TOO_LARGE: PayloadTooLargeError.error}
+
+
+def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the error statuses a route may answer."""
+    return {status: ResponseSpec(ErrorBody, description="A JSON error with a clear message.") for status in statuses}
+
+
+def error_response(status: int, error: str, detail: str, headers: Mapping[str, str] | None = None) -> Response[ErrorBody]:
+    return Response(ErrorBody(status=status, error=error, detail=detail), status_code=status, headers=dict(headers or {}))
+
+
+def _api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[ErrorBody]:
+    return error_response(exc.status, exc.error, exc.detail, exc.headers)
+
+
+def _image_error(_: Request[Any, Any, Any], exc: ImageError) -> Response[ErrorBody]:
+    status = next((code for kind, code in IMAGE_ERROR_STATUS.items() if isinstance(exc, kind)), HTTPStatus.BAD_REQUEST)
+    return error_response(status, f"image_{exc.reason}", str(exc))
+
+
+def _artifact_error(_: Request[Any, Any, Any], exc: ArtifactError) -> Response[ErrorBody]:
+    return error_response(HTTPStatus.UNPROCESSABLE_ENTITY, InvalidIndexError.error, str(exc))
+
+
+def _validation_detail(exc: ValidationException) -> str:
+    problems = exc.extra if isinstance(exc.extra, list) else []
+    parts = [
+        f"{problem.get('key', '?')} ({getattr(source := problem.get('source', 'request'), 'value', source)}): "
+        f"{problem.get('message', '')}"
+        for problem in problems
+        if isinstance(problem, dict)
+    ]
+    return "; ".join(parts) or str(exc.detail)
+
+
+def _http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorBody]:
+    status = exc.status_code
+    error = ERROR_TAGS.get(status) or HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
+    detail = _validation_detail(exc) if isinstance(exc, ValidationException) else str(exc.detail)
+    return error_response(status, error, detail, exc.headers)
+
+
+def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", "an unexpected error occurred")
+
+
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    ApiError: _api_error,
+    ImageError: _image_error,
+    ArtifactError: _artifact_error,
+    HTTPException: _http_exception,
+    Exception: _unexpected,
+}

@@ -1,0 +1,20 @@
+"""The web page at ``/``: pick or drop a photo, see similar items, "more like this" on any result."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from litestar import MediaType, Response, get
+
+PAGE = Path(__file__).parent / "static" / "index.html"
+
+
+@cache
+def _page() -> bytes:
+    return PAGE.read_bytes()
+
+
+@get("/", include_in_schema=False, sync_to_thread=False)
+def web_page() -> Response[bytes]:
+    return Response(_page(), media_type=MediaType.HTML)
