@@ -54,6 +54,14 @@ def index_a(published_repository: tuple[Path, str], tmp_path_factory: pytest.Tem
     return target
 
 
+def small_whitening(vectors: np.ndarray, dims: int) -> Whitening:
+    """PCA-whitening of a few vectors by a thin SVD: ``Whitening.fit`` eigendecomposes the full 1280x1280
+    covariance, which takes seconds here, and the server only needs *a* whitening to project queries with."""
+    mean = vectors.mean(axis=0)
+    _, singular, axes = np.linalg.svd(vectors - mean, full_matrices=False)
+    return Whitening(mean.astype(np.float32), (axes[:dims].T / singular[:dims]).astype(np.float32))
+
+
 def derive_version(
     source: Path,
     target: Path,
@@ -74,7 +82,7 @@ def derive_version(
     write_items(target / ITEMS, records)
     np.save(target / EMBEDDINGS, embeddings, allow_pickle=False)
     params = choose_params(len(keep))
-    whitening = Whitening.fit(embeddings, whitening_dims) if whitening_dims else None
+    whitening = small_whitening(embeddings, whitening_dims) if whitening_dims else None
     if whitening is not None:
         (target / WHITENING).write_bytes(whitening.to_bytes())
     VectorIndex.build(search_space(embeddings, whitening), params).save(target)

@@ -29,12 +29,13 @@ THUMBNAILS_LOADED = "[...document.querySelectorAll('.result img')].every((img) =
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists() and shutil.which("chromium") is None:
+    executable = str(CHROMIUM) if CHROMIUM.exists() else shutil.which("chromium")
+    if executable is None:
         pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield launched
         launched.close()
 
