@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     say(f"Local deploy: {summary['action']} version {summary['version']} ({summary['url']})")
     show_index(summary["url"])
     show_sample_query(summary["url"])
-    say(f"\nWeb page: {summary['url']}/     API docs: {summary['url']}/schema/swagger")
+    say(f"\nWeb page: {summary['url']}/     OpenAPI: {summary['url']}/schema/openapi.json")
     if args.no_wait or another_watch_running(deployer):
         say("The server keeps running; stop it with: python -m serving.deploy --stop")
         return 0
