@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 from airflow.providers.cncf.kubernetes.utils.container import container_is_succeeded
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from kubernetes.client import models as k8s
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
@@ -25,6 +26,7 @@ from plugins.operators.command import (
     parse_summary,
 )
 from plugins.operators.specs import StepSpec
+from tasks.cli import EXIT_PERMANENT
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -74,6 +76,17 @@ class StepPodOperator(StepCommandMixin, KubernetesPodOperator):
                 self.log.warning("could not read the summary from the log of pod %s: %s", remote_pod.metadata.name, exc)
         super().post_complete_action(pod=pod, remote_pod=remote_pod, context=context, result=result, **kwargs)
 
+    def cleanup(self, pod: k8s.V1Pod, remote_pod: k8s.V1Pod) -> None:
+        """As the base class, but a step that exited 2 (a retry cannot help) fails the task without retries."""
+        try:
+            super().cleanup(pod, remote_pod)
+        except AirflowFailException:
+            raise
+        except AirflowException as exc:
+            if exit_code(remote_pod, self.base_container_name) == EXIT_PERMANENT:
+                raise AirflowFailException(f"step {self.step} failed and a retry cannot help: {exc}") from exc
+            raise
+
     def read_summary(self, pod: k8s.V1Pod) -> dict[str, Any] | None:
         text = self.client.read_namespaced_pod_log(
             name=pod.metadata.name, namespace=pod.metadata.namespace, container=self.base_container_name,
@@ -88,6 +101,15 @@ class StepPodOperator(StepCommandMixin, KubernetesPodOperator):
     def trigger_reentry(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         super().trigger_reentry(context, event)
         return self.finish(context, self.summary)
+
+
+def exit_code(pod: k8s.V1Pod | None, container: str) -> int | None:
+    """The exit code of ``container`` in a finished pod, if it terminated."""
+    statuses = (pod.status.container_statuses if pod is not None and pod.status else None) or []
+    for status in statuses:
+        if status.name == container and status.state is not None and status.state.terminated is not None:
+            return status.state.terminated.exit_code
+    return None
 
 
 def pod_kwargs(step: str, spec: StepSpec, settings: Settings) -> dict[str, Any]:

@@ -141,3 +141,27 @@ def test_a_pod_summary_is_read_from_the_end_of_its_log() -> None:
     assert operator.read_summary(pod) == {"step": "build_index", "items": 20}
     assert client.calls == [{"name": "image-index-build-index-x", "namespace": "ns", "container": "base", "tail_lines": 200}]
     assert os.environ.get("AIRFLOW_HOME")  # tests/plugins/conftest.py isolated Airflow
+
+
+def failed_pod(code: int) -> Any:
+    from kubernetes.client import models as k8s
+
+    terminated = k8s.V1ContainerStateTerminated(exit_code=code, message="evaluate failed: quality gate failed")
+    status = k8s.V1ContainerStatus(name="base", image="tasks:1", image_id="", ready=False, restart_count=0,
+                                   state=k8s.V1ContainerState(terminated=terminated))
+    return k8s.V1Pod(metadata=k8s.V1ObjectMeta(name="p", namespace="ns"),
+                     status=k8s.V1PodStatus(phase="Failed", container_statuses=[status]))
+
+
+@pytest.mark.parametrize(("code", "raised"), [(2, AirflowFailException), (1, AirflowException)])
+def test_a_pod_that_exits_2_fails_without_retries(monkeypatch: pytest.MonkeyPatch, code: int, raised: type) -> None:
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+
+    def base_cleanup(self: Any, pod: Any, remote_pod: Any) -> None:  # what the provider raises for a failed pod
+        raise AirflowException(f"Pod {remote_pod.metadata.name} returned a failure")
+
+    monkeypatch.setattr(KubernetesPodOperator, "cleanup", base_cleanup)
+    operator = StepPodOperator(task_id="evaluate", step="evaluate", workspace="gs://m/runs/v", namespace="ns", image="tasks:1")
+    with pytest.raises(raised) as caught:
+        operator.cleanup(failed_pod(code), failed_pod(code))
+    assert (caught.type is AirflowFailException) == (code == 2)
