@@ -42,7 +42,7 @@ class Settings:
     max_image_bytes: int = 20 * 1024 * 1024
     max_image_pixels: int = 40_000_000
     min_image_side: int = 16
-    embed_batch_size: int = 32
+    embed_batch_size: int = 8  # fastest on CPU here (bench/embed.py); raise it on a GPU
     torch_threads: int = 0  # 0: torch's default
     brute_force_below: int = 20_000
     # PCA-whitening learned per version on the raw embeddings (bench/quality.py): output dims, eigenvalue
