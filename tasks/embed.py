@@ -16,7 +16,7 @@ from imagesearch.preprocess import normalize
 from imagesearch.repository import open_repository
 from imagesearch.settings import Settings
 from tasks import cli
-from tasks.previous import previous_embeddings, previous_hashes
+from tasks.previous import previous_embeddings
 from tasks.workspace import Workspace, shard_key
 
 log = logging.getLogger("embed")
@@ -42,17 +42,14 @@ def embed(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     embedder = Embedder(device=args.device, threads=settings.torch_threads)
     fresh = embed_pixels(embedder, pixels, args.batch_size or settings.embed_batch_size)
 
-    reuse = [r for r in records if r["status"] == "reuse"]
+    # preprocess recorded each unchanged image's row in the previous version: only its vectors are fetched.
+    reuse = [position for position, record in enumerate(records) if record["status"] == "reuse"]
     vectors = np.zeros((len(records), embedder.dim), np.float32)
+    vectors[[position for position, record in enumerate(records) if record["status"] != "reuse"]] = fresh
     if reuse:
         repo = open_repository(args.repository or settings.model_repository)
-        previous = info["previous_version"]
-        rows = previous_hashes(repo, previous)
-        old = previous_embeddings(repo, previous, embedder.model_id)
-        reused_rows = [rows[r["image_sha256"]] for r in reuse]
-    fresh_iter, reuse_iter = iter(fresh), iter(old[reused_rows] if reuse else [])
-    for position, record in enumerate(records):
-        vectors[position] = next(reuse_iter) if record["status"] == "reuse" else next(fresh_iter)
+        old = previous_embeddings(repo, info["previous_version"], embedder.model_id)
+        vectors[reuse] = old[[records[position]["reuse_row"] for position in reuse]]
     workspace.write_array(shard_key("embed", args.shard, "embeddings.npy"), vectors)
     workspace.write_json(shard_key("embed", args.shard, "model.json"), msgspec.to_builtins(embedder.info))
     return {"shard": args.shard, "items": len(records), "embedded": len(fresh), "reused": len(reuse),

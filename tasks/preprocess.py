@@ -29,7 +29,7 @@ class Outcome:
     record: dict[str, Any]
     sha256: str = ""
     pixels: np.ndarray | None = None
-    reuse: bool = False
+    reuse_row: int | None = None  # the image's row in the previous version, when its bytes are unchanged
     reason: str = ""
     message: str = ""
 
@@ -40,7 +40,7 @@ def prepare(record: dict[str, Any], settings: Settings, config: PreprocessConfig
         data = uris.read_bytes(record["image_uri"], max_bytes=settings.max_image_bytes, timeout=settings.fetch_timeout_s)
         sha = hashlib.sha256(data).hexdigest()
         if sha in known:
-            return Outcome(record, sha, reuse=True)
+            return Outcome(record, sha, reuse_row=known[sha])
         image = fit_image(decode_image(data, config), config)
         return Outcome(record, sha, pixels=np.asarray(image, dtype=np.uint8))
     except ImageError as exc:
@@ -77,12 +77,16 @@ def preprocess(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
             f"{settings.max_failure_ratio:.0%}); first: {failed[0].record['item_id']}: {failed[0].message}",
             retryable=True,  # images may be missing for a moment (an upload in flight, a storage hiccup)
         )
-    to_embed = [o for o in good if not o.reuse]
+    to_embed = [o for o in good if o.reuse_row is None]
     pixels = np.stack([o.pixels for o in to_embed]) if to_embed else np.zeros((0, config.size, config.size, 3), np.uint8)
     workspace.write_array(shard_key("preprocess", args.shard, "pixels.npz"), pixels, compressed=True)
     workspace.write_jsonl(
         shard_key("preprocess", args.shard, "items.jsonl"),
-        ({**o.record, "image_sha256": o.sha256, "status": "reuse" if o.reuse else "embed"} for o in good),
+        (
+            {**o.record, "image_sha256": o.sha256, "status": "embed" if o.reuse_row is None else "reuse",
+             "reuse_row": o.reuse_row}
+            for o in good
+        ),
     )
     reasons: dict[str, int] = {}
     for outcome in failed:

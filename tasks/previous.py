@@ -7,20 +7,19 @@ from pathlib import Path
 
 import numpy as np
 
-from imagesearch.artifacts import read_manifest, sha256_file, version_key
+from imagesearch.artifacts import Manifest, read_manifest, sha256_file, version_key
 from imagesearch.errors import ArtifactError
 from imagesearch.index_store import EMBEDDINGS, ITEMS, read_items
 from imagesearch.repository import ModelRepository
 
 
-def _fetch_verified(repo: ModelRepository, version: str, name: str, target: Path) -> Path:
-    manifest = read_manifest(repo, version)
+def _fetch_verified(repo: ModelRepository, manifest: Manifest, name: str, target: Path) -> Path:
     entry = next((f for f in manifest.files if f.path == name), None)
     if entry is None:
-        raise ArtifactError(f"version {version} has no {name}")
-    repo.get_file(version_key(version, name), target)
+        raise ArtifactError(f"version {manifest.version} has no {name}")
+    repo.get_file(version_key(manifest.version, name), target)
     if sha256_file(target) != entry.sha256:
-        raise ArtifactError(f"{name} of version {version} fails its checksum")
+        raise ArtifactError(f"{name} of version {manifest.version} fails its checksum")
     return target
 
 
@@ -29,7 +28,7 @@ def previous_hashes(repo: ModelRepository, version: str | None) -> dict[str, int
     if not version:
         return {}
     with tempfile.TemporaryDirectory() as scratch:
-        items = read_items(_fetch_verified(repo, version, ITEMS, Path(scratch) / ITEMS))
+        items = read_items(_fetch_verified(repo, read_manifest(repo, version), ITEMS, Path(scratch) / ITEMS))
     return {sha: row for row, sha in enumerate(items["image_sha256"])}
 
 
@@ -38,4 +37,4 @@ def previous_embeddings(repo: ModelRepository, version: str, model_id: str) -> n
     if manifest.model.model_id != model_id:
         raise ArtifactError(f"version {version} used model {manifest.model.model_id}, not {model_id}")
     with tempfile.TemporaryDirectory() as scratch:
-        return np.load(_fetch_verified(repo, version, EMBEDDINGS, Path(scratch) / EMBEDDINGS), allow_pickle=False)
+        return np.load(_fetch_verified(repo, manifest, EMBEDDINGS, Path(scratch) / EMBEDDINGS), allow_pickle=False)
