@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import secrets
 import shutil
 import tempfile
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from imagesearch.errors import ArtifactError
+from imagesearch.errors import ArtifactError, VersionTakenError
 from imagesearch.repository import ModelRepository
 
 INDEXES = "indexes"
@@ -47,6 +48,12 @@ class Manifest(msgspec.Struct, frozen=True):
     index: dict[str, Any] = {}
     metrics: dict[str, float] = {}
     files: list[FileEntry] = []
+    # The quality gate's report: the verdict, and per metric the candidate, the serving version, floor, tolerance.
+    gate: dict[str, Any] = {}
+
+    @property
+    def passed_gate(self) -> bool:
+        return self.gate.get("passed") is True
 
     def encode(self) -> bytes:
         return msgspec.json.format(msgspec.json.encode(self), indent=2) + b"\n"
@@ -59,9 +66,15 @@ class Manifest(msgspec.Struct, frozen=True):
             raise ArtifactError(f"invalid manifest: {exc}") from None
 
 
-def new_version(now: datetime | None = None) -> str:
-    """A sortable, UTC-timestamp-based version id, e.g. ``20261127T051500Z``."""
-    return (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+def new_version(now: datetime | None = None, unique: str | None = None) -> str:
+    """A sortable, UTC-timestamp-based version id with a suffix unique to the run, e.g. ``20261127T051500Z-3f9a1c2e``.
+
+    ``unique`` (e.g. the Airflow run id) makes the suffix; retries of one run derive the same version from it.
+    Without it the suffix is random: two versions made in the same second never collide.
+    """
+    stamp = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    suffix = secrets.token_hex(4) if unique is None else hashlib.sha256(unique.encode()).hexdigest()[:8]
+    return f"{stamp}-{suffix}"
 
 
 def check_version(version: str) -> str:
@@ -152,30 +165,50 @@ def read_manifest(repo: ModelRepository, version: str) -> Manifest:
     return Manifest.decode(repo.get_bytes(version_key(version, MANIFEST)))
 
 
+def version_taken(version: str, repo: ModelRepository, what: str) -> VersionTakenError:
+    return VersionTakenError(
+        f"index version {version} is already {what} in {repo.uri} by another run; versions are immutable and "
+        "nothing was overwritten: re-run as a new version (trigger a new run, or omit --version)"
+    )
+
+
+def _put_new(repo: ModelRepository, key: str, source: Path, sha256: str, scratch: Path) -> None:
+    """Create ``key`` from ``source``, never replacing another object; an identical one (our own earlier try) is kept."""
+    echo = scratch / "echo"
+    if not repo.put_file(key, source, if_absent=True):
+        repo.get_file(key, echo)
+        if sha256_file(echo) != sha256:
+            raise version_taken(key.split("/")[1], repo, f"written (different {key.rsplit('/', 1)[-1]})")
+    repo.get_file(key, echo)
+    if sha256_file(echo) != sha256:
+        raise ArtifactError(f"{key} changed in transit: checksum mismatch after upload")
+    echo.unlink()
+
+
 def publish(repo: ModelRepository, directory: Path) -> tuple[Manifest, bool]:
     """Upload a sealed directory as its version; ``_COMMIT`` last. Returns (manifest, uploaded?).
 
-    Re-publishing a committed version with the same manifest is a no-op; a different one is refused
-    (versions are immutable). Every file is read back and checked before ``_COMMIT`` is written.
+    Versions are immutable: every object is created only if absent (on GCS ``if_generation_match=0``, locally
+    an exclusive link), so a run never overwrites another's files. Re-publishing a committed version with the
+    same manifest is a no-op; a different one is refused (:class:`VersionTakenError`). Every file is read back
+    and checked before ``_COMMIT`` is written.
     """
     manifest_bytes = (directory / MANIFEST).read_bytes()
     manifest = Manifest.decode(manifest_bytes)
     version = check_version(manifest.version)
     if is_committed(repo, version):
         if repo.get_bytes(version_key(version, MANIFEST)) != manifest_bytes:
-            raise ArtifactError(f"version {version} is already committed with a different manifest")
+            raise version_taken(version, repo, "committed with a different manifest")
         return manifest, False
     with tempfile.TemporaryDirectory(prefix="verify-") as scratch:
         for entry in manifest.files:
-            key = version_key(version, entry.path)
-            repo.put_file(key, directory / entry.path)
-            echo = Path(scratch) / "echo"
-            repo.get_file(key, echo)
-            if sha256_file(echo) != entry.sha256:
-                raise ArtifactError(f"{key} changed in transit: checksum mismatch after upload")
-            echo.unlink()
-    repo.put_bytes(version_key(version, MANIFEST), manifest_bytes)
-    repo.put_bytes(version_key(version, COMMIT), (hashlib.sha256(manifest_bytes).hexdigest() + "\n").encode())
+            _put_new(repo, version_key(version, entry.path), directory / entry.path, entry.sha256, Path(scratch))
+        _put_new(repo, version_key(version, MANIFEST), directory / MANIFEST, hashlib.sha256(manifest_bytes).hexdigest(),
+                 Path(scratch))
+    commit = (hashlib.sha256(manifest_bytes).hexdigest() + "\n").encode()
+    if not repo.put_bytes(version_key(version, COMMIT), commit, if_absent=True) and \
+            repo.get_bytes(version_key(version, COMMIT)) != commit:
+        raise version_taken(version, repo, "committed")
     return manifest, True
 
 

@@ -43,5 +43,9 @@ class ArtifactError(ImageSearchError):
     """An index version is missing, incomplete, corrupted or built for another model."""
 
 
+class VersionTakenError(ArtifactError):
+    """The version is already committed (or being written) by another run: retrying cannot help."""
+
+
 class CatalogError(ImageSearchError):
     """The catalog cannot be read at all (unknown format, missing file, no valid rows)."""

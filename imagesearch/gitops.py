@@ -1,16 +1,19 @@
 """The GitOps repo: the version-bump commit, deploy history, ``git revert`` rollback, local bootstrap.
 
 Everything goes through the real ``git`` CLI. One overlay's ``kustomization.yaml`` holds the index
-version (a ``configMapGenerator`` literal); changing it is the whole deployment. Pushes are plain
-fast-forward pushes: when one is rejected (someone pushed first) the commit is rebased onto the new
-tip, or re-made there if the rebase conflicts, and pushed again a bounded number of times. Nothing is
-ever force-pushed, so history keeps every deploy and every rollback. Argo CD turns what lands on the
+version (a ``configMapGenerator`` literal); changing it is the whole deployment. Beside it, ``pin.yaml`` and
+``reverted.yaml`` (see ``imagesearch.pins``) hold an operator's decisions: a pinned overlay is left alone by
+every bump, and a reverted version is never deployed again automatically. Pushes are plain fast-forward
+pushes: when one is rejected (someone pushed first) the change is made again on the new tip, where it is
+checked again (a pin that landed meanwhile wins), and pushed again a bounded number of times. Nothing is
+ever force-pushed, so history keeps every deploy, rollback, pin and promotion. Argo CD turns what lands on the
 branch into pods (``python -m serving.deploy`` does it on one machine).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import re
@@ -22,7 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from imagesearch import kustomize
+from imagesearch import kustomize, pins
 from imagesearch.artifacts import check_version, is_committed
 from imagesearch.errors import ImageSearchError
 from imagesearch.repository import ModelRepository
@@ -157,15 +160,17 @@ class Checkout:
 
         raise GitOpsError(f"git push to {self.config.url} failed: {(result.stderr or result.stdout).strip()}")
 
-    def rebase(self) -> bool:
-        """Replay local commits onto the fetched tip; False (and nothing changed) when they conflict."""
-        if git(self.path, "rebase", "--quiet", self.upstream, check=False).returncode == 0:
-            return True
-        self.git("rebase", "--abort", check=False)
-        return False
+    def overlay_file(self, name: str) -> str:
+        return f"{self.config.overlay.strip('/')}/{name}"
 
-    def ahead(self) -> bool:
-        return self.git("rev-list", "--count", f"{self.upstream}..HEAD") != "0"
+    def pin(self) -> pins.Pin | None:
+        return pins.read_pin(self.overlay)
+
+    def reverted(self) -> dict[str, pins.Reverted]:
+        return pins.read_reverted(self.overlay)
+
+    def stage(self, path: Path) -> None:
+        self.git("add", "--all", "--", str(path.relative_to(self.path)))
 
 
 @contextlib.contextmanager
@@ -185,11 +190,14 @@ class Edit:
     previous: str  # the version the overlay named before
     message: str | None = None
     reverted: tuple[str, ...] = ()
+    skipped: str | None = None  # why nothing was changed when an operator's decision (a pin, a revert) forbids it
 
 
 def commit_and_push(target: Checkout, change: Change, before_push: BeforePush | None = None) -> tuple[Edit, str | None, int]:
-    """Apply ``change`` on the branch tip, commit and push it, rebasing and retrying on a concurrent push.
+    """Apply ``change`` on the branch tip, commit and push it; on a concurrent push, make it again on the new tip.
 
+    The change is re-made rather than rebased so that it re-reads the tip: a pin or a newer version that landed
+    meanwhile is honoured.
     Returns (the edit, the pushed commit or None when there was nothing to change, the push attempts made).
     """
     target.sync()
@@ -203,23 +211,26 @@ def commit_and_push(target: Checkout, change: Change, before_push: BeforePush | 
             before_push(attempt)
         if target.push():
             return edit, target.head(), attempt
-        log.warning("push rejected (attempt %d of %d): %s moved on; rebasing", attempt, attempts, target.config.branch)
-        target.fetch()
-        if not target.rebase():
-            # Someone changed the same lines: make the change again on their tip (it may be moot now).
-            target.sync()
-            edit = change(target)
-            if edit.message is None:
-                return edit, None, attempt
-            target.commit(edit.message)
-        elif not target.ahead():  # the rebase dropped our commit: the tip already has the same change
-            return Edit(previous=target.version()), None, attempt
+        log.warning("push rejected (attempt %d of %d): %s moved on; making the change again on the new tip",
+                    attempt, attempts, target.config.branch)
+        target.sync()
+        edit = change(target)
+        if edit.message is None:  # moot now, or forbidden by a pin that landed first
+            return edit, None, attempt
+        target.commit(edit.message)
     raise GitOpsError(f"push to {target.config.url} rejected {attempts} times in a row; giving up, try again later")
+
+
+ACTION_TRAILER = "Rollout-Action"
 
 
 @dataclass(frozen=True)
 class Release:
-    """One commit that changed the overlay's index version."""
+    """One commit that changed the overlay's index version or its pin.
+
+    ``action``: deploy, rollback, unpin, promote (from the commit's Rollout-Action trailer; deploy if none).
+    ``pin``: what the commit did to the pin ("pinned to V by ... : reason", "unpinned", or "").
+    """
 
     commit: str
     version: str
@@ -227,27 +238,65 @@ class Release:
     author: str
     date: str
     subject: str
+    action: str = "deploy"
+    pin: str = ""
+
+    @property
+    def version_changed(self) -> bool:
+        return self.version != self.previous or self.action == "bootstrap"
+
+
+def _diff_sections(diff: str) -> dict[str, tuple[list[str], list[str]]]:
+    """path -> (added lines, removed lines) of a ``git log -p --unified=0`` record."""
+    sections: dict[str, tuple[list[str], list[str]]] = {}
+    current: tuple[list[str], list[str]] = ([], [])
+    for line in diff.splitlines():
+        if line.startswith("diff --git "):
+            current = sections.setdefault(line.rsplit(" b/", 1)[-1], ([], []))
+        elif line.startswith(("+", "-")) and not line.startswith(("+++", "---")):
+            current[0 if line[0] == "+" else 1].append(line[1:])
+    return sections
+
+
+def _pin_change(added: list[str], removed: list[str]) -> str:
+    if added:
+        return pins.parse_pin("\n".join(added)).describe()
+    return "unpinned" if removed else ""
 
 
 def history(source: Checkout) -> list[Release]:
-    """Every change of the overlay's version on the branch, newest first (one ``git log -p`` pass)."""
+    """Every change of the overlay's version or pin on the branch, newest first (one ``git log -p`` pass)."""
+    pin_path = source.overlay_file(pins.PIN_FILE)
     log_text = source.git(
         "log", "--first-parent", "--diff-merges=first-parent", "-p", "--unified=0", "--no-color", "--no-ext-diff",
-        "--format=%x00%H%x1f%an%x1f%aI%x1f%s", source.upstream, "--", source.config.kustomization,
+        f"--format=%x00%H%x1f%an%x1f%aI%x1f%s%x1f%(trailers:key={ACTION_TRAILER},valueonly,separator=%x2C)",
+        source.upstream, "--", source.config.kustomization, pin_path,
     )
     releases = []
     for record in log_text.split("\x00")[1:]:
         header, _, diff = record.partition("\n")
-        sha, author, date, subject = header.split("\x1f", 3)
+        sha, author, date, subject, action = header.split("\x1f", 4)
+        sections = _diff_sections(diff)
         values: dict[str, str] = {}  # "+": the version this commit set, "-": the one it replaced
-        for line in diff.splitlines():
-            if line[:1] in "+-" and not line.startswith(("+++", "---")):
-                value = kustomize.literal_in_line(line[1:], kustomize.VERSION_KEY)
+        added, removed = sections.get(source.config.kustomization, ([], []))
+        for sign, lines in (("+", added), ("-", removed)):
+            for line in lines:
+                value = kustomize.literal_in_line(line, kustomize.VERSION_KEY)
                 if value is not None:
-                    values[line[0]] = value
-        if "+" in values and values["+"] != values.get("-"):
-            releases.append(Release(sha, values["+"], values.get("-", ""), author, date, subject))
+                    values[sign] = value
+        pin = _pin_change(*sections.get(pin_path, ([], [])))
+        if "-" not in values and "+" in values:
+            releases.append(Release(sha, values["+"], "", author, date, subject, "bootstrap", pin))
+        elif ("+" in values and values["+"] != values["-"]) or pin:
+            version = values.get("+") or source.version(sha)
+            releases.append(Release(sha, version, values.get("-", version), author, date, subject,
+                                    action.strip() or "deploy", pin))
     return releases
+
+
+def version_changes(releases: list[Release]) -> list[Release]:
+    """The releases that changed the version (a pin or unpin alone did not)."""
+    return [release for release in releases if release.version_changed]
 
 
 @dataclass(frozen=True)
@@ -260,6 +309,7 @@ class Result:
     commit: str | None
     attempts: int
     reverted: tuple[str, ...] = ()
+    skipped: str | None = None  # set when a pin or a revert forbade the change
 
     @property
     def changed(self) -> bool:
@@ -268,20 +318,48 @@ class Result:
     def summary(self) -> dict[str, Any]:
         return {**asdict(self), "reverted": list(self.reverted), "changed": self.changed}
 
+    @classmethod
+    def of(cls, config: GitOpsConfig, version: str, pushed: tuple[Edit, str | None, int]) -> Result:
+        edit, commit, attempts = pushed
+        return cls(config.overlay, version, edit.previous, commit, attempts, edit.reverted, edit.skipped)
 
-def _trailers(config: GitOpsConfig, version: str, previous: str) -> str:
-    return f"Index-Version: {version}\nPrevious-Version: {previous or 'none'}\nOverlay: {config.overlay}"
+
+def _trailers(config: GitOpsConfig, version: str, previous: str, action: str = "deploy") -> str:
+    return (f"Index-Version: {version}\nPrevious-Version: {previous or 'none'}\nOverlay: {config.overlay}\n"
+            f"{ACTION_TRAILER}: {action}")
 
 
 def bump_message(config: GitOpsConfig, version: str, previous: str, items: int | None,
-                 metrics: Mapping[str, float] | None) -> str:
+                 metrics: Mapping[str, float] | None, *, title: str | None = None, action: str = "deploy") -> str:
     body = []
     if items is not None:
         body.append(f"Items: {items}")
     if metrics:
         body.append("Metrics: " + ", ".join(f"{name}={value:.4g}" for name, value in sorted(metrics.items())))
-    paragraphs = [f"Deploy index {version} to {config.environment}", "\n".join(body), _trailers(config, version, previous)]
+    paragraphs = [title or f"Deploy index {version} to {config.environment}", "\n".join(body),
+                  _trailers(config, version, previous, action)]
     return "\n\n".join(part for part in paragraphs if part)
+
+
+def pinned_message(config: GitOpsConfig, pin: pins.Pin) -> str:
+    return (f"{config.overlay} is {pin.describe()}; the overlay is left as it is "
+            "(lift the pin with `python -m tasks.rollback unpin`)")
+
+
+def reverted_message(version: str, reverted: pins.Reverted) -> str:
+    return (f"index {version} was reverted by {reverted.by} at {reverted.at} ({reverted.reason}); a reverted version "
+            f"is never deployed again automatically (a person can: `python -m tasks.rollback unpin --deploy {version}`)")
+
+
+def forbidden(target: Checkout, version: str, force: bool = False) -> str | None:
+    """Why an automatic change of the overlay to ``version`` must not happen: a pin, or ``version`` was reverted."""
+    pin = target.pin()
+    if pin is not None:
+        return pinned_message(target.config, pin)
+    reverted = target.reverted().get(version)
+    if reverted is not None and not force:
+        return reverted_message(version, reverted)
+    return None
 
 
 def _require_committed(repository: ModelRepository | None, version: str) -> None:
@@ -293,12 +371,17 @@ def _require_committed(repository: ModelRepository | None, version: str) -> None
 def bump(config: GitOpsConfig, version: str, repository: ModelRepository, *, items: int | None = None,
          metrics: Mapping[str, float] | None = None, workdir: Path | None = None,
          before_push: BeforePush | None = None) -> Result:
-    """Set the overlay's index version and push one commit naming it (none if it is already there)."""
+    """Set the overlay's index version and push one commit naming it (none if it is already there).
+
+    A pinned overlay, or a ``version`` that was reverted, is left alone: the result's ``skipped`` says why.
+    """
     check_version(version)
     _require_committed(repository, version)
 
     def change(target: Checkout) -> Edit:
         previous = target.version()
+        if reason := forbidden(target, version):
+            return Edit(previous, skipped=reason)
         # Versions sort by build time: a run that lost a race to a newer version must not roll it back.
         if previous >= version:
             return Edit(previous)
@@ -306,13 +389,16 @@ def bump(config: GitOpsConfig, version: str, repository: ModelRepository, *, ite
         return Edit(previous, bump_message(config, version, previous, items, metrics))
 
     with checkout(config, workdir) as target:
-        edit, commit, attempts = commit_and_push(target, change, before_push)
-    if edit.previous > version:
-        log.warning("not deploying %s: the overlay already names the newer version %s", version, edit.previous)
-    return Result(config.overlay, version, edit.previous, commit, attempts)
+        result = Result.of(config, version, commit_and_push(target, change, before_push))
+    if result.skipped:
+        log.warning("not deploying %s: %s", version, result.skipped)
+    elif result.previous > version:
+        log.warning("not deploying %s: the overlay already names the newer version %s", version, result.previous)
+    return result
 
 
 def _previous_version(releases: list[Release]) -> str:
+    releases = version_changes(releases)
     if not releases or not releases[0].previous:
         raise GitOpsError("nothing to roll back to: the overlay has no earlier deployed version")
     return releases[0].previous
@@ -320,6 +406,7 @@ def _previous_version(releases: list[Release]) -> str:
 
 def _to_revert(releases: list[Release], target: str) -> list[Release]:
     """The releases after the newest one that set ``target``, newest first."""
+    releases = version_changes(releases)
     for position, release in enumerate(releases):
         if release.version == target:
             return releases[:position]
@@ -327,37 +414,106 @@ def _to_revert(releases: list[Release], target: str) -> list[Release]:
     raise GitOpsError(f"version {target} was never deployed to this overlay (deployed: {deployed})")
 
 
-def _revert_to(target: Checkout, version: str) -> Edit:
-    """Revert, in one commit's worth of changes, every version change after the newest one to ``version``."""
-    releases = history(target)
+def _revert_kustomization(target: Checkout, reverts: list[Release]) -> None:
+    """``git revert`` of the version changes, newest first, limited to the kustomization (pins are written anew)."""
+    for release in reverts:
+        patch = target.git("diff", "--no-color", "--no-ext-diff", f"{release.commit}^", release.commit, "--",
+                           target.config.kustomization) + "\n"
+        applied = subprocess.run(["git", "apply", "--reverse", "--3way", "--index", "-"], cwd=target.path, input=patch,
+                                 capture_output=True, text=True, check=False)
+        if applied.returncode != 0:
+            raise GitOpsError(f"cannot revert {release.commit[:12]} cleanly ({applied.stderr.strip()}); "
+                              "set the version explicitly instead (python -m tasks.rollback unpin --deploy VERSION)")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Who decided a rollback or unpin, and why: recorded in the overlay and in the commit."""
+
+    reason: str
+    by: str = dataclasses.field(default_factory=pins.operator)
+
+    def __post_init__(self) -> None:
+        if not self.reason.strip():
+            raise GitOpsError("say why (--reason): the next run logs it and the next person reads it")
+
+
+def _revert_to(target: Checkout, version: str, decision: Decision) -> Edit:
+    """Revert every version change after the newest one to ``version``, and pin the overlay to it, in one commit."""
+    releases = version_changes(history(target))
     previous = releases[0].version if releases else ""
-    if previous == version:
-        return Edit(previous)
-    reverts = _to_revert(releases, version)
-    reverting = git(target.path, "revert", "--no-commit", *(release.commit for release in reverts), check=False)
-    if reverting.returncode != 0 or target.version() != version:
-        target.git("revert", "--abort", check=False)
-        raise GitOpsError(f"cannot revert {', '.join(release.commit[:12] for release in reverts)} cleanly; "
-                          "set the version explicitly instead (python -m tasks.deploy)")
-    title = f"Roll back {target.config.environment} index to {version} (from {previous or 'none'})"
+    current_pin = target.pin()
+    if previous == version and current_pin is not None and current_pin.version == version:
+        return Edit(previous)  # already there, and pinned there
+    pin = pins.Pin(version, decision.reason, decision.by, pins.now())
+    reverts = _to_revert(releases, version) if previous != version else []
+    _revert_kustomization(target, reverts)
+    if target.version() != version:
+        raise GitOpsError(f"reverting {', '.join(r.commit[:12] for r in reverts)} did not give back {version}; "
+                          "set the version explicitly instead (python -m tasks.rollback unpin --deploy VERSION)")
+    reverted = [pins.Reverted(r.version, decision.reason, decision.by, pin.at) for r in reverts if r.version != version]
+    if reverted or version in target.reverted():  # going back to a version that was reverted is a person's call
+        target.stage(pins.add_reverted(target.overlay, reverted, restored=version))
+    target.stage(pins.write_pin(target.overlay, pin))
+    title = (f"Roll back {target.config.environment} index to {version} (from {previous or 'none'})" if reverts
+             else f"Pin {target.config.environment} index to {version}")
     body = "\n".join(f"This reverts commit {release.commit} ({release.subject})." for release in reverts)
-    message = "\n\n".join((title, body, _trailers(target.config, version, previous)))
+    pinned = f"Pinned: {decision.reason}\nPinned-By: {decision.by}"
+    message = "\n\n".join(part for part in (title, body, pinned, _trailers(target.config, version, previous, "rollback"))
+                           if part)
     return Edit(previous, message, tuple(release.commit for release in reverts))
 
 
 def rollback(config: GitOpsConfig, to: str | None = None, repository: ModelRepository | None = None, *,
-             workdir: Path | None = None, before_push: BeforePush | None = None) -> Result:
-    """Go back to the previous (or a named) version by ``git revert`` of the version changes after it."""
+             decision: Decision, workdir: Path | None = None, before_push: BeforePush | None = None) -> Result:
+    """Go back to the previous (or a named) version by reverting the version changes after it, and pin it there.
+
+    The pin (``decision``'s reason and who, and when) is written in the same commit as the revert; the
+    reverted versions are recorded so that no bump deploys them again.
+    """
     with checkout(config, workdir) as target:
         target.sync()
-        releases = history(target)
+        releases = version_changes(history(target))
         version = check_version(to) if to else _previous_version(releases)
         if releases and releases[0].version != version:
             _to_revert(releases, version)  # fail early, with the clear message
             _require_committed(repository, version)
         # The target is fixed now; what to revert is worked out again on whatever tip the push lands on.
-        edit, commit, attempts = commit_and_push(target, lambda tip: _revert_to(tip, version), before_push)
-    return Result(config.overlay, version, edit.previous, commit, attempts, edit.reverted)
+        pushed = commit_and_push(target, lambda tip: _revert_to(tip, version, decision), before_push)
+    return Result.of(config, version, pushed)
+
+
+def unpin(config: GitOpsConfig, decision: Decision, *, deploy: str | None = None,
+          repository: ModelRepository | None = None, workdir: Path | None = None,
+          before_push: BeforePush | None = None) -> Result:
+    """Lift the overlay's pin; with ``deploy``, also set that version (a person's choice: even a reverted one).
+
+    One commit; none when the overlay is not pinned and already names ``deploy`` (or nothing to deploy).
+    """
+    if deploy is not None:
+        check_version(deploy)
+        _require_committed(repository, deploy)
+
+    def change(target: Checkout) -> Edit:
+        previous = target.version()
+        pin = target.pin()
+        version = deploy or previous
+        if pin is None and version == previous:
+            return Edit(previous)
+        title = [f"Unpin {config.environment} index" if pin else "", f"deploy {version}" if version != previous else ""]
+        if pin is not None:
+            (target.overlay / pins.PIN_FILE).unlink()
+            target.stage(target.overlay / pins.PIN_FILE)
+        if version != previous:
+            target.set_literal(kustomize.VERSION_KEY, version)
+        subject = " and ".join(part for part in title if part)
+        body = (f"Was {pin.describe()}\n" if pin else "") + f"Unpinned: {decision.reason}\nUnpinned-By: {decision.by}"
+        action = "unpin" if pin else "deploy"
+        return Edit(previous, "\n\n".join((subject[0].upper() + subject[1:], body,
+                                            _trailers(config, version, previous, action))))
+
+    with checkout(config, workdir) as target:
+        return Result.of(config, deploy or "", commit_and_push(target, change, before_push))
 
 
 _SCP_LIKE = re.compile(r"^[\w.-]+@[\w.-]+:")

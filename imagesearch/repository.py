@@ -24,11 +24,12 @@ CHUNK_SIZE = 8 * 1024 * 1024
 class ModelRepository(ABC):
     uri: str
 
+    # Writes return True; with ``if_absent`` an existing object is left as it is and they return False.
     @abstractmethod
-    def put_file(self, key: str, source: Path) -> None: ...
+    def put_file(self, key: str, source: Path, *, if_absent: bool = False) -> bool: ...
 
     @abstractmethod
-    def put_bytes(self, key: str, data: bytes) -> None: ...
+    def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> bool: ...
 
     @abstractmethod
     def get_file(self, key: str, target: Path) -> None: ...
@@ -73,7 +74,7 @@ class LocalRepository(ModelRepository):
     def _path(self, key: str) -> Path:
         return self.root / _clean(key)
 
-    def _atomic_write(self, key: str, write: callable) -> None:  # type: ignore[valid-type]
+    def _atomic_write(self, key: str, write: callable, if_absent: bool) -> bool:  # type: ignore[valid-type]
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
@@ -82,17 +83,26 @@ class LocalRepository(ModelRepository):
                 write(handle)
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.replace(temp, target)
+            if not if_absent:
+                os.replace(temp, target)
+                return True
+            try:  # a hard link is created atomically or not at all: the local twin of if_generation_match=0
+                os.link(temp, target)
+                return True
+            except FileExistsError:
+                return False
+            finally:
+                Path(temp).unlink(missing_ok=True)
         except BaseException:
             Path(temp).unlink(missing_ok=True)
             raise
 
-    def put_file(self, key: str, source: Path) -> None:
+    def put_file(self, key: str, source: Path, *, if_absent: bool = False) -> bool:
         with source.open("rb") as reader:
-            self._atomic_write(key, lambda handle: shutil.copyfileobj(reader, handle, CHUNK_SIZE))
+            return self._atomic_write(key, lambda handle: shutil.copyfileobj(reader, handle, CHUNK_SIZE), if_absent)
 
-    def put_bytes(self, key: str, data: bytes) -> None:
-        self._atomic_write(key, lambda handle: handle.write(data))
+    def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> bool:
+        return self._atomic_write(key, lambda handle: handle.write(data), if_absent)
 
     def get_file(self, key: str, target: Path) -> None:
         source = self._path(key)
@@ -129,6 +139,10 @@ class LocalRepository(ModelRepository):
 
     def child(self, prefix: str) -> LocalRepository:
         return LocalRepository(self._path(prefix))
+
+
+class _Exists(Exception):
+    """An if-absent upload found the object there already."""
 
 
 @functools.cache
@@ -184,13 +198,30 @@ class GCSRepository(ModelRepository):
     def _blob(self, key: str):  # type: ignore[no-untyped-def]
         return self._bucket.blob(self._name(key), chunk_size=CHUNK_SIZE)
 
-    def put_file(self, key: str, source: Path) -> None:
-        with self._errors("upload", key):
-            self._blob(key).upload_from_filename(str(source), timeout=self.timeout, retry=self.retry)
+    @contextlib.contextmanager
+    def _upload(self, key: str, if_absent: bool) -> Iterator[dict[str, object]]:
+        """The upload's options; with ``if_absent`` GCS refuses (412) to replace an existing object."""
+        from google.api_core.exceptions import PreconditionFailed
 
-    def put_bytes(self, key: str, data: bytes) -> None:
         with self._errors("upload", key):
-            self._blob(key).upload_from_string(data, timeout=self.timeout, retry=self.retry)
+            try:
+                yield {"timeout": self.timeout, "retry": self.retry, **({"if_generation_match": 0} if if_absent else {})}
+            except PreconditionFailed:
+                raise _Exists from None
+
+    def _put(self, key: str, upload: str, payload: object, if_absent: bool) -> bool:
+        try:
+            with self._upload(key, if_absent) as options:
+                getattr(self._blob(key), upload)(payload, **options)
+        except _Exists:
+            return False
+        return True
+
+    def put_file(self, key: str, source: Path, *, if_absent: bool = False) -> bool:
+        return self._put(key, "upload_from_filename", str(source), if_absent)
+
+    def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> bool:
+        return self._put(key, "upload_from_string", data, if_absent)
 
     def get_file(self, key: str, target: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)

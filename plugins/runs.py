@@ -1,26 +1,32 @@
 """What one run of the ``image_index`` DAG builds: its index version, its workspace, when it runs.
 
-The version comes from the run's ``run_after`` (UTC), so every try of every task of one DAG run works
-on the same version and workspace: a retried step is idempotent.
+The version comes from the run's ``run_after`` (UTC) and a suffix hashed from its ``run_id``, so every try
+of every task of one DAG run works on the same version and workspace (a retried step is idempotent), while
+two runs never share one, even when triggered in the same second or with the same ``run_after``.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from imagesearch.artifacts import new_version
 from imagesearch.settings import Settings
 from plugins.hooks.model_repository import ModelRepositoryHook
 
-VERSION = "{{ index_version(dag_run.run_after) }}"
-WORKSPACE = "{{ run_workspace(index_version(dag_run.run_after)) }}"
+VERSION = "{{ index_version(dag_run) }}"
+WORKSPACE = "{{ run_workspace(index_version(dag_run)) }}"
 NO_SCHEDULE = frozenset({"", "none", "manual"})
 
 
-def index_version(run_after: datetime) -> str:
-    """The index version a run builds, e.g. ``20261127T050000Z``."""
-    return new_version(run_after)
+class DagRunLike(Protocol):
+    run_id: str
+    run_after: datetime
+
+
+def index_version(dag_run: DagRunLike) -> str:
+    """The index version a run builds, e.g. ``20261127T050000Z-1a2b3c4d`` (the suffix from the run id)."""
+    return new_version(dag_run.run_after, unique=f"{dag_run.run_id}")
 
 
 def run_macros(repository: ModelRepositoryHook) -> dict[str, Any]:

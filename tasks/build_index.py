@@ -54,6 +54,7 @@ def build_index(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         if whitening is not None:
             (directory / WHITENING).write_bytes(whitening.to_bytes())
         VectorIndex.build(search_space(embeddings, whitening), params).save(directory)
+        workspace.check_writable("index")
         workspace.store.delete_prefix("index")
         workspace.upload_dir("index", directory)
         size = sum(path.stat().st_size for path in directory.rglob("*") if path.is_file())

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from imagesearch.errors import CatalogError, ImageSearchError
+from imagesearch.errors import CatalogError, ImageSearchError, VersionTakenError
 from imagesearch.settings import Settings, SettingsError
 
 
@@ -25,9 +25,22 @@ class StepFailed(ImageSearchError):
         self.retryable = retryable
 
 
-# Exit codes: a retry may help (an I/O error, a lost connection) or cannot (a quality gate, a corrupt catalog).
+class StepSkipped(ImageSearchError):
+    """The step had nothing it may do (e.g. deploy to a pinned overlay); the message says why.
+
+    ``summary`` is still printed as the step's JSON line; the operators turn the exit code into a skipped task.
+    """
+
+    def __init__(self, message: str, summary: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.summary = summary
+
+
+# Exit codes: a retry may help (an I/O error, a lost connection) or cannot (a quality gate, a corrupt catalog);
+# or the step decided it must not act (the task ends as skipped).
 EXIT_RETRYABLE = 1
 EXIT_PERMANENT = 2
+EXIT_SKIPPED = 3
 
 
 def parser(step: str, description: str) -> argparse.ArgumentParser:
@@ -37,12 +50,16 @@ def parser(step: str, description: str) -> argparse.ArgumentParser:
 
 
 def run(step: str, main: Callable[[argparse.Namespace, Settings], dict[str, Any]], args: argparse.Namespace) -> int:
-    """Run a step: summary JSON on stdout and exit 0, or a one-line error on stderr and exit 1 or 2."""
+    """Run a step: summary JSON on stdout and exit 0 (or 3 when skipped), or a one-line error on stderr and exit 1 or 2."""
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {step} %(levelname)s %(message)s", stream=sys.stderr)
     began = time.perf_counter()
     try:
         summary = main(args, Settings.from_env())
-    except (StepFailed, CatalogError, SettingsError) as exc:
+    except StepSkipped as exc:
+        print(f"{step} skipped: {exc}", file=sys.stderr, flush=True)
+        print(json.dumps({"step": step, "skipped": str(exc), **exc.summary}, sort_keys=True), flush=True)
+        return EXIT_SKIPPED
+    except (StepFailed, CatalogError, SettingsError, VersionTakenError) as exc:
         print(f"{step} failed: {exc}", file=sys.stderr, flush=True)
         return EXIT_RETRYABLE if getattr(exc, "retryable", False) else EXIT_PERMANENT
     except (ImageSearchError, ValueError, OSError) as exc:

@@ -4,7 +4,9 @@
 
 Clones the GitOps repo (IMAGESEARCH_GITOPS_REPO_URL, _BRANCH, _OVERLAY), sets the overlay's index
 version and pushes one commit naming the version, its item count and evaluation metrics; none when the
-overlay already names it. A version not committed in the model repository is refused. Argo CD (or
+overlay already names it (or a newer one). A version not committed in the model repository is refused.
+A pinned overlay (``python -m tasks.rollback rollback``) or a version that was reverted is left alone: the
+step then exits 3 with the reason, which the DAG shows as a *skipped* deploy task. Argo CD (or
 ``python -m serving.deploy`` on one machine) rolls the servers from there.
 """
 
@@ -29,7 +31,10 @@ def deploy_step(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     config = gitops.GitOpsConfig.from_settings(settings, overlay=args.overlay)
     repository = open_repository(args.repository or settings.model_repository)
     result = gitops.bump(config, version, repository, items=items, metrics=metrics)
-    return {**result.summary(), "gitops_repo": config.url, "branch": config.branch}
+    summary = {**result.summary(), "gitops_repo": config.url, "branch": config.branch}
+    if result.skipped:
+        raise cli.StepSkipped(result.skipped, summary)
+    return summary
 
 
 def main(argv: list[str] | None = None) -> int:

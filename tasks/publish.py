@@ -37,9 +37,11 @@ def publish_step(args: argparse.Namespace, settings: Settings) -> dict[str, Any]
                      "previous_version": info["previous_version"], "rejected_rows": info["rejected_rows"]},
             index={"params": build["params"], "whitening": build.get("whitening")},
             metrics=metrics,
+            gate=gate,
         )
         sealed = seal(directory, manifest)
         _, uploaded = publish(repo, directory)
+    workspace.mark_committed({"version": sealed.version, "repository": repo.uri})
     return {"version": sealed.version, "repository": repo.uri, "uploaded": uploaded, "items": sealed.item_count,
             "metrics": metrics, "files": len(sealed.files)}
 

@@ -1,12 +1,17 @@
-"""The GitOps repo by hand: create the local one, list what was deployed, roll back with ``git revert``.
+"""The GitOps repo by hand: create the local one, list what was deployed, roll back and pin, unpin.
 
-    python -m tasks.rollback init [--model-repository URI]      create the local bare repo from gitops/
-    python -m tasks.rollback history [--limit N] [--json]       deployed versions, newest first
-    python -m tasks.rollback rollback [--to VERSION] [--json]   revert to the previous (or a named) version
+    python -m tasks.rollback init [--model-repository URI]          create the local bare repo from gitops/
+    python -m tasks.rollback history [--limit N] [--json]           deploys, rollbacks, pins, newest first
+    python -m tasks.rollback rollback [--to VERSION] --reason TEXT  revert to the previous (or a named) version, pinned
+    python -m tasks.rollback unpin [--deploy-latest | --deploy V]   lift the pin (alias: release)
 
 Common flags: --gitops-repo URL, --branch NAME, --overlay PATH (defaults: IMAGESEARCH_GITOPS_*).
-A rollback reverts the bump commit(s) after the target version and pushes one new commit: history is
-never rewritten and nothing is force-pushed. It then says what Argo CD will do with it.
+A rollback reverts the bump commit(s) after the target version and, in the same commit, pins the overlay
+(pin.yaml beside its kustomization: version, reason, who, when) and records the reverted versions. While
+pinned, every bump (the DAG's deploy task, which then ends as skipped) leaves the overlay alone; a reverted
+version is never deployed again automatically. ``unpin --deploy-latest`` also deploys the newest committed
+version that passed its gate and was not reverted; ``--deploy V`` deploys V, even a reverted one (a
+person's decision). History is never rewritten and nothing is force-pushed.
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ from typing import Any
 import yaml
 
 from imagesearch import gitops
+from imagesearch.artifacts import committed_versions, read_manifest
 from imagesearch.errors import ImageSearchError
-from imagesearch.repository import open_repository
+from imagesearch.repository import ModelRepository, open_repository
 from imagesearch.settings import Settings, SettingsError
 
 
@@ -40,7 +46,9 @@ def application_for(root: Path, overlay: str) -> dict[str, Any] | None:
 def describe_sync(root: Path, config: gitops.GitOpsConfig, result: gitops.Result) -> str:
     """What Argo CD (or the local deploy) will do with ``result`` — for humans, after a bump or rollback."""
     if not result.changed:
-        return f"{config.overlay} already names index {result.version}: nothing for Argo CD to do."
+        return f"{config.overlay} already names index {result.version or result.previous}: nothing for Argo CD to do."
+    if result.version == result.previous or not result.version:
+        return f"{config.overlay} still names index {result.previous}: nothing for Argo CD to roll."
     rollout = (f"the ConfigMap named in the pod template now says IMAGESEARCH_INDEX_VERSION={result.version}, so "
                f"the Deployment rolls (maxUnavailable 0): new pods fetch and verify {result.version} in their "
                f"fetch-index initContainer and take traffic once /readyz passes; pods serving "
@@ -76,23 +84,65 @@ def show_history(args: argparse.Namespace, config: gitops.GitOpsConfig, settings
         print(f"{config.overlay}: no index version deployed yet")
     for position, release in enumerate(releases):
         marker = "*" if position == 0 else " "
-        print(f"{marker} {release.version or '(none)':<18} {release.commit[:12]}  {release.date}  "
+        print(f"{marker} {release.version or '(none)':<26} {release.action:<9} {release.commit[:12]}  {release.date}  "
               f"{release.author}: {release.subject}")
+        if release.pin:
+            print(f"{'':<30}{release.pin}")
+    with gitops.checkout(config) as target:
+        target.sync()
+        pin, reverted = target.pin(), target.reverted()
+    print(f"\n{config.overlay} is {pin.describe() if pin else 'not pinned'}")
+    for entry in reverted.values():
+        print(f"reverted: {entry.version} by {entry.by} at {entry.at}: {entry.reason}")
 
 
-def roll_back(args: argparse.Namespace, config: gitops.GitOpsConfig, settings: Settings) -> None:
-    repository = None if args.no_check else open_repository(args.repository or settings.model_repository)
-    with tempfile.TemporaryDirectory(prefix="gitops-rollback-") as scratch:
-        workdir = Path(scratch) / "repo"
-        result = gitops.rollback(config, args.to, repository, workdir=workdir)
-        plan = describe_sync(workdir, config, result)
+def _report(args: argparse.Namespace, config: gitops.GitOpsConfig, result: gitops.Result, workdir: Path,
+            done: str) -> None:
+    plan = describe_sync(workdir, config, result)
     if args.json:
         print(json.dumps({**result.summary(), "argo_cd": plan}, indent=2))
         return
     if result.changed:
-        print(f"Rolled {config.overlay} back from {result.previous} to {result.version}: commit {result.commit} "
-              f"reverts {', '.join(sha[:12] for sha in result.reverted)}")
+        print(done)
     print(plan)
+
+
+def roll_back(args: argparse.Namespace, config: gitops.GitOpsConfig, settings: Settings) -> None:
+    repository = None if args.no_check else open_repository(args.repository or settings.model_repository)
+    decision = gitops.Decision(args.reason, *([args.by] if args.by else []))
+    with tempfile.TemporaryDirectory(prefix="gitops-rollback-") as scratch:
+        workdir = Path(scratch) / "repo"
+        result = gitops.rollback(config, args.to, repository, decision=decision, workdir=workdir)
+        reverts = f" reverts {', '.join(sha[:12] for sha in result.reverted)} and" if result.reverted else ""
+        _report(args, config, result, workdir,
+                f"Rolled {config.overlay} back from {result.previous} to {result.version}: commit {result.commit}"
+                f"{reverts} pins {result.version} ({decision.reason}); runs will not deploy until "
+                "`python -m tasks.rollback unpin`")
+
+
+def latest_deployable(repository: ModelRepository, reverted: set[str]) -> str:
+    """The newest committed version that passed its quality gate and was never reverted."""
+    for version in reversed(committed_versions(repository)):
+        if version not in reverted and read_manifest(repository, version).passed_gate:
+            return version
+    raise gitops.GitOpsError(f"no committed version in {repository.uri} passed its gate without being reverted")
+
+
+def release_pin(args: argparse.Namespace, config: gitops.GitOpsConfig, settings: Settings) -> None:
+    repository = open_repository(args.repository or settings.model_repository)
+    decision = gitops.Decision(args.reason, *([args.by] if args.by else []))
+    deploy = args.deploy
+    if args.deploy_latest:
+        with gitops.checkout(config) as target:
+            target.sync()
+            reverted = set(target.reverted())
+        deploy = latest_deployable(repository, reverted)
+    with tempfile.TemporaryDirectory(prefix="gitops-unpin-") as scratch:
+        workdir = Path(scratch) / "repo"
+        result = gitops.unpin(config, decision, deploy=deploy, repository=repository, workdir=workdir)
+        deployed = f" and deploys {result.version}" if deploy and result.version != result.previous else ""
+        _report(args, config, result, workdir, f"{config.overlay}: commit {result.commit} lifts the pin{deployed}; "
+                "the next run deploys again")
 
 
 def build_parser(settings: Settings) -> argparse.ArgumentParser:
@@ -115,8 +165,21 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     rollback_parser.add_argument("--to", help="the version to return to (default: the one before the current)")
     rollback_parser.add_argument("--repository", help="model repository that must hold it (default from settings)")
     rollback_parser.add_argument("--no-check", action="store_true", help="skip the model repository check")
+    rollback_parser.add_argument("--reason", required=True, help="why: recorded in the pin, logged by skipped runs")
+    rollback_parser.add_argument("--by", help="who decided (default: this login@host)")
     rollback_parser.add_argument("--json", action="store_true")
     rollback_parser.set_defaults(handler=roll_back)
+    unpin_parser = commands.add_parser("unpin", aliases=["release"], parents=[common],
+                                       help="lift the pin: later runs deploy again")
+    which = unpin_parser.add_mutually_exclusive_group()
+    which.add_argument("--deploy-latest", action="store_true",
+                       help="also deploy the newest committed version that passed its gate and was not reverted")
+    which.add_argument("--deploy", metavar="VERSION", help="also deploy VERSION (even a reverted one: your decision)")
+    unpin_parser.add_argument("--reason", default="pin lifted", help="why (recorded in the commit)")
+    unpin_parser.add_argument("--by", help="who decided (default: this login@host)")
+    unpin_parser.add_argument("--repository", help="model repository holding the version to deploy (default from settings)")
+    unpin_parser.add_argument("--json", action="store_true")
+    unpin_parser.set_defaults(handler=release_pin)
     return parser
 
 

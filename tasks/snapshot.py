@@ -9,7 +9,7 @@ import math
 import sys
 from typing import Any
 
-from imagesearch.artifacts import check_version, latest_version, new_version
+from imagesearch.artifacts import check_version, is_committed, latest_version, new_version, version_taken
 from imagesearch.catalog import CatalogItem, read_catalog
 from imagesearch.repository import open_repository
 from imagesearch.settings import Settings
@@ -61,6 +61,8 @@ def snapshot(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     previous = None if args.full_rebuild else latest_version(repo)
     existing = workspace.read_json("snapshot/run.json") if workspace.exists("snapshot/run.json") else {}
     version = check_version(args.version or existing.get("version") or new_version())
+    if is_committed(repo, version):  # a committed version is immutable: its run's files are never rewritten
+        raise version_taken(version, repo, "committed")
     shard_size = args.shard_size or settings.shard_size
     shards = shard_count(len(items), shard_size)
     for shard in range(shards):

@@ -8,7 +8,8 @@
     preprocess/<i>/failures.jsonl per failed item: reason and message
     embed/<i>/embeddings.npy      (n, dim) float32 for the shard's good items, in items order
     index/...                     the version directory (see imagesearch.index_store)
-    evaluate/metrics.json
+    evaluate/metrics.json, gate.json   the candidate's metrics; the gate's report (vs the serving version)
+    publish/committed.json        written once the version is committed: the workspace is read-only from then on
 """
 
 from __future__ import annotations
@@ -22,25 +23,45 @@ from typing import Any
 
 import numpy as np
 
+from imagesearch.errors import VersionTakenError
 from imagesearch.repository import ModelRepository, open_repository
+
+COMMITTED = "publish/committed.json"
 
 
 class Workspace:
     def __init__(self, uri: str) -> None:
         self.uri = uri
         self.store: ModelRepository = open_repository(uri)
+        self._writable = False
+
+    def check_writable(self, key: str) -> None:
+        """A committed version's workspace is never rewritten (its files are what was published)."""
+        if not self._writable:
+            if self.store.exists(COMMITTED):
+                raise VersionTakenError(
+                    f"refusing to write {key}: the version of workspace {self.uri} is already committed and immutable; "
+                    "re-run as a new version")
+            self._writable = True
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        self.check_writable(key)
+        self.store.put_bytes(key, data)
+
+    def mark_committed(self, record: dict[str, Any]) -> None:
+        self.store.put_bytes(COMMITTED, json.dumps(record, indent=2, sort_keys=True).encode())
 
     def exists(self, key: str) -> bool:
         return self.store.exists(key)
 
     def write_json(self, key: str, value: Any) -> None:
-        self.store.put_bytes(key, json.dumps(value, indent=2, sort_keys=True).encode())
+        self.put_bytes(key, json.dumps(value, indent=2, sort_keys=True).encode())
 
     def read_json(self, key: str) -> Any:
         return json.loads(self.store.get_bytes(key))
 
     def write_jsonl(self, key: str, records: Iterable[dict[str, Any]]) -> None:
-        self.store.put_bytes(key, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode())
+        self.put_bytes(key, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode())
 
     def read_jsonl(self, key: str) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.store.get_bytes(key).decode().splitlines() if line.strip()]
@@ -51,7 +72,7 @@ class Workspace:
             np.savez_compressed(buffer, array=array)
         else:
             np.save(buffer, array, allow_pickle=False)
-        self.store.put_bytes(key, buffer.getvalue())
+        self.put_bytes(key, buffer.getvalue())
 
     def read_array(self, key: str) -> np.ndarray:
         data = io.BytesIO(self.store.get_bytes(key))
@@ -62,6 +83,7 @@ class Workspace:
 
     def upload_dir(self, prefix: str, directory: Path) -> None:
         for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+            self.check_writable(prefix)
             self.store.put_file(f"{prefix}/{path.relative_to(directory).as_posix()}", path)
 
     def download_dir(self, prefix: str, directory: Path) -> Path:

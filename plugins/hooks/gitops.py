@@ -52,7 +52,8 @@ class GitOpsHook(BaseHook):
     def bump(self, version: str, items: int | None = None, metrics: dict[str, float] | None = None) -> dict[str, Any]:
         """Point the overlay at ``version`` (committed in the model repository): one commit, or none if it already does."""
         result = gitops.bump(self.get_conn(), version, open_repository(self.model_repository), items=items, metrics=metrics)
-        self.log.info("GitOps bump of %s to %s: %s", result.overlay, version, result.commit or "already there")
+        self.log.info("GitOps bump of %s to %s: %s", result.overlay, version,
+                      result.commit or result.skipped or "already there")
         return result.summary()
 
     def history(self) -> list[dict[str, Any]]:
@@ -61,8 +62,9 @@ class GitOpsHook(BaseHook):
             target.sync()
             return [asdict(release) for release in gitops.history(target)]
 
-    def rollback(self, to: str | None = None) -> dict[str, Any]:
-        """``git revert`` back to the previous (or the named) version; never a force push."""
-        result = gitops.rollback(self.get_conn(), to, open_repository(self.model_repository))
+    def rollback(self, reason: str, to: str | None = None, by: str = "airflow") -> dict[str, Any]:
+        """``git revert`` back to the previous (or the named) version and pin it there; never a force push."""
+        result = gitops.rollback(self.get_conn(), to, open_repository(self.model_repository),
+                                 decision=gitops.Decision(reason, by))
         self.log.info("GitOps rollback of %s to %s: %s", result.overlay, result.version, result.commit or "already there")
         return result.summary()

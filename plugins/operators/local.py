@@ -10,7 +10,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from plugins.hooks.process import StepProcessHook
 from plugins.operators.command import STEP_TEMPLATE_FIELDS, STEP_TEMPLATE_RENDERERS, StepCommandMixin, parse_summary
-from tasks.cli import EXIT_PERMANENT
+from tasks.cli import EXIT_PERMANENT, EXIT_SKIPPED
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -44,6 +44,8 @@ class LocalStepOperator(StepCommandMixin, BaseOperator):
         self.skip_unless_enabled()
         self.hook = StepProcessHook()
         result = self.hook.run(self.step_argv())
+        if result.returncode == EXIT_SKIPPED:
+            raise self.skip_step(parse_summary(result.tail))
         if result.returncode == EXIT_PERMANENT:
             raise AirflowFailException(f"step {self.step} failed and a retry cannot help, {result.reason}")
         if result.returncode != 0:

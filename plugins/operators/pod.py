@@ -26,7 +26,7 @@ from plugins.operators.command import (
     parse_summary,
 )
 from plugins.operators.specs import StepSpec
-from tasks.cli import EXIT_PERMANENT
+from tasks.cli import EXIT_PERMANENT, EXIT_SKIPPED
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -53,7 +53,8 @@ class StepPodOperator(StepCommandMixin, KubernetesPodOperator):
         enabled: str | bool = True,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        # A step that exits EXIT_SKIPPED (deploy to a pinned overlay) ends as skipped; its reason is in the pod log.
+        super().__init__(skip_on_exit_code=EXIT_SKIPPED, **kwargs)
         self._init_step(step, workspace, options, flags, shard, enabled)
         self.summary: dict[str, Any] | None = None
 

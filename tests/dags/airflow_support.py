@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import copy
 import csv
+import hashlib
 import json
 import os
 import shutil
@@ -21,8 +22,10 @@ from typing import Any
 from tests.conftest import ROOT
 
 DAG_ID = "image_index"
-VERSION_PATTERN = r"^\d{8}T\d{6}Z$"
+VERSION_PATTERN = r"^\d{8}T\d{6}Z-[0-9a-f]{8}$"
 RUN_AFTER = datetime(2026, 11, 27, 5, 0, tzinfo=UTC)
+RUN_ID = "scheduled__2026-11-27T05:00:00+00:00"
+RUN_VERSION = "20261127T050000Z-" + hashlib.sha256(RUN_ID.encode()).hexdigest()[:8]
 
 
 def isolate_airflow() -> Path:
@@ -60,12 +63,12 @@ def load_dag(**env: str) -> Any:
     return bag.dags[DAG_ID]
 
 
-def render(dag: Any, task_id: str, *, shard: int | None = None, **params: Any) -> Any:
-    """A task with its templates rendered for a run after :data:`RUN_AFTER` (a per-shard task for ``shard``)."""
+def render(dag: Any, task_id: str, *, shard: int | None = None, run_id: str = RUN_ID, **params: Any) -> Any:
+    """A task with its templates rendered for the run ``run_id`` after :data:`RUN_AFTER` (a per-shard task for ``shard``)."""
     task = copy.copy(dag.task_dict[task_id])  # rendering replaces the templates; keep the DAG's task as it is
     if shard is not None:
         task.shard = shard  # what the mapped task group's expansion gives each copy
-    context = {"params": {**dag.params.dump(), **params}, "dag_run": SimpleNamespace(run_after=RUN_AFTER)}
+    context = {"params": {**dag.params.dump(), **params}, "dag_run": SimpleNamespace(run_after=RUN_AFTER, run_id=run_id)}
     task.render_template_fields(context)
     return task
 

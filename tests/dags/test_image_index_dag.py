@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.dags.airflow_support import RUN_AFTER, VERSION_PATTERN, load_dag, render
+from tests.dags.airflow_support import RUN_VERSION, VERSION_PATTERN, load_dag, render
 
 SETTINGS = {
     "IMAGESEARCH_RUNNER": "local", "IMAGESEARCH_MODEL_REPOSITORY": "/srv/model-repository", "IMAGESEARCH_SCHEDULE": "@hourly",
@@ -94,15 +94,24 @@ def test_params_are_typed_and_validated(dag: Any) -> None:
 def test_version_and_workspace_are_deterministic_per_run(dag: Any) -> None:
     snapshot = render(dag, "snapshot")
     version = snapshot.options["--version"]
-    assert re.match(VERSION_PATTERN, version) and version == RUN_AFTER.strftime("%Y%m%dT%H%M%SZ")
+    assert re.match(VERSION_PATTERN, version) and version == RUN_VERSION
     assert snapshot.workspace == f"/srv/model-repository/runs/{version}"
     assert render(dag, "build_index").workspace == snapshot.workspace  # every task of the run, every try
 
 
+def test_two_triggers_in_the_same_second_build_two_versions(dag: Any) -> None:
+    # Two REST API triggers with the same run_after differ only in their run ids.
+    first = render(dag, "snapshot", run_id="manual__2026-11-27T05:00:00+00:00_a1")
+    second = render(dag, "snapshot", run_id="manual__2026-11-27T05:00:00+00:00_b2")
+    versions = {first.options["--version"], second.options["--version"]}
+    assert len(versions) == 2 and all(re.match(VERSION_PATTERN, version) for version in versions)
+    assert first.workspace != second.workspace
+
+
 def test_params_reach_the_argv(dag: Any) -> None:
     argv = render(dag, "snapshot", catalog_uri="/data/c.csv", limit=7, full_rebuild=True).step_argv()
-    assert argv[:5] == ["python", "-m", "tasks.snapshot", "--workspace", "/srv/model-repository/runs/20261127T050000Z"]
-    assert argv[5:] == ["--catalog", "/data/c.csv", "--repository", "/srv/model-repository", "--version", "20261127T050000Z",
+    assert argv[:5] == ["python", "-m", "tasks.snapshot", "--workspace", f"/srv/model-repository/runs/{RUN_VERSION}"]
+    assert argv[5:] == ["--catalog", "/data/c.csv", "--repository", "/srv/model-repository", "--version", RUN_VERSION,
                         "--limit", "7", "--full-rebuild"]
     assert render(dag, "shard.embed", shard=3).step_argv()[5:] == ["--shard", "3", "--repository", "/srv/model-repository",
                                                                     "--device", "auto"]

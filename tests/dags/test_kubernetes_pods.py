@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.dags.airflow_support import load_dag, render
+from tests.dags.airflow_support import RUN_VERSION, load_dag, render
 
 STEP_TASKS = ("snapshot", "shard.preprocess", "shard.embed", "build_index", "evaluate", "publish", "deploy")
 SETTINGS = {
@@ -56,7 +56,7 @@ def test_pod_command_is_exactly_the_local_argv(pod_dag: Any, local_dag: Any, tas
     assert container.command == argv
     assert not container.args
     assert argv[:3] == ["python", "-m", f"tasks.{task_id.removeprefix('shard.')}"]
-    assert argv[4] == "gs://models/imagesearch/runs/20261127T050000Z"
+    assert argv[4] == f"gs://models/imagesearch/runs/{RUN_VERSION}"
 
 
 def kubernetes_validate(path: Path) -> subprocess.CompletedProcess[str]:

@@ -26,5 +26,5 @@ def test_hook_bumps_lists_and_rolls_back_through_a_connection(tmp_path: Path, mo
     assert hook.bump(V2)["previous"] == V1
     assert not hook.bump(V2)["changed"]
     assert [entry["version"] for entry in hook.history()] == [V2, V1, ""]
-    assert hook.rollback()["version"] == V1
+    assert hook.rollback("bad results")["version"] == V1
     assert rendered_version(config, tmp_path / "clone")[0] == V1

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from imagesearch.artifacts import (
     COMMIT,
+    VERSION_PATTERN,
     Manifest,
     ModelInfo,
     commit_local,
@@ -18,7 +20,7 @@ from imagesearch.artifacts import (
     verify_directory,
     version_key,
 )
-from imagesearch.errors import ArtifactError
+from imagesearch.errors import ArtifactError, VersionTakenError
 from imagesearch.repository import ModelRepository, open_repository
 
 MODEL = ModelInfo("efficientnet-lite0", "ab" * 32, "model-a", 1280)
@@ -40,8 +42,15 @@ def repo(request: pytest.FixtureRequest, tmp_path: Path) -> ModelRepository:
     return open_repository(request.getfixturevalue("gcs_bucket"))
 
 
-def test_versions_sort_by_time() -> None:
+def test_versions_sort_by_time_and_never_collide() -> None:
     assert new_version() > "20260101T000000Z"
+    second = datetime(2026, 11, 27, 5, 0, tzinfo=UTC)
+    made = {new_version(second) for _ in range(50)}  # fifty versions in the same second
+    assert len(made) == 50 and all(VERSION_PATTERN.match(version) for version in made)
+    assert all(version.startswith("20261127T050000Z-") for version in made)
+    # Derived from a run id: every try of one run builds the same version; another run another one.
+    assert new_version(second, unique="manual__a") == new_version(second, unique="manual__a")
+    assert new_version(second, unique="manual__a") != new_version(second, unique="manual__b")
 
 
 def test_publish_then_fetch_round_trips(repo: ModelRepository, tmp_path: Path) -> None:
@@ -60,8 +69,29 @@ def test_republish_is_a_no_op_and_a_changed_version_is_refused(repo: ModelReposi
     other = sealed_dir(tmp_path / "other", "20260101T000000Z")
     (other / "items.parquet").write_bytes(b"different")
     seal(other, Manifest.decode((other / "manifest.json").read_bytes()))
-    with pytest.raises(ArtifactError, match="already committed"):
+    with pytest.raises(VersionTakenError, match=r"already committed with a different manifest .* re-run as a new version"):
         publish(repo, other)
+    assert repo.get_bytes(version_key("20260101T000000Z", "items.parquet")) == b"items" * 100  # nothing overwritten
+
+
+def test_publish_never_overwrites_another_runs_files(tmp_path: Path) -> None:
+    """The create-only rule (on GCS ``if_generation_match=0``) tested on the local store: the GCS emulator
+    ignores preconditions, so only the local twin of the rule can be shown to refuse here."""
+    repo = open_repository(str(tmp_path / "repo"))
+    rival = sealed_dir(tmp_path / "rival", "20260101T000000Z-aaaa")
+    key = version_key("20260101T000000Z-aaaa", "items.parquet")
+    assert repo.put_file(key, rival / "items.parquet", if_absent=True)  # another run, still uploading
+    assert not repo.put_bytes(key, b"mine", if_absent=True)  # refused; the object is left as it was
+    assert repo.get_bytes(key) == b"items" * 100
+    ours = sealed_dir(tmp_path / "ours", "20260101T000000Z-aaaa")
+    (ours / "items.parquet").write_bytes(b"our items")
+    seal(ours, Manifest.decode((ours / "manifest.json").read_bytes()))
+    with pytest.raises(VersionTakenError, match=r"already written .* by another run.*re-run as a new version"):
+        publish(repo, ours)
+    assert repo.get_bytes(key) == b"items" * 100 and committed_versions(repo) == []
+    # Our own earlier, interrupted try left identical files: publishing again completes the version.
+    assert publish(repo, rival)[1] and committed_versions(repo) == ["20260101T000000Z-aaaa"]
+    assert not list((tmp_path / "repo").rglob("*.tmp"))
 
 
 def test_version_without_commit_is_invisible(repo: ModelRepository, tmp_path: Path) -> None:

@@ -38,20 +38,33 @@ def test_init_history_rollback(tmp_path: Path, models: ModelRepository, capsys: 
     first, second = gitops.bump(config, V1, models), gitops.bump(config, V2, models)
     code, out, _ = cli(capsys, "history", *repo)
     lines = out.splitlines()
-    assert len(lines) == 3 and lines[0].startswith(f"* {V2} ") and lines[1].startswith(f"  {V1} ")
+    assert len(lines) == 5 and lines[0].startswith(f"* {V2} ") and lines[1].startswith(f"  {V1} ")
     assert (first.commit or "")[:12] in lines[1] and "Deploy index" in lines[1]
+    assert lines[-1] == "gitops/overlays/local is not pinned"
 
-    code, out, err = cli(capsys, "rollback", *repo, "--repository", models.uri)
+    with pytest.raises(SystemExit):  # argparse: a rollback must say why
+        cli(capsys, "rollback", *repo, "--repository", models.uri)
+    assert "required: --reason" in capsys.readouterr().err
+    code, out, err = cli(capsys, "rollback", *repo, "--repository", models.uri, "--reason", "V2 misses items",
+                         "--by", "alice")
     assert code == 0, err
     assert out.startswith(f"Rolled gitops/overlays/local back from {V2} to {V1}: commit ")
-    assert f"reverts {(second.commit or '')[:12]}" in out
+    assert f"reverts {(second.commit or '')[:12]} and pins {V1} (V2 misses items)" in out
     assert "Argo CD syncs imagesearch-local automatically" in out and "python -m serving.deploy" in out
     assert rendered_version(config, tmp_path / "clone")[0] == V1
     assert git_output(tmp_path / "clone", "rev-list", "--count", "HEAD") == "4"  # bootstrap, 2 bumps, the revert
+    # The pin and the reverted version are in the revert's own commit, beside the overlay's kustomization.
+    changed = git_output(tmp_path / "clone", "show", "--name-only", "--format=", "HEAD").splitlines()
+    assert sorted(changed) == [f"gitops/overlays/local/{name}" for name in ("kustomization.yaml", "pin.yaml",
+                                                                           "reverted.yaml")]
+    code, out, _ = cli(capsys, "history", *repo)
+    assert f"pinned to {V1} by alice at " in out and ": V2 misses items" in out
+    assert out.splitlines()[0].startswith(f"* {V1} ") and " rollback " in out.splitlines()[0]
+    assert f"reverted: {V2} by alice at " in out and f"gitops/overlays/local is pinned to {V1}" in out
 
     code, out, _ = cli(capsys, "history", *repo, "--json")
     assert [(entry["version"], entry["previous"]) for entry in json.loads(out)] == [(V1, V2), (V2, V1), (V1, ""), ("", "")]
-    code, _, err = cli(capsys, "rollback", *repo, "--to", V3, "--repository", models.uri)
+    code, _, err = cli(capsys, "rollback", *repo, "--to", V3, "--repository", models.uri, "--reason", "x")
     assert code == 1 and f"version {V3} was never deployed to this overlay (deployed: {V1}, {V2}" in err
 
 
@@ -62,7 +75,7 @@ def test_rollback_of_a_manually_synced_overlay(tmp_path: Path, models: ModelRepo
     gitops.bump(config, V1, models)
     gitops.bump(config, V3, models)
     code, out, err = cli(capsys, "rollback", "--gitops-repo", config.url, "--overlay", config.overlay, "--to", V1,
-                         "--no-check", "--json")
+                         "--no-check", "--json", "--reason", "incident 42")
     assert code == 0, err
     result = json.loads(out)
     assert (result["version"], result["previous"], result["changed"]) == (V1, V3, True)

@@ -35,6 +35,22 @@ def test_snapshot_keeps_the_version_on_retry(tmp_path: Path, photo_catalog: Path
     assert first.summary["version"] == again.summary["version"]
 
 
+def test_a_version_committed_by_another_run_fails_permanently(tmp_path: Path, photo_catalog: Path,
+                                                               published_repository: tuple[Path, str]) -> None:
+    models, version = published_repository
+    taken = run_step("snapshot", tmp_path / "ws", "--catalog", str(photo_catalog), "--repository", str(models),
+                     "--version", version)
+    assert taken.code == 2
+    assert f"index version {version} is already committed in {models}" in taken.stderr
+    assert "re-run as a new version" in taken.stderr and not (tmp_path / "ws").exists()
+
+
+def test_a_committed_workspace_is_never_rewritten(published_repository: tuple[Path, str]) -> None:
+    models, version = published_repository
+    again = run_step("evaluate", models / "runs" / version)
+    assert again.code == 2 and "already committed and immutable; re-run as a new version" in again.stderr
+
+
 def test_corrupt_catalog_fails_with_a_readable_reason(tmp_path: Path) -> None:
     catalog = tmp_path / "catalog.csv"
     catalog.write_text("item_id,image_uri,title,category,price,on_sale,updated_at\nx,a.png,A,c,free,yes,never\n")
