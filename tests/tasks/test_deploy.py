@@ -7,8 +7,11 @@ from pathlib import Path
 import pytest
 
 from imagesearch import gitops
+from tasks import rollback
+from tasks.cli import EXIT_SKIPPED
 from tasks.steps import step_argv
 from tasks.workspace import Workspace
+from tests.conftest import SECOND_VERSION
 from tests.gitops.support import bootstrapped, git_output, log, rendered_version
 from tests.tasks.conftest import run_step
 
@@ -52,3 +55,28 @@ def test_deploy_step_refuses_a_version_the_model_repository_lacks(tmp_path: Path
     assert result.code == 1
     assert "deploy failed: index version 20260109T000000Z is not committed in the model repository" in result.stderr
     assert len(log(config, tmp_path / "clone")) == 1
+
+
+def test_deploy_to_a_pinned_overlay_is_skipped_and_a_reverted_run_never_deploys_again(
+    tmp_path: Path, two_versions: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = bootstrapped(tmp_path, str(two_versions))
+    monkeypatch.setenv("IMAGESEARCH_GITOPS_REPO_URL", config.url)
+    first, second = sorted(path.name for path in (two_versions / "runs").iterdir())
+    assert second == SECOND_VERSION
+    for version in (first, second):
+        assert run_step("deploy", two_versions / "runs" / version, "--repository", str(two_versions)).code == 0
+    assert rollback.main(["rollback", "--repository", str(two_versions), "--reason", "second misranks shoes"]) == 0
+    commits = len(log(config, tmp_path / "clone"))
+
+    retried = run_step("deploy", two_versions / "runs" / second, "--repository", str(two_versions))
+    assert retried.code == EXIT_SKIPPED
+    assert f"deploy skipped: gitops/overlays/local is pinned to {first} by " in retried.stderr
+    assert "second misranks shoes" in retried.stderr
+    assert rendered_version(config, tmp_path / "clone")[0] == first and len(log(config, tmp_path / "clone")) == commits
+
+    assert rollback.main(["unpin", "--reason", "looked into it"]) == 0
+    again = run_step("deploy", two_versions / "runs" / second, "--repository", str(two_versions))
+    assert again.code == EXIT_SKIPPED and f"index {second} was reverted by " in again.stderr
+    assert rendered_version(config, tmp_path / "clone")[0] == first
+    assert len(log(config, tmp_path / "clone")) == commits + 1  # only the unpin
