@@ -52,10 +52,10 @@ def test_publish_is_idempotent_and_an_interrupted_publish_is_invisible(
 
     original_put = LocalRepository.put_bytes
 
-    def crash_before_commit(self: LocalRepository, key: str, data: bytes) -> None:
+    def crash_before_commit(self: LocalRepository, key: str, data: bytes, **options: bool) -> bool:
         if key.endswith("_COMMIT"):
             raise OSError("connection reset while writing _COMMIT")
-        original_put(self, key, data)
+        return original_put(self, key, data, **options)
 
     monkeypatch.setattr(LocalRepository, "put_bytes", crash_before_commit)
     crashed = run_step("publish", evaluated_workspace, "--repository", repo_path)
