@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | 
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export PYTHONPATH := $(abspath .)
 
-.PHONY: setup demo test lint airflow clean
+.PHONY: setup demo test lint airflow clean images engine
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@command -v chromium >/dev/null || { echo "installing Debian chromium (browser test)"; \
@@ -31,12 +31,66 @@ demo: setup
 	$(PY) -m scripts.airflow_local dags-test
 	$(PY) -m serving.demo
 
+# The container tests run here too (never skipped): the images first, a warm build takes seconds. A dockerd
+# started for this run is stopped at the end, whatever the outcome; one that was already running is left alone.
 test: setup
-	$(VENV)/bin/ruff check .
-	$(PY) -m pytest
+	@scripts/engine.sh start && trap 'scripts/engine.sh stop' EXIT && \
+	  $(MAKE) --no-print-directory images && \
+	  $(VENV)/bin/ruff check . && \
+	  IMAGESEARCH_CONTAINER_TESTS=require $(PY) -m pytest
 
 lint: setup
 	$(VENV)/bin/ruff check .
+
+# Container images (docker/): `make images` builds imagesearch-tasks:$(IMAGE_TAG) and imagesearch-serving:$(IMAGE_TAG).
+# BASE_IMAGE=local: a Debian bookworm + python3.11 base made here with debootstrap + `docker import` (no registry
+# needed), tagged with a hash of its recipe so it is built once. Any other value (e.g. the Dockerfiles' default,
+# python:3.11.14-slim-bookworm) is used as it is. Wheels come from build/wheelhouse, downloaded here with the same
+# pins: nothing is downloaded inside a build.
+IMAGE_TAG ?= dev
+BASE_IMAGE ?= local
+# Debian's docker.io client does BuildKit builds itself; a newer client needs the buildx plugin for them.
+DOCKER ?= $(shell test -x /usr/bin/docker && echo /usr/bin/docker || echo docker)
+WHEELHOUSE := build/wheelhouse
+LOCAL_BASE := imagesearch-base:$(shell sha256sum docker/local-base.sh | cut -c1-12)
+LOCAL_BASE_DEBS := build/local-base/$(word 2,$(subst :, ,$(LOCAL_BASE)))/debs
+PIP_DOWNLOAD := $(PY) -m pip download --quiet --disable-pip-version-check --only-binary=:all:
+# The torch closure on its own (the biggest layer, shared by both images); the rest without Airflow, which
+# only schedules the steps' pods and is in neither image.
+$(WHEELHOUSE)/torch/requirements.txt: requirements.txt | $(STAMP)
+	@mkdir -p $(@D) && grep -E '^(torch|torchvision)==' requirements.txt | sed 's/ *#.*//' > $@.new
+	$(PIP_DOWNLOAD) -d $(@D) -r $@.new 2>/dev/null && mv $@.new $@
+$(WHEELHOUSE)/rest/requirements.txt: requirements.txt $(WHEELHOUSE)/torch/requirements.txt
+	@rm -rf $(@D) && mkdir -p $(@D) && grep -vE '^(apache-airflow|#)' requirements.txt | sed 's/ *#.*//' > $@.new
+	@cp -l $(WHEELHOUSE)/torch/*.whl $(@D)/  # already there: pip does not fetch them again
+	$(PIP_DOWNLOAD) -d $(@D) -r $@.new 2>/dev/null
+	@cd $(@D) && for wheel in *.whl; do test ! -e ../torch/$$wheel || rm $$wheel; done && mv requirements.txt.new requirements.txt
+
+$(LOCAL_BASE_DEBS)/.done: docker/local-base.sh | engine
+	@$(DOCKER) image inspect $(LOCAL_BASE) >/dev/null 2>&1 && test -d $(@D) || docker/local-base.sh $(LOCAL_BASE) $(@D)
+	@touch $@
+
+# build/debs: the tasks image's system packages for an offline install (empty: Dockerfile.tasks uses apt-get).
+ifeq ($(BASE_IMAGE),local)
+BUILD_BASE := $(LOCAL_BASE)
+build/debs/.from: $(LOCAL_BASE_DEBS)/.done
+	@rm -rf $(@D) && cp -rl $(LOCAL_BASE_DEBS) $(@D) && rm -f $(@D)/.done && echo $(LOCAL_BASE) > $@
+else
+BUILD_BASE := $(BASE_IMAGE)
+build/debs/.from: FORCE
+	@rm -rf $(@D) && mkdir -p $(@D)
+endif
+
+images: $(WHEELHOUSE)/torch/requirements.txt $(WHEELHOUSE)/rest/requirements.txt build/debs/.from | engine
+	DOCKER_BUILDKIT=1 $(DOCKER) build --build-arg PYTHON_IMAGE=$(BUILD_BASE) -f docker/Dockerfile.tasks -t imagesearch-tasks:$(IMAGE_TAG) .
+	DOCKER_BUILDKIT=1 $(DOCKER) build --build-arg PYTHON_IMAGE=$(BUILD_BASE) -f docker/Dockerfile.serving -t imagesearch-serving:$(IMAGE_TAG) .
+	@$(DOCKER) image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E '^imagesearch-(tasks|serving):$(IMAGE_TAG) '
+
+# A docker engine: the one running, else Debian's docker.io started here (scripts/engine.sh stops only that one).
+engine:
+	@scripts/engine.sh start
+
+FORCE:
 
 # Airflow on this machine for dags/ and plugins/ (AIRFLOW_HOME: data/airflow); prints the UI URL and login; Ctrl-C stops it.
 airflow: setup

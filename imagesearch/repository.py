@@ -66,6 +66,9 @@ def _clean(key: str) -> str:
     return "/".join(parts)
 
 
+PUBLISHED_FILE_MODE = 0o644
+
+
 class LocalRepository(ModelRepository):
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
@@ -79,6 +82,8 @@ class LocalRepository(ModelRepository):
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         try:
+            # mkstemp makes it 0600: readers run as other users (the serving containers' uid 10001).
+            os.fchmod(fd, PUBLISHED_FILE_MODE)
             with os.fdopen(fd, "wb") as handle:
                 write(handle)
                 handle.flush()

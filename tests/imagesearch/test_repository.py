@@ -69,3 +69,12 @@ def test_missing_objects_raise_a_clear_error(repo: ModelRepository, tmp_path: Pa
 def test_keys_cannot_escape_the_root(repo: ModelRepository) -> None:
     with pytest.raises(ValueError, match="escapes"):
         repo.put_bytes("../outside", b"x")
+
+
+def test_local_files_are_readable_by_other_users(tmp_path: Path, photo_catalog: Path) -> None:
+    """The serving containers read a local repository as uid 10001, not as the publisher."""
+    repo = open_repository(str(tmp_path / "repo"))
+    repo.put_bytes("indexes/v/_COMMIT", b"{}")
+    repo.put_file("indexes/v/items.csv", photo_catalog)
+    for key in ("indexes/v/_COMMIT", "indexes/v/items.csv"):
+        assert (tmp_path / "repo" / key).stat().st_mode & 0o777 == 0o644

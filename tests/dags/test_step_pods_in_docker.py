@@ -1,0 +1,108 @@
+"""Steps in their pods: the pods the KubernetesPodOperator factory renders, run by the docker engine.
+
+``snapshot``, ``preprocess`` and ``embed`` run in the tasks image (``make images``) with the rendered
+command, env and securityContext, on a small real catalog; the run workspace (a model repository folder,
+where a cluster would use gs://) and the catalog are mounted in at the paths the argv names.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import write_photo_catalog
+from tests.dags.airflow_support import load_dag, render
+from tests.docker_support import PodOnDocker, require_image
+
+pytestmark = pytest.mark.slow
+
+IMAGE = "imagesearch-tasks:dev"
+SECRET = "imagesearch-pipeline"
+
+
+def pod_spec(dag: Any, task_id: str, **params: Any) -> dict[str, Any]:
+    from kubernetes.client import ApiClient
+
+    shard = 0 if task_id.startswith("shard.") else None
+    pod = render(dag, task_id, shard=shard, **params).build_pod_request_obj(dry_run=True)
+    return ApiClient().sanitize_for_serialization(pod)["spec"]
+
+
+@pytest.fixture
+def places(tmp_path: Path) -> tuple[Path, Path]:
+    """(model repository, catalog): folders the container's uid can use, as a bucket would be."""
+    repository = tmp_path / "models"
+    repository.mkdir()
+    repository.chmod(0o777)
+    catalog = write_photo_catalog(tmp_path / "catalog")
+    catalog.parent.chmod(0o755)
+    return repository, catalog
+
+
+@pytest.fixture
+def dag(places: tuple[Path, Path]) -> Any:
+    require_image(IMAGE)
+    return load_dag(IMAGESEARCH_RUNNER="kubernetes", IMAGESEARCH_MODEL_REPOSITORY=str(places[0]),
+                    IMAGESEARCH_KUBERNETES_IMAGE=IMAGE, IMAGESEARCH_KUBERNETES_ENV_SECRET=SECRET)
+
+
+@pytest.fixture
+def pods(tmp_path: Path, places: tuple[Path, Path]) -> Iterator[list[PodOnDocker]]:
+    made: list[PodOnDocker] = []
+    yield made
+    for pod in made:
+        pod.remove_all()
+
+
+def run_step(dag: Any, task_id: str, places: tuple[Path, Path], pods: list[PodOnDocker], scratch: Path,
+             catalog: Path) -> subprocess.CompletedProcess[str]:
+    spec = pod_spec(dag, task_id, catalog_uri=str(catalog))
+    [container] = spec["containers"]
+    assert container["image"] == IMAGE
+    assert container["command"][:3] == ["python", "-m", f"tasks.{task_id.removeprefix('shard.')}"]
+    repository, _ = places
+    # The secret holds cloud credentials in a cluster; none are needed for a mounted folder.
+    pod = PodOnDocker(spec, scratch / task_id, secrets={SECRET: {}},
+                      extra_mounts=[f"{repository}:{repository}", f"{catalog.parent}:{catalog.parent}:ro"])
+    pods.append(pod)
+    return pod.run(container)
+
+
+def summary(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_snapshot_and_embed_run_in_their_pods(dag: Any, places: tuple[Path, Path], pods: list[PodOnDocker],
+                                              tmp_path: Path) -> None:
+    repository, catalog = places
+    snapshot = summary(run_step(dag, "snapshot", places, pods, tmp_path, catalog))
+    assert snapshot["step"] == "snapshot" and snapshot["items"] == 20, snapshot
+    workspace = repository / "runs" / snapshot["version"] if "version" in snapshot else None
+    preprocess = summary(run_step(dag, "shard.preprocess", places, pods, tmp_path, catalog))
+    assert preprocess["step"] == "preprocess", preprocess
+    embedded = summary(run_step(dag, "shard.embed", places, pods, tmp_path, catalog))
+    assert embedded["step"] == "embed" and embedded["shard"] == 0, embedded
+    assert embedded["device"] == "cpu"
+    assert workspace is None or workspace.is_dir()
+    # Everything the steps wrote belongs to the pod's uid, not root.
+    owners = {path.stat().st_uid for path in repository.rglob("*")}
+    assert owners == {int(pods[0].pod["securityContext"]["runAsUser"])}, owners
+    assert os.getuid() not in owners or os.getuid() == pods[0].pod["securityContext"]["runAsUser"]
+
+
+def test_a_corrupt_catalog_exits_2(dag: Any, places: tuple[Path, Path], pods: list[PodOnDocker], tmp_path: Path) -> None:
+    _, catalog = places
+    corrupt = catalog.with_name("corrupt.csv")
+    corrupt.write_text("item_id,image_uri,title,category,price,on_sale,updated_at\nx,a.png,A,c,free,yes,never\n")
+    result = run_step(dag, "snapshot", places, pods, tmp_path, corrupt)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("snapshot failed: catalog"), result.stderr[-2000:]
+    assert "no valid rows" in result.stderr
+    assert result.stdout.strip() == ""
