@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | 
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export PYTHONPATH := $(abspath .)
 
-.PHONY: setup demo test lint airflow clean images engine
+.PHONY: setup demo test lint airflow clean images engine base-image
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@command -v chromium >/dev/null || { echo "installing Debian chromium (browser test)"; \
@@ -66,22 +66,21 @@ $(WHEELHOUSE)/rest/requirements.txt: requirements.txt $(WHEELHOUSE)/torch/requir
 	$(PIP_DOWNLOAD) -d $(@D) -r $@.new 2>/dev/null
 	@cd $(@D) && for wheel in *.whl; do test ! -e ../torch/$$wheel || rm $$wheel; done && mv requirements.txt.new requirements.txt
 
-$(LOCAL_BASE_DEBS)/.done: docker/local-base.sh | engine
-	@$(DOCKER) image inspect $(LOCAL_BASE) >/dev/null 2>&1 && test -d $(@D) || docker/local-base.sh $(LOCAL_BASE) $(@D)
-	@touch $@
-
 # build/debs: the tasks image's system packages for an offline install (empty: Dockerfile.tasks uses apt-get).
 ifeq ($(BASE_IMAGE),local)
 BUILD_BASE := $(LOCAL_BASE)
-build/debs/.from: $(LOCAL_BASE_DEBS)/.done
-	@rm -rf $(@D) && cp -rl $(LOCAL_BASE_DEBS) $(@D) && rm -f $(@D)/.done && echo $(LOCAL_BASE) > $@
+base-image: | engine
+	@$(DOCKER) image inspect $(LOCAL_BASE) >/dev/null 2>&1 && test -f $(LOCAL_BASE_DEBS)/.done || \
+	  { docker/local-base.sh $(LOCAL_BASE) $(LOCAL_BASE_DEBS) && touch $(LOCAL_BASE_DEBS)/.done; }
+	@test -d build/debs && test "$$(cat build/debs.from 2>/dev/null)" = $(LOCAL_BASE) || { rm -rf build/debs && \
+	  cp -rl $(LOCAL_BASE_DEBS) build/debs && rm build/debs/.done && echo $(LOCAL_BASE) > build/debs.from; }
 else
 BUILD_BASE := $(BASE_IMAGE)
-build/debs/.from: FORCE
-	@rm -rf $(@D) && mkdir -p $(@D)
+base-image:  # recreated only when needed: its timestamps are part of the build cache's key
+	@test -d build/debs && test -z "$$(ls -A build/debs)" || { rm -rf build/debs build/debs.from && mkdir -p build/debs; }
 endif
 
-images: $(WHEELHOUSE)/torch/requirements.txt $(WHEELHOUSE)/rest/requirements.txt build/debs/.from | engine
+images: $(WHEELHOUSE)/torch/requirements.txt $(WHEELHOUSE)/rest/requirements.txt base-image | engine
 	DOCKER_BUILDKIT=1 $(DOCKER) build --build-arg PYTHON_IMAGE=$(BUILD_BASE) -f docker/Dockerfile.tasks -t imagesearch-tasks:$(IMAGE_TAG) .
 	DOCKER_BUILDKIT=1 $(DOCKER) build --build-arg PYTHON_IMAGE=$(BUILD_BASE) -f docker/Dockerfile.serving -t imagesearch-serving:$(IMAGE_TAG) .
 	@$(DOCKER) image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E '^imagesearch-(tasks|serving):$(IMAGE_TAG) '
@@ -90,7 +89,6 @@ images: $(WHEELHOUSE)/torch/requirements.txt $(WHEELHOUSE)/rest/requirements.txt
 engine:
 	@scripts/engine.sh start
 
-FORCE:
 
 # Airflow on this machine for dags/ and plugins/ (AIRFLOW_HOME: data/airflow); prints the UI URL and login; Ctrl-C stops it.
 airflow: setup
