@@ -66,6 +66,18 @@ class Settings:
     batch_max_size: int = 16
     batch_max_wait_ms: float = 5.0
     max_queue: int = 64
+    # Abuse limits of the server. Queries get a lower pixel cap than the catalog; decoding runs under a memory
+    # budget (permits = budget // worst case of one query image, see serving/decode_budget.py); a request body
+    # must arrive within body_read_timeout_s of admission (408 after); uvicorn refuses connections past
+    # max_connections; a filtered search examines at most filtered_search_max_rows rows.
+    query_max_image_pixels: int = 16_000_000
+    decode_memory_budget_mb: int = 512
+    body_read_timeout_s: float = 15.0
+    max_connections: int = 256
+    filtered_search_max_rows: int = 4096
+    # How long a stopping server lets in-flight requests finish; fits the pod's terminationGracePeriodSeconds
+    # together with the preStop sleep (tests/gitops check the sum).
+    shutdown_timeout_s: int = 30
     # Result thumbnails are served at <image_base_url>/v1/items/<item_id>/image: "" keeps them relative to this
     # server; set the public URL (e.g. https://search.example.com) when clients need absolute links.
     image_base_url: str = ""
@@ -116,9 +128,13 @@ class Settings:
             raise SettingsError(f"{PREFIX}MAX_FAILURE_RATIO must be within [0, 1], got {self.max_failure_ratio}")
         for name in (
             "shard_size", "embed_batch_size", "batch_max_size", "max_queue", "fetch_workers", "workers", "request_threads",
+            "query_max_image_pixels", "decode_memory_budget_mb", "max_connections", "filtered_search_max_rows",
         ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{PREFIX}{name.upper()} must be at least 1")
+        for name in ("body_read_timeout_s", "shutdown_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise SettingsError(f"{PREFIX}{name.upper()} must be above 0")
 
 
 def _parse(name: str, kind: Any, raw: str) -> Any:

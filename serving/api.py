@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-import mimetypes
+import math
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
+from litestar.connection import ASGIConnection
 from litestar.di import Provide
+from litestar.handlers import BaseRouteHandler
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from litestar.params import Parameter
 from litestar.response import File
 
+from serving.admission import ADMITTED
 from serving.errors import ApiError, error_responses
 from serving.schemas import IndexInfo, SearchResponse
 from serving.search import Filters
@@ -21,16 +24,32 @@ from serving.uploads import FIELD, MULTIPART, read_image
 K = Annotated[int, Parameter(ge=1, le=100, description="How many results to return.")]
 ItemId = Annotated[str, Parameter(description="A catalog item id.")]
 Price = Annotated[float | None, Parameter(ge=0, description="Price bound, inclusive.")]
-# Catalog images may change between versions, so browsers may keep them for a while but not forever.
-IMAGE_CACHING = {"Cache-Control": "max-age=3600"}
+# Catalog images may change between versions, so browsers may keep them for a while but not forever. Catalog files
+# are seller input: the type comes from their bytes, browsers must not second-guess it, and nothing in them may run.
+IMAGE_HEADERS = {
+    "Cache-Control": "max-age=3600",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; sandbox",
+}
+QUERY_PARAMETERS = frozenset({"k", "category", "min_price", "max_price", "on_sale_only"})
+
+
+def known_query_parameters(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """A misspelt filter would otherwise be ignored silently and return unfiltered results."""
+    unknown = sorted(set(connection.query_params) - QUERY_PARAMETERS)
+    if unknown:
+        raise ApiError(f"unknown query parameter(s) {', '.join(unknown)}; this route takes {', '.join(sorted(QUERY_PARAMETERS))}")
 
 
 def search_filters(
-    category: Annotated[str | None, Parameter(description="Only items of this category.")] = None,
+    category: Annotated[str | None, Parameter(max_length=200, description="Only items of this category.")] = None,
     min_price: Price = None,
     max_price: Price = None,
     on_sale_only: Annotated[bool, Parameter(description="Only items on sale.")] = False,
 ) -> Filters:
+    for name, bound in (("min_price", min_price), ("max_price", max_price)):
+        if bound is not None and not math.isfinite(bound):
+            raise ApiError(f"{name} must be a finite number, not {bound}")
     if min_price is not None and max_price is not None and min_price > max_price:
         raise ApiError(f"min_price ({min_price:g}) is above max_price ({max_price:g})")
     return Filters(category=category, min_price=min_price, max_price=max_price, on_sale_only=on_sale_only)
@@ -61,8 +80,9 @@ class SearchController(Controller):
     dependencies = {"filters": Provide(search_filters, sync_to_thread=False)}
 
     @post(
-        "/search", status_code=200, operation_class=ImageUploadOperation, responses=error_responses(400, 413, 415, 422, 503),
-        summary="Search the catalog with an image",
+        "/search", status_code=200, operation_class=ImageUploadOperation,
+        responses=error_responses(400, 408, 413, 415, 422, 503), summary="Search the catalog with an image",
+        guards=[known_query_parameters], opt={ADMITTED: True},
     )
     async def search(
         self, request: Request[Any, Any, Any], service: SearchService, filters: Filters, k: K = 10
@@ -70,7 +90,10 @@ class SearchController(Controller):
         data = await read_image(request, service.settings.max_upload_bytes)
         return await service.search_image(data, k, filters)
 
-    @get("/items/{item_id:str}/similar", responses=error_responses(400, 404, 503), summary="Items similar to a catalog item")
+    @get(
+        "/items/{item_id:str}/similar", responses=error_responses(400, 404, 503), summary="Items similar to a catalog item",
+        guards=[known_query_parameters], opt={ADMITTED: True},
+    )
     async def similar(self, item_id: ItemId, service: SearchService, filters: Filters, k: K = 10) -> SearchResponse:
         return await service.similar(item_id, k, filters)
 
@@ -79,9 +102,8 @@ class SearchController(Controller):
         response_description="The image file.",
     )
     async def image(self, item_id: ItemId, service: SearchService) -> File:
-        path = service.image_path(item_id)
-        media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        return File(path=path, media_type=media_type, content_disposition_type="inline", headers=IMAGE_CACHING)
+        path, media_type = service.catalog_image(item_id)
+        return File(path=path, media_type=media_type, content_disposition_type="inline", headers=IMAGE_HEADERS)
 
     @get("/index", responses=error_responses(503), summary="The index being served")
     async def index(self, service: SearchService) -> IndexInfo:

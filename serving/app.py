@@ -21,6 +21,7 @@ from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin, Yaml
 from imagesearch.embedder import Embedder
 from imagesearch.settings import Settings
 from serving.admin import AdminController, bearer_token_guard
+from serving.admission import Admission, AdmissionMiddleware
 from serving.api import SearchController
 from serving.errors import EXCEPTION_HANDLERS
 from serving.metrics import Metrics, RequestMetricsMiddleware
@@ -46,6 +47,11 @@ def create_app(settings: Settings | None = None, embedder: QueryEmbedder | None 
     metrics = Metrics()
     service = SearchService(settings, embedder, metrics)
     index_dir = Path(settings.index_dir).resolve()
+    max_body_bytes = settings.max_upload_bytes + MULTIPART_OVERHEAD
+    admission = AdmissionMiddleware(
+        Admission(settings.max_queue, settings.retry_after_s, metrics),
+        max_body_bytes, settings.body_read_timeout_s,
+    )
 
     async def start() -> None:
         await service.start()
@@ -69,10 +75,10 @@ def create_app(settings: Settings | None = None, embedder: QueryEmbedder | None 
             "metrics": Provide(provide_metrics, sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[RequestMetricsMiddleware(metrics)],
+        middleware=[RequestMetricsMiddleware(metrics), admission],
         on_startup=[start],
         on_shutdown=[service.stop],
-        request_max_body_size=settings.max_upload_bytes + MULTIPART_OVERHEAD,
+        request_max_body_size=max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="Image search",
             version=API_VERSION,
@@ -89,7 +95,7 @@ def main() -> None:
     log.info("serving %s on %s:%d with %d worker(s)", settings.index_dir, settings.host, settings.port, settings.workers)
     uvicorn.run(
         "serving.app:create_app", factory=True, host=settings.host, port=settings.port, workers=settings.workers,
-        access_log=False, timeout_graceful_shutdown=30,
+        access_log=False, limit_concurrency=settings.max_connections, timeout_graceful_shutdown=settings.shutdown_timeout_s,
     )
 
 

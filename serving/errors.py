@@ -47,6 +47,17 @@ class PayloadTooLargeError(ApiError):
     error = "payload_too_large"
 
 
+class BodyTimeoutError(ApiError):
+    status = HTTPStatus.REQUEST_TIMEOUT
+    error = "body_timeout"
+
+
+class ClientDisconnectedError(ApiError):
+    """The client hung up before its body arrived: nobody reads this answer, but logs and metrics do."""
+
+    error = "client_disconnected"
+
+
 class UnknownItemError(ApiError):
     status = HTTPStatus.NOT_FOUND
     error = "unknown_item"

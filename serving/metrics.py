@@ -41,7 +41,16 @@ class Metrics:
             "imagesearch_inference_batch_size", "Images per micro-batch.", buckets=BATCH_BUCKETS, registry=self.registry
         )
         self.rejected = Counter(
-            "imagesearch_overload_rejections", "Image queries refused with 503 because the queue was full.",
+            "imagesearch_overload_rejections", "Requests refused with 503 because every admission slot was taken.",
+            registry=self.registry,
+        )
+        self.admitted = Gauge(
+            "imagesearch_admitted_requests", "Searches and similar-item requests admitted and not yet answered.",
+            registry=self.registry,
+        )
+        self.capped_searches = Counter(
+            "imagesearch_filtered_search_capped",
+            "Filtered searches that reached the depth cap before finding k matches (answered with fewer).",
             registry=self.registry,
         )
         self.index_version = Gauge(

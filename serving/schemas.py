@@ -31,6 +31,9 @@ class SearchResponse(msgspec.Struct, frozen=True):
     timing: Timing
     # Set for /similar: the item whose neighbours these are.
     item_id: str | None = None
+    # A filtered search reached IMAGESEARCH_FILTERED_SEARCH_MAX_ROWS before finding k matches: these are the
+    # matches among that many nearest items, possibly fewer than k.
+    capped: bool = False
 
 
 class IndexInfo(msgspec.Struct, frozen=True):

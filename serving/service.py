@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -21,11 +20,13 @@ from imagesearch.preprocess import PreprocessConfig, preprocess_bytes
 from imagesearch.settings import Settings
 from imagesearch.uri import local_path
 from serving.batcher import MicroBatcher, QueueFullError
+from serving.decode_budget import decode_permits
 from serving.errors import NotReadyError, OverloadedError, UnknownItemError
+from serving.image_types import image_file_type
 from serving.index_holder import IndexHolder
 from serving.metrics import Metrics
 from serving.schemas import IndexInfo, SearchHit, SearchResponse, Timing
-from serving.search import Filters, nearest
+from serving.search import Filters, Neighbours, nearest
 
 T = TypeVar("T")
 # Up to this many embedding floats (about 800 items of 1280 dims), a worst-case exact search takes ~0.1 ms.
@@ -51,17 +52,19 @@ class SearchService:
         self.embedder = embedder
         self.metrics = metrics
         self.holder = IndexHolder(embedder.model_id, on_swap=self._serving)
-        # The embedder's size and fit (they are part of the model id); this server's caps on what it decodes.
+        # The embedder's size and fit (they are part of the model id); this server's caps on what queries decode.
         self.preprocess_config: PreprocessConfig = replace(
-            embedder.config.preprocess, max_pixels=settings.max_image_pixels, min_side=settings.min_image_side
+            embedder.config.preprocess, max_pixels=settings.query_max_image_pixels, min_side=settings.min_image_side
         )
+        self.decode_permits = decode_permits(settings.decode_memory_budget_mb, settings.query_max_image_pixels)
         self._limiter: anyio.CapacityLimiter | None = None
+        self._decode_limiter: anyio.CapacityLimiter | None = None
         self._batcher: MicroBatcher | None = None
-        self._in_flight = 0  # image queries admitted; only the event loop touches it
 
     async def start(self) -> None:
-        """Per event loop: the thread limiter and the micro-batcher."""
+        """Per event loop: the thread limiters and the micro-batcher."""
         self._limiter = anyio.CapacityLimiter(self.settings.request_threads)
+        self._decode_limiter = anyio.CapacityLimiter(self.decode_permits)
         self._batcher = MicroBatcher(
             self.embedder.embed_arrays,
             max_size=self.settings.batch_max_size,
@@ -91,30 +94,30 @@ class SearchService:
         began = time.perf_counter()
         index = self.index()  # this request's version to the end, whatever swaps meanwhile
         batcher = self._running_batcher()
-        with self._admit():
-            array = await self._off_loop(preprocess_bytes, data, self.preprocess_config)
-            decoded = time.perf_counter()
-            try:
-                vector = await batcher.submit(array)
-            except QueueFullError:
-                raise self._overloaded() from None
+        # Admission (serving/admission.py) bounds the requests; the decode limiter bounds their decoding memory.
+        array = await anyio.to_thread.run_sync(preprocess_bytes, data, self.preprocess_config, limiter=self._decode_limiter)
+        decoded = time.perf_counter()
+        try:
+            vector = await batcher.submit(array)
+        except QueueFullError:
+            raise self._overloaded() from None
         embedded = time.perf_counter()
-        rows, scores = await self._search(index, index.project(vector)[0], k, filters)
+        found = await self._search(index, index.project(vector)[0], k, filters)
         done = time.perf_counter()
         timing = Timing(
             total_ms=_ms(done - began), search_ms=_ms(done - embedded),
             preprocess_ms=_ms(decoded - began), embed_ms=_ms(embedded - decoded),
         )
-        return SearchResponse(index.version, k, self._hits(index, rows, scores), timing)
+        return SearchResponse(index.version, k, self._hits(index, found), timing, capped=found.capped)
 
     async def similar(self, item_id: str, k: int, filters: Filters) -> SearchResponse:
         began = time.perf_counter()
         index = self.index()
         row = self._row(index, item_id)
-        rows, scores = await self._search(index, index.embeddings[row], k, filters, row)
+        found = await self._search(index, index.embeddings[row], k, filters, row)
         elapsed = _ms(time.perf_counter() - began)
         timing = Timing(total_ms=elapsed, search_ms=elapsed)
-        return SearchResponse(index.version, k, self._hits(index, rows, scores), timing, item_id=item_id)
+        return SearchResponse(index.version, k, self._hits(index, found), timing, item_id=item_id, capped=found.capped)
 
     def info(self) -> IndexInfo:
         index = self.index()
@@ -126,14 +129,18 @@ class SearchService:
             categories=sorted(set(index.items["category"])), metrics=dict(manifest.metrics),
         )
 
-    def image_path(self, item_id: str) -> Path:
-        """The local file of an item's catalog image; 404 for remote images or missing files."""
+    def catalog_image(self, item_id: str) -> tuple[Path, str]:
+        """The local file of an item's catalog image and its media type from its bytes; 404 for remote images,
+        missing files and files that are not a raster image (whatever their name says)."""
         index = self.index()
         uri = index.items["image_uri"][self._row(index, item_id)]
         path = local_path(uri)
         if path is None or not path.is_file():
             raise UnknownItemError(f"the image of item {item_id!r} is not a local file this server can serve")
-        return path
+        media_type = image_file_type(path)
+        if media_type is None:
+            raise UnknownItemError(f"the file of item {item_id!r} is not a PNG, JPEG, GIF, WebP, TIFF or BMP image")
+        return path, media_type
 
     def image_url(self, item_id: str, image_uri: str) -> str:
         """A URL a browser can load: the catalog's own http(s) URL, else this server's image route."""
@@ -141,7 +148,7 @@ class SearchService:
             return image_uri
         return f"{self.settings.image_base_url.rstrip('/')}/v1/items/{quote(item_id, safe='')}/image"
 
-    def _hits(self, index: LoadedIndex, rows: np.ndarray, scores: np.ndarray) -> list[SearchHit]:
+    def _hits(self, index: LoadedIndex, found: Neighbours) -> list[SearchHit]:
         items = index.items
         return [
             SearchHit(
@@ -149,7 +156,7 @@ class SearchService:
                 category=items["category"][row], price=float(items["price"][row]), on_sale=bool(items["on_sale"][row]),
                 image_url=self.image_url(items["item_id"][row], items["image_uri"][row]),
             )
-            for row, score in zip(rows.tolist(), scores.tolist(), strict=True)
+            for row, score in zip(found.rows.tolist(), found.scores.tolist(), strict=True)
         ]
 
     @staticmethod
@@ -164,28 +171,22 @@ class SearchService:
             raise RuntimeError("SearchService.start() was not awaited")
         return self._batcher
 
-    @contextlib.contextmanager
-    def _admit(self) -> Iterator[None]:
-        """At most ``max_queue`` image queries decoding, waiting for a batch or in the network; 503 past that."""
-        if self._in_flight >= self.settings.max_queue:
-            raise self._overloaded()
-        self._in_flight += 1
-        try:
-            yield
-        finally:
-            self._in_flight -= 1
-
     def _overloaded(self) -> OverloadedError:
         self.metrics.rejected.inc()
         return OverloadedError("too many image queries are waiting; retry shortly", self.settings.retry_after_s)
 
     async def _search(
         self, index: LoadedIndex, query: np.ndarray, k: int, filters: Filters, exclude: int | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> Neighbours:
+        max_rows = self.settings.filtered_search_max_rows
         # Handing a tiny search to a thread costs more than the search itself (~0.1 ms): small indexes search inline.
         if index.embeddings.size <= INLINE_SEARCH_MAX_FLOATS:
-            return nearest(index, query, k, filters, exclude)
-        return await self._off_loop(nearest, index, query, k, filters, exclude)
+            found = nearest(index, query, k, filters, exclude, max_rows)
+        else:
+            found = await self._off_loop(nearest, index, query, k, filters, exclude, max_rows)
+        if found.capped:
+            self.metrics.capped_searches.inc()
+        return found
 
     async def _off_loop(self, function: Callable[..., T], *args: object) -> T:
         return await anyio.to_thread.run_sync(function, *args, limiter=self._limiter)

@@ -153,7 +153,7 @@ def test_a_whitened_version_projects_queries_into_its_search_space(index_a: Path
     index = load_index(directory)
     assert index.whitening is not None and index.embeddings.shape == (ALL_ITEMS, 8)
     image = jpeg_bytes(photo("retina"))
-    rows, _ = nearest(index, index.project(embedder.embed_bytes([image]))[0], 5)
+    rows = nearest(index, index.project(embedder.embed_bytes([image]))[0], 5).rows
     with TestClient(create_app(serving_settings(directory), embedder)) as client:
         body = search(client, image, k=5)
         assert ids(body) == [index.items["item_id"][row] for row in rows.tolist()]

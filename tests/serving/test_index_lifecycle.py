@@ -108,7 +108,7 @@ def expected_answers(
     answers = {}
     for version, index in indexes.items():
         exclude = index.row_of[exclude_item] if exclude_item else None
-        rows, _ = nearest(index, query_for(index), k, exclude=exclude)
+        rows = nearest(index, query_for(index), k, exclude=exclude).rows
         answers[version] = [index.items["item_id"][row] for row in rows.tolist()]
     return answers
 

@@ -48,27 +48,56 @@ def test_filtered_results_equal_exact_search_over_the_matching_items(index: Load
     for row in rng.choice(index.size, 3, replace=False):
         query = index.embeddings[row]
         for exclude in (None, int(row)):
-            rows, scores = nearest(index, query, k, filters, exclude)
-            assert rows.tolist() == expected(index, query, k, filters, exclude)
-            assert np.all(np.diff(scores) <= 1e-6)
+            found = nearest(index, query, k, filters, exclude)
+            assert found.rows.tolist() == expected(index, query, k, filters, exclude) and not found.capped
+            assert np.all(np.diff(found.scores) <= 1e-6)
 
 
-def test_the_deep_approximate_path_is_used_and_falls_back_when_short(index: LoadedIndex, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With a permissive threshold the approximate search answers; too few matches in it -> exact fallback."""
-    calls: list[int] = []
-    original = index.vectors.search
+class Spy:
+    """Records how many rows each exact search and each approximate search looked at."""
 
-    def spy(queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        calls.append(k)
-        return original(queries, k)
+    def __init__(self, index: LoadedIndex, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.exact_rows: list[int] = []
+        self.depths: list[int] = []
+        search, exact = index.vectors.search, search_module.exact_search
 
-    monkeypatch.setattr(index.vectors, "search", spy)
-    monkeypatch.setattr(search_module, "EXACT_ABOVE_SHARE", 10.0)
-    monkeypatch.setattr(search_module, "DEPTH_MARGIN", 0.01)  # too shallow on purpose: forces the fallback
-    query = index.embeddings[0]
-    filters = Filters(on_sale_only=True)
-    rows, _ = nearest(index, query, 8, filters)
-    assert calls and rows.tolist() == expected(index, query, 8, filters, None)
-    monkeypatch.setattr(search_module, "DEPTH_MARGIN", 1.5)
-    rows, _ = nearest(index, query, 3, filters)
-    assert rows.tolist() == expected(index, query, 3, filters, None)
+        def spy_search(queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+            self.depths.append(k)
+            return search(queries, k)
+
+        def spy_exact(database: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+            self.exact_rows.append(len(database))
+            return exact(database, queries, k)
+
+        monkeypatch.setattr(index.vectors, "search", spy_search)
+        monkeypatch.setattr(search_module, "exact_search", spy_exact)
+
+
+@pytest.mark.parametrize("max_rows", [3, 6, 11])
+@pytest.mark.parametrize("filters", FILTERS[1:-1], ids=repr)
+def test_work_per_request_is_bounded_and_a_capped_answer_says_so(
+    index: LoadedIndex, filters: Filters, max_rows: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Never more than max_rows rows in an exact pass or an approximate search; uncapped answers stay exact; a capped
+    answer holds only true matches, best first, and is a prefix of the exact answer."""
+    spy = Spy(index, monkeypatch)
+    monkeypatch.setattr(search_module, "EXACT_CHUNK_ROWS", 4)
+    for row in range(0, index.size, 3):
+        query = index.embeddings[row]
+        for k in (1, 4, 10):
+            found = nearest(index, query, k, filters, max_rows=max_rows)
+            exact = expected(index, query, k, filters, None)
+            if found.capped:
+                assert 0 <= len(found.rows) < len(exact) and found.rows.tolist() == exact[: len(found.rows)]
+            else:
+                assert found.rows.tolist() == exact
+    assert spy.exact_rows or spy.depths
+    assert max(spy.exact_rows, default=0) <= 4 and max(spy.depths, default=0) <= max_rows
+
+
+def test_a_far_away_filter_is_capped_not_searched_exhaustively(index: LoadedIndex, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A query in one category, filtered to everything else: with a cap of 2 rows it cannot find 10 matches."""
+    spy = Spy(index, monkeypatch)
+    row = index.row_of["astronaut"]
+    found = nearest(index, index.embeddings[row], 10, Filters(min_price=0), exclude=row, max_rows=2)
+    assert found.capped and len(found.rows) <= 2 and spy.exact_rows == [] and max(spy.depths) == 2
