@@ -16,13 +16,14 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
 	@rm -f $(VENV)/.installed-* && touch $@
 
-# promtool (alert-rule tests) from Debian's prometheus package, unpacked into the venv: no service installed.
-$(VENV)/bin/promtool: | $(STAMP)
+# promtool (alert-rule tests) and prometheus (the dashboard test scrapes a live server with it) from Debian's
+# prometheus package, unpacked into the venv: no service installed.
+$(VENV)/bin/promtool $(VENV)/bin/prometheus: | $(STAMP)
 	@tmp=$$(mktemp -d) && cd $$tmp && { apt-get download -qq prometheus 2>/dev/null || \
 	  { apt-get update -qq && apt-get download -qq prometheus; }; } && dpkg -x prometheus_*.deb root && \
-	  cp root/usr/bin/promtool $(abspath $(VENV))/bin/promtool && rm -rf $$tmp
+	  cp root/usr/bin/promtool root/usr/bin/prometheus $(abspath $(VENV))/bin/ && rm -rf $$tmp
 
-setup: $(STAMP) $(VENV)/bin/promtool
+setup: $(STAMP) $(VENV)/bin/promtool $(VENV)/bin/prometheus
 
 # The whole loop: demo catalog -> one image_index DAG run (airflow dags test, local mode: every step a
 # subprocess, a GitOps bump at the end) -> local deploy of the version git names -> serve until Ctrl-C.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal, get_type_hints
@@ -81,6 +82,8 @@ class Settings:
     # Result thumbnails are served at <image_base_url>/v1/items/<item_id>/image: "" keeps them relative to this
     # server; set the public URL (e.g. https://search.example.com) when clients need absolute links.
     image_base_url: str = ""
+    # The catalog's prices carry no currency: this ISO 4217 code is the one they are in, shown with every price.
+    currency: str = "USD"
     # Threads for decoding and searching off the event loop; the seconds a saturated server asks clients to wait.
     request_threads: int = 8
     retry_after_s: int = 1
@@ -135,6 +138,8 @@ class Settings:
         for name in ("body_read_timeout_s", "shutdown_timeout_s"):
             if not getattr(self, name) > 0:
                 raise SettingsError(f"{PREFIX}{name.upper()} must be above 0")
+        if not re.fullmatch("[A-Z]{3}", self.currency):
+            raise SettingsError(f"{PREFIX}CURRENCY must be an ISO 4217 code such as USD or EUR, not {self.currency!r}")
 
 
 def _parse(name: str, kind: Any, raw: str) -> Any:

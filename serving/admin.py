@@ -13,7 +13,9 @@ from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 from litestar.types import Guard
 
-from serving.errors import ApiError, ForbiddenError, UnauthorizedError, error_responses
+from serving import examples
+from serving.errors import ApiError, ForbiddenError, InvalidIndexError, UnauthorizedError, error_responses
+from serving.openapi import ADMIN_SECURITY, ok
 from serving.schemas import SwapRequest, SwapResponse
 from serving.service import SearchService
 
@@ -35,7 +37,21 @@ class AdminController(Controller):
     path = "/admin"
     tags = ["admin"]
 
-    @post("/index", status_code=200, responses=error_responses(400, 401, 403, 422), summary="Swap in another index version")
+    @post(
+        "/index", status_code=200, operation_id="swapIndex", summary="Swap in another index version",
+        security=[{ADMIN_SECURITY: []}],
+        description="Loads a fetched index version from a directory on the server, verifies its checksums and model, "
+        "then swaps it in atomically: requests in flight finish on the old version, new ones use the new one. "
+        "A version that fails verification is refused and the served one stays. Needs the admin bearer token; "
+        "the route exists only when the server has one.",
+        responses={
+            **ok(SwapResponse, "The version now served, and the one before.", examples.SWAP, "Roll forward"),
+            **error_responses(400, 401, 403, 422, examples={
+                400: ("bad_request", "directory must be an absolute path, not 'indexes/20260102T000000Z'"),
+                422: (InvalidIndexError.error, "cannot load the index in /srv/indexes/20260102T000000Z: no _COMMIT marker"),
+            }),
+        },
+    )
     async def swap_index(self, data: SwapRequest, service: SearchService) -> SwapResponse:
         directory = Path(data.directory)
         if not directory.is_absolute():

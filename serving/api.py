@@ -14,8 +14,10 @@ from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, Requ
 from litestar.params import Parameter
 from litestar.response import File
 
+from serving import examples
 from serving.admission import ADMITTED
-from serving.errors import ApiError, error_responses
+from serving.errors import ApiError, NotReadyError, UnknownItemError, error_responses
+from serving.openapi import ok
 from serving.schemas import IndexInfo, SearchResponse
 from serving.search import Filters
 from serving.service import SearchService
@@ -80,8 +82,14 @@ class SearchController(Controller):
     dependencies = {"filters": Provide(search_filters, sync_to_thread=False)}
 
     @post(
-        "/search", status_code=200, operation_class=ImageUploadOperation,
-        responses=error_responses(400, 408, 413, 415, 422, 503), summary="Search the catalog with an image",
+        "/search", status_code=200, operation_class=ImageUploadOperation, operation_id="searchByImage",
+        summary="Search the catalog with an image",
+        description="Upload a photo; get the `k` catalog items that look most like it, best first, optionally only "
+        "those of one category, within a price range or on sale. Fewer than `k` come back only when fewer items match.",
+        responses={
+            **ok(SearchResponse, "The nearest items, best first.", examples.SEARCH, "A cat photo"),
+            **error_responses(400, 408, 413, 415, 422, 503),
+        },
         guards=[known_query_parameters], opt={ADMITTED: True},
     )
     async def search(
@@ -91,20 +99,42 @@ class SearchController(Controller):
         return await service.search_image(data, k, filters)
 
     @get(
-        "/items/{item_id:str}/similar", responses=error_responses(400, 404, 503), summary="Items similar to a catalog item",
+        "/items/{item_id:str}/similar", operation_id="similarItems", summary="Items similar to a catalog item",
+        description="The `k` items that look most like a catalog item (\"More like this\"), best first, the item "
+        "itself excluded; the same filters as image search. Needs no image upload: the item's stored embedding is used.",
+        responses={
+            **ok(SearchResponse, "The nearest items, best first, and the item they are similar to.", examples.SIMILAR,
+                 "More like the cat"),
+            **error_responses(400, 404, 503),
+        },
         guards=[known_query_parameters], opt={ADMITTED: True},
     )
     async def similar(self, item_id: ItemId, service: SearchService, filters: Filters, k: K = 10) -> SearchResponse:
         return await service.similar(item_id, k, filters)
 
     @get(
-        "/items/{item_id:str}/image", responses=error_responses(404, 503), summary="A catalog item's image (thumbnails)",
-        response_description="The image file.",
+        "/items/{item_id:str}/image", operation_id="getItemImage", summary="A catalog item's image (thumbnails)",
+        description="The catalog picture of an item, as stored with the index: what `image_url` points to when the "
+        "catalog has no http(s) URL of its own. Browsers may cache it for an hour.",
+        media_type="image/*", content_media_type="image/*",
+        responses=error_responses(400, 404, 503, examples={
+            400: ("bad_request", "the request does not match the route's parameters"),
+            404: (UnknownItemError.error, "the image of item 'nope' is not a local file this server can serve"),
+        }),
+        response_description="The image file, with its image/* media type.",
     )
     async def image(self, item_id: ItemId, service: SearchService) -> File:
         path, media_type = service.catalog_image(item_id)
         return File(path=path, media_type=media_type, content_disposition_type="inline", headers=IMAGE_HEADERS)
 
-    @get("/index", responses=error_responses(503), summary="The index being served")
+    @get(
+        "/index", operation_id="getIndex", summary="The index being served",
+        description="Facts about the index version this server answers from: its version and build time, item count, "
+        "model, the categories to filter on, and the evaluation metrics recorded when it was built.",
+        responses={
+            **ok(IndexInfo, "The served index.", examples.INDEX, "A small demo index"),
+            **error_responses(503, examples={503: (NotReadyError.error, "no index is loaded yet")}),
+        },
+    )
     async def index(self, service: SearchService) -> IndexInfo:
         return service.info()

@@ -15,8 +15,6 @@ import numpy as np
 import uvicorn
 from litestar import Litestar, Router
 from litestar.di import Provide
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin, YamlRenderPlugin
 
 from imagesearch.embedder import Embedder
 from imagesearch.settings import Settings
@@ -25,6 +23,7 @@ from serving.admission import Admission, AdmissionMiddleware
 from serving.api import SearchController
 from serving.errors import EXCEPTION_HANDLERS
 from serving.metrics import Metrics, RequestMetricsMiddleware
+from serving.openapi import asset_routers, openapi_config
 from serving.ops import OpsController
 from serving.service import QueryEmbedder, SearchService
 from serving.uploads import MULTIPART_OVERHEAD
@@ -65,7 +64,7 @@ def create_app(settings: Settings | None = None, embedder: QueryEmbedder | None 
     def provide_metrics() -> Metrics:
         return metrics
 
-    route_handlers: list[object] = [SearchController, OpsController, web_page]
+    route_handlers: list[object] = [SearchController, OpsController, web_page, *asset_routers()]
     if settings.admin_token:
         route_handlers.append(Router("/", route_handlers=[AdminController], guards=[bearer_token_guard(settings.admin_token)]))
     return Litestar(
@@ -79,13 +78,7 @@ def create_app(settings: Settings | None = None, embedder: QueryEmbedder | None 
         on_startup=[start],
         on_shutdown=[service.stop],
         request_max_body_size=max_body_bytes,
-        openapi_config=OpenAPIConfig(
-            title="Image search",
-            version=API_VERSION,
-            description="Search a marketplace catalog by image, find similar items, and inspect the index being served.",
-            path="/schema",
-            render_plugins=[SwaggerRenderPlugin(path=["/", "/swagger"]), JsonRenderPlugin(), YamlRenderPlugin()],
-        ),
+        openapi_config=openapi_config(API_VERSION),
     )
 
 

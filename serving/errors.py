@@ -10,6 +10,7 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import Example
 from litestar.types import ExceptionHandlersMap
 
 from imagesearch.errors import (
@@ -112,9 +113,42 @@ IMAGE_ERROR_STATUS: dict[type[ImageError], HTTPStatus] = {
 ERROR_TAGS = {HTTPStatus.REQUEST_ENTITY_TOO_LARGE: PayloadTooLargeError.error}
 
 
-def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
-    """OpenAPI entries for the error statuses a route may answer."""
-    return {status: ResponseSpec(ErrorBody, description="A JSON error with a clear message.") for status in statuses}
+# A typical answer for each error status, shown as the example in the API docs (routes may name their own).
+ERROR_EXAMPLES: dict[int, tuple[str, str]] = {
+    400: ("bad_request", "min_price (50) is above max_price (10)"),
+    401: (UnauthorizedError.error, "this endpoint needs an 'Authorization: Bearer <admin token>' header"),
+    403: (ForbiddenError.error, "the admin token is wrong"),
+    404: (UnknownItemError.error, "no item 'nope' in index version 20260101T000000Z"),
+    408: (BodyTimeoutError.error, "the request body did not arrive within 15 s"),
+    413: (PayloadTooLargeError.error, "the image is larger than the 10,485,760-byte limit"),
+    415: (UnsupportedMediaTypeError.error, "not a recognised image format"),
+    422: ("image_too_small", "8x8 is smaller than 16px on a side"),
+    503: (OverloadedError.error, "too many image queries are waiting; retry shortly"),
+}
+ERROR_DESCRIPTIONS = {
+    400: "The request is malformed: a parameter out of range or unknown, an empty or missing image.",
+    401: "No admin token was presented.",
+    403: "The admin token is wrong.",
+    404: "No such item in the index being served.",
+    408: "The request body did not arrive in full within the server's body deadline.",
+    413: "The image is larger than the server's upload limit.",
+    415: "The body is not an image (or not a multipart form with one).",
+    422: "The image or index is recognised but cannot be used (too small, too large, truncated, invalid).",
+    503: "Not ready (no index loaded yet) or overloaded: retry after the Retry-After header's seconds.",
+}
+
+
+def error_responses(*statuses: int, examples: Mapping[int, tuple[str, str]] | None = None) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the error statuses a route may answer, each with an example body."""
+
+    def spec(status: int) -> ResponseSpec:
+        error, detail = {**ERROR_EXAMPLES, **(examples or {})}[status]
+        example = Example(summary=detail, value={"status": status, "error": error, "detail": detail})
+        return ResponseSpec(
+            ErrorBody, description=ERROR_DESCRIPTIONS[status], generate_examples=False, examples=[example]
+        )
+
+    return {status: spec(status) for status in statuses}
 
 
 def error_response(status: int, error: str, detail: str, headers: Mapping[str, str] | None = None) -> Response[ErrorBody]:

@@ -153,7 +153,8 @@ class SearchService:
         return [
             SearchHit(
                 item_id=items["item_id"][row], score=round(float(score), 6), title=items["title"][row],
-                category=items["category"][row], price=float(items["price"][row]), on_sale=bool(items["on_sale"][row]),
+                category=items["category"][row], price=float(items["price"][row]),
+                currency=self.settings.currency, on_sale=bool(items["on_sale"][row]),
                 image_url=self.image_url(items["item_id"][row], items["image_uri"][row]),
             )
             for row, score in zip(found.rows.tolist(), found.scores.tolist(), strict=True)

@@ -7,7 +7,9 @@ from pathlib import Path
 
 from litestar import MediaType, Response, get
 
-PAGE = Path(__file__).parent / "static" / "index.html"
+STATIC_DIR = Path(__file__).parent / "static"
+PAGE = STATIC_DIR / "index.html"
+FAVICON_URL = "/static/favicon.svg"
 
 
 @cache

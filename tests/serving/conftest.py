@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import msgspec
@@ -33,6 +34,10 @@ from imagesearch.settings import Settings
 from imagesearch.whitening import Whitening
 from serving.app import create_app
 from tests.conftest import ROOT
+from tests.serving.browser import launch_chromium
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 ADMIN_TOKEN = "test-admin-token"
 DERIVED_VERSION = "20260102T000000Z"
@@ -208,6 +213,12 @@ def start_server(
         time.sleep(0.25)
     server.stop()
     raise RuntimeError(f"the server was not ready within {timeout_s:g}s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium (skips where it is not installed), shared by the browser tests."""
+    yield from launch_chromium()
 
 
 @pytest.fixture(scope="session")

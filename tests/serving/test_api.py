@@ -199,7 +199,7 @@ def test_openapi_schema_and_docs(client: TestClient) -> None:
     assert set(body) == {"multipart/form-data", "image/*"}
     parameters = {p["name"] for p in schema["paths"]["/v1/search"]["post"]["parameters"]}
     assert parameters == {"k", "category", "min_price", "max_price", "on_sale_only"}
-    for docs in ("/schema", "/schema/swagger"):
+    for docs in ("/schema", "/schema/swagger", "/schema/redoc"):
         assert client.get(docs).headers["content-type"].startswith("text/html")
 
 
