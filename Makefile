@@ -91,11 +91,12 @@ engine:
 	@scripts/engine.sh start
 
 
-# Airflow on this machine for dags/ and plugins/ (AIRFLOW_HOME: data/airflow); prints the UI URL and login; Ctrl-C stops it.
+# Airflow on this machine for dags/ and plugins/ (AIRFLOW_HOME: data/airflow; make demo uses data/airflow-demo); prints the
+# UI URL and login; Ctrl-C stops it. The DAG starts paused: AIRFLOW_ARGS=--unpause to run it on its schedule.
 airflow: setup
 	$(PY) -m scripts.airflow_local serve $(AIRFLOW_ARGS)
 
 # Removes what make demo built (not the downloads); stops the demo server first.
 clean:
 	-$(PY) -m serving.deploy --stop
-	rm -rf data/model-repository data/serving data/serving-index data/gitops.git data/airflow
+	rm -rf data/model-repository data/serving data/serving-index data/gitops.git data/airflow data/airflow-demo

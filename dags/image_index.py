@@ -14,6 +14,7 @@ Turns the marketplace catalog into a new, versioned **ScaNN index** of CNN image
 | `evaluate` | recall@10 and near-duplicate top-1 against the quality gates; below them the run fails |
 | `publish` | seals the version in the model repository, `_COMMIT` last; updates the `<repository>/indexes` Asset |
 | `deploy` | GitOps bump: commits the new version to the GitOps repo, which Argo CD rolls out |
+| `run_note` | writes the run's note: version, metrics, gate verdict, what was published and deployed, with links |
 
 Each task runs one `tasks` CLI (`python -m tasks.<step> --workspace ...`): as a Kubernetes pod with
 `IMAGESEARCH_RUNNER=kubernetes`, else as a local subprocess with the same argv. The version is the
@@ -23,6 +24,18 @@ workspace (`<model repository>/runs/<version>`). Failed tasks retry with exponen
 **Trigger form**: the catalog, a full rebuild (no reuse of the last version's embeddings), an item
 limit (0: all), whether to publish and to deploy, and the quality gates. Nothing is published when a
 gate fails; nothing is deployed unless it was published.
+
+**"Unpause on trigger"** (ticked by default in the form) unpauses this DAG, and an unpaused DAG also
+runs on its schedule: besides your run, the scheduler queues a run for the latest full hour straight
+away (catchup is off, so only that one), then one every hour, each with the default params: a full,
+publishing, *deploying* run. Unticked, your run waits, queued, until the DAG is unpaused (a paused
+DAG runs nothing). For triggered runs only, give the DAG no schedule (`IMAGESEARCH_SCHEDULE=none`).
+Locally, `make airflow` starts with the DAG paused (`make airflow AIRFLOW_ARGS=--unpause` to schedule it).
+
+**After a run**: the run's note (and `run_note`'s log) names the version, its metrics and the gate
+verdict; `publish` links to the version in the model repository, `deploy` to its GitOps commit
+(`IMAGESEARCH_GITOPS_COMMIT_URL_TEMPLATE`), both to the search page. A task that fails after its
+retries emails `IMAGESEARCH_ALERT_EMAIL_TO`. A skipped task's log says why.
 """
 
 from __future__ import annotations
@@ -33,7 +46,9 @@ from airflow.sdk import DAG, Param, chain, task, task_group
 
 from imagesearch.settings import Settings
 from plugins.hooks.model_repository import ModelRepositoryHook
+from plugins.notifiers import FailureEmailNotifier
 from plugins.operators.factory import step_operator
+from plugins.run_note import write_run_note
 from plugins.runs import VERSION, WORKSPACE, run_macros, schedule, shard_ids
 
 settings = Settings.from_env()
@@ -59,6 +74,7 @@ with DAG(
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": timedelta(seconds=settings.max_retry_delay_s),
         "execution_timeout": timedelta(minutes=5),
+        "on_failure_callback": FailureEmailNotifier(),  # after the last try
     },
     params={
         "catalog_uri": Param(settings.catalog_uri, type="string", minLength=1, title="Catalog URI",
@@ -104,4 +120,7 @@ with DAG(
                       outlets=[repository.index_asset()]),
         step_operator("deploy", settings, workspace=WORKSPACE, options=REPOSITORY,
                       enabled="{{ params.publish and params.deploy }}"),
+        # A teardown: it runs however the others ended, and the run's state stays theirs.
+        task(task_id="run_note", doc_md=write_run_note.__doc__, show_return_value_in_logs=False)(write_run_note)(
+            version=VERSION, workspace=WORKSPACE).as_teardown(),
     )

@@ -91,7 +91,24 @@ class Settings:
     task_retries: int = 2
     retry_delay_s: float = 30.0
     max_retry_delay_s: float = 600.0
+    # make airflow's home, and make demo's (`airflow dags test`): separate SQLite DBs, so a scheduler never sees a
+    # test run; make airflow pauses the DAG's schedule at start unless airflow_unpause.
     airflow_home: str = str(DATA_DIR / "airflow")
+    airflow_demo_home: str = str(DATA_DIR / "airflow-demo")
+    airflow_unpause: bool = False
+    # The DAG's task links: a GitOps commit's web page ({commit}, {version}; "": no link) and the search page
+    # ("": http://<host>:<port>/ of this server's settings).
+    gitops_commit_url_template: str = ""
+    search_page_url: str = ""
+    # The run_note task sets each run's note through this Airflow REST API with the bearer token in this file
+    # (make airflow sets both; "": the note is only logged).
+    airflow_api_url: str = ""
+    airflow_api_token_file: str = ""
+    # A task that fails for good emails these comma-separated addresses ("": nobody) through this SMTP server:
+    # smtp://[user:password@]host[:port] (STARTTLS when offered) or smtps://... (TLS).
+    alert_email_to: str = ""
+    alert_email_from: str = "image-index@localhost"
+    alert_smtp_url: str = "smtp://127.0.0.1:25"
     kubernetes_conn_id: str = "kubernetes_default"
     kubernetes_namespace: str = "imagesearch"
     kubernetes_image: str = "imagesearch-tasks:latest"
@@ -157,6 +174,11 @@ def _parse(name: str, kind: Any, raw: str) -> Any:
     except ValueError:
         raise SettingsError(f"{PREFIX}{name.upper()}={raw!r} is not a valid {kind.__name__}") from None
     return raw
+
+
+def search_page(settings: Settings) -> str:
+    """The search web page's URL: ``search_page_url``, else this server's host and port."""
+    return settings.search_page_url or f"http://{settings.host}:{settings.port}/"
 
 
 def get_settings() -> Settings:

@@ -1,14 +1,22 @@
 """Airflow on this machine, for this repo's dags/ and plugins/ (SQLite, LocalExecutor, simple auth).
 
-    python -m scripts.airflow_local serve [--port 8080]        # make airflow: UI + scheduler, Ctrl-C stops all
-    python -m scripts.airflow_local dags-test [--conf JSON]    # make demo: one run of image_index (airflow dags test)
-    eval "$(python -m scripts.airflow_local env)"              # this Airflow's settings, for any airflow command
+    python -m scripts.airflow_local serve [--port 8080] [--unpause]  # make airflow: UI + scheduler, Ctrl-C stops all
+    python -m scripts.airflow_local dags-test [--conf JSON]          # make demo: one run of image_index (airflow dags test)
+    eval "$(python -m scripts.airflow_local env)"                    # make airflow's settings, for any airflow command
 
-AIRFLOW_HOME is ``IMAGESEARCH_AIRFLOW_HOME`` (default ``data/airflow``, git-ignored); a local GitOps repo
-(``IMAGESEARCH_GITOPS_REPO_URL``, default ``data/gitops.git``) is created from gitops/ if missing. ``serve`` runs the
-api-server, scheduler and dag-processor (and the triggerer when Kubernetes steps defer), each in its
-own process group with its log in ``$AIRFLOW_HOME/logs/<component>.log``, prints the UI's URL and login,
-and on Ctrl-C (or SIGTERM) stops every process they started.
+The two keep separate state: ``serve`` uses ``IMAGESEARCH_AIRFLOW_HOME`` (default ``data/airflow``) and
+``dags-test`` ``IMAGESEARCH_AIRFLOW_DEMO_HOME`` (default ``data/airflow-demo``), both git-ignored, each with its
+own SQLite DB; a scheduler on the DB of an `airflow dags test` run would fail or skip that run's tasks. Each
+holds its home's lock while it runs (:mod:`scripts.home_lock`), so pointing both at one home (``--home``) is
+refused with a message instead. A local GitOps repo (``IMAGESEARCH_GITOPS_REPO_URL``, default
+``data/gitops.git``) is created from gitops/ if missing.
+
+``serve`` pauses the DAG before the scheduler starts (``--unpause`` or ``IMAGESEARCH_AIRFLOW_UNPAUSE=true``
+unpauses it instead): an hourly DAG left unpaused by a trigger form's "Unpause on trigger" would otherwise
+start a full, deploying run as soon as Airflow is back. It runs the api-server, scheduler and dag-processor
+(and the triggerer when Kubernetes steps defer), each in its own process group with its log in
+``$AIRFLOW_HOME/logs/<component>.log``, prints the UI's URL and login, and on Ctrl-C (or SIGTERM) stops
+every process they started.
 """
 
 from __future__ import annotations
@@ -28,15 +36,19 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
+import httpx
 import psutil
 
 from imagesearch import gitops
 from imagesearch.settings import PROJECT_ROOT, Settings
+from scripts.home_lock import HomeLock
 
 USER = "admin"
+API_TOKEN_FILE = "run-note-api-token"  # the run_note task's REST API token (plugins/run_note.py)
 DAG_ID = "image_index"
 PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
 COMPONENTS = ("api-server", "scheduler", "dag-processor")
+PLUGINS_FOLDER = PROJECT_ROOT / "plugins" / "airflow_plugins"  # only AirflowPlugin files; the rest is a library
 STOP_GRACE_S = 30.0
 READY_TIMEOUT_S = 180.0
 
@@ -54,8 +66,9 @@ def airflow_env(home: Path, *, port: int = 8080, parallelism: int = 4, base: Map
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
         "PYTHONPATH": os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p),
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS_FOLDER),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": str(parallelism),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
@@ -105,6 +118,35 @@ def wait_until_healthy(url: str, processes: Mapping[str, subprocess.Popen[bytes]
     raise RuntimeError(f"the api-server did not answer at {url} within {timeout_s:.0f}s")
 
 
+def pause_before_start(env: Mapping[str, str]) -> None:
+    """Pause the DAG in the DB before any scheduler runs (a new DAG is created paused anyway)."""
+    result = subprocess.run([airflow_bin(), "dags", "pause", DAG_ID], env=env, cwd=PROJECT_ROOT, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"`airflow dags pause {DAG_ID}` failed:\n{(result.stdout + result.stderr)[-3000:]}")
+
+
+def api_token(url: str, password: str) -> str:
+    response = httpx.post(f"{url}/auth/token", json={"username": USER, "password": password}, timeout=30)
+    response.raise_for_status()
+    return response.json()["access_token"]
+
+
+def write_api_token(path: Path, token: str) -> None:
+    path.touch(mode=0o600)
+    path.write_text(token + "\n")
+
+
+def unpause_when_parsed(url: str, token: str, timeout_s: float = READY_TIMEOUT_S) -> None:
+    """Unpause the DAG through the REST API once the dag-processor has stored it."""
+    with httpx.Client(base_url=f"{url}/api/v2", headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
+        deadline = time.monotonic() + timeout_s
+        while client.get(f"/dags/{DAG_ID}").status_code == 404:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{DAG_ID} was not parsed within {timeout_s:.0f}s, so it stays paused")
+            time.sleep(2)
+        client.patch(f"/dags/{DAG_ID}", json={"is_paused": False}).raise_for_status()
+
+
 class Components:
     """Airflow components as process groups; stopping them also stops everything they started."""
 
@@ -152,11 +194,20 @@ def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def serve(home: Path, port: int, parallelism: int) -> int:
+def serve(home: Path, port: int, parallelism: int, unpause: bool) -> int:
+    with HomeLock(home, "make airflow (scripts.airflow_local serve)"):
+        return _serve(home, port, parallelism, unpause)
+
+
+def _serve(home: Path, port: int, parallelism: int, unpause: bool) -> int:
     settings = Settings.from_env()
     env = airflow_env(home, port=port, parallelism=parallelism)
+    token_file = home / API_TOKEN_FILE
+    env.update({"IMAGESEARCH_AIRFLOW_API_URL": env["AIRFLOW__API__BASE_URL"],
+                "IMAGESEARCH_AIRFLOW_API_TOKEN_FILE": str(token_file)})
     password = prepare(home, env)
     ensure_gitops_repo(settings)
+    pause_before_start(env)
     names = [*COMPONENTS, *(["triggerer"] if settings.runner == "kubernetes" and settings.kubernetes_deferrable else [])]
     components = Components(env, home / "logs")
     for signum in (signal.SIGINT, signal.SIGTERM):  # explicitly: a background job starts with SIGINT ignored
@@ -166,8 +217,14 @@ def serve(home: Path, port: int, parallelism: int) -> int:
         components.start(names)
         print(f"starting {', '.join(names)} (logs: {home / 'logs'}/<component>.log) ...", flush=True)
         wait_until_healthy(url, components.processes)
+        token = api_token(url, password)
+        write_api_token(token_file, token)
+        if unpause:
+            unpause_when_parsed(url, token)
+        schedule = "unpaused: runs on its schedule" if unpause else "paused: triggered runs only (--unpause to schedule)"
         print(f"\nAirflow is up: {url}/dags/{DAG_ID}\n  login: {USER} / {password}\n"
               f"  runner: {settings.runner}, model repository: {settings.model_repository}\n"
+              f"  {DAG_ID} is {schedule}\n"
               "  Ctrl-C stops every Airflow process.\n", flush=True)
         while not (dead := components.exited()):
             time.sleep(1)
@@ -176,7 +233,7 @@ def serve(home: Path, port: int, parallelism: int) -> int:
     except KeyboardInterrupt:
         print("\nstopping Airflow ...", flush=True)
         return 0
-    except RuntimeError as exc:
+    except (RuntimeError, httpx.HTTPError) as exc:
         print(f"error: {exc}; see {home / 'logs'}", file=sys.stderr)
         return 1
     finally:
@@ -188,29 +245,34 @@ def serve(home: Path, port: int, parallelism: int) -> int:
 
 def dags_test(home: Path, conf: str | None) -> int:
     """``airflow dags test image_index``: one run, every task in this process, the local runner by default."""
-    env = airflow_env(home)
-    prepare(home, env)
-    ensure_gitops_repo(Settings.from_env())
-    command = [airflow_bin(), "dags", "test", DAG_ID, *(["--conf", conf] if conf else [])]
-    print(f"$ {shlex.join(command)}", flush=True)
-    return subprocess.run(command, env=env, cwd=PROJECT_ROOT).returncode
+    with HomeLock(home, "make demo (scripts.airflow_local dags-test)"):
+        env = airflow_env(home)
+        prepare(home, env)
+        ensure_gitops_repo(Settings.from_env())
+        command = [airflow_bin(), "dags", "test", DAG_ID, *(["--conf", conf] if conf else [])]
+        print(f"$ {shlex.join(command)} (AIRFLOW_HOME={home})", flush=True)
+        return subprocess.run(command, env=env, cwd=PROJECT_ROOT).returncode
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--home", type=Path, default=None, help="AIRFLOW_HOME (default: IMAGESEARCH_AIRFLOW_HOME)")
+    parser.add_argument("--home", type=Path, default=None,
+                        help="AIRFLOW_HOME (default: IMAGESEARCH_AIRFLOW_DEMO_HOME for dags-test, else IMAGESEARCH_AIRFLOW_HOME)")
     commands = parser.add_subparsers(dest="command", required=True)
     serve_parser = commands.add_parser("serve", help="run Airflow until Ctrl-C")
     serve_parser.add_argument("--port", type=int, default=8080)
     serve_parser.add_argument("--parallelism", type=int, default=4)
+    serve_parser.add_argument("--unpause", action="store_true", default=None,
+                              help=f"unpause {DAG_ID} so it runs on its schedule (default: IMAGESEARCH_AIRFLOW_UNPAUSE, false)")
     test_parser = commands.add_parser("dags-test", help=f"run {DAG_ID} once with `airflow dags test`")
     test_parser.add_argument("--conf", help='the run\'s params as JSON, e.g. \'{"limit": 100, "deploy": false}\'')
     commands.add_parser("env", help="print this Airflow's environment as shell exports")
     args = parser.parse_args(argv)
-    home = (args.home or Path(Settings.from_env().airflow_home)).resolve()
+    settings = Settings.from_env()
+    home = (args.home or Path(settings.airflow_demo_home if args.command == "dags-test" else settings.airflow_home)).resolve()
     try:
         if args.command == "serve":
-            return serve(home, args.port, args.parallelism)
+            return serve(home, args.port, args.parallelism, settings.airflow_unpause if args.unpause is None else True)
         if args.command == "dags-test":
             return dags_test(home, args.conf)
     except RuntimeError as exc:

@@ -15,6 +15,8 @@ from imagesearch.artifacts import INDEXES, Manifest, committed_versions, latest_
 from imagesearch.repository import ModelRepository, open_repository
 from imagesearch.settings import Settings
 
+GCS_CONSOLE = "https://console.cloud.google.com/storage/browser"
+
 
 class ModelRepositoryHook(BaseHook):
     """A local folder, ``file://`` or ``gs://bucket/prefix`` model repository (default: from settings)."""
@@ -46,6 +48,14 @@ class ModelRepositoryHook(BaseHook):
         location = self.get_conn().child(INDEXES).uri
         path = uris.local_path(location)
         return Asset(uri=Path(path).as_uri() if path is not None else location)
+
+    def version_url(self, version: str) -> str:
+        """Where a person sees a published version: the GCS console for ``gs://``, else a ``file://`` URL."""
+        location = self.get_conn().child(f"{INDEXES}/{version}").uri
+        if location.startswith("gs://"):
+            return f"{GCS_CONSOLE}/{location.removeprefix('gs://')}/"
+        path = uris.local_path(location)
+        return Path(path).as_uri() if path is not None else location
 
     def committed_versions(self) -> list[str]:
         return committed_versions(self.get_conn())

@@ -8,18 +8,24 @@ templated parts, after Airflow rendered them:
 * ``flags``: ``{"--name": condition}``, ``--name`` passed when the rendered condition is true;
 * ``shard``: the shard a per-shard task works on (``--shard i``; a mapped argument resolves at render), or None.
 
-``enabled`` (templated, e.g. ``"{{ params.publish }}"``) skips the task when it renders false.
+``enabled`` (templated, e.g. ``"{{ params.publish }}"``) skips the task when it renders false. Whatever
+skips a step task, its reason is logged at INFO from ``execute`` (:meth:`StepCommandMixin.explaining_skips`), so
+it shows in the task's visible log and not only in Airflow's collapsed post-execute group.
+
+The summary line is logged once, as the step printed it (the process's or the pod's output).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 
+from plugins.links import step_links
 from tasks.steps import flag, option, step_argv
 
 if TYPE_CHECKING:
@@ -61,6 +67,7 @@ class StepCommandMixin:
     flags: Mapping[str, Any]
     shard: int | None
     enabled: str | bool
+    summary: dict[str, Any] | None  # a finished step's summary, for its extra links
     task_id: str
     outlets: list[Any]
     log: FilteringBoundLogger
@@ -80,12 +87,23 @@ class StepCommandMixin:
         self.flags = dict(flags or {})
         self.shard = shard
         self.enabled = enabled
+        self.summary = None
+        self.operator_extra_links = step_links(step)
 
     def step_argv(self) -> list[str]:
         """``python -m tasks.<step> --workspace URI [--shard i] ...``: the pod's command, or the subprocess."""
         parts = [part for name, value in self.options.items() for part in option(name, "" if value is None else str(value))]
         parts += [part for name, condition in self.flags.items() for part in flag(name, truthy(condition))]
         return step_argv(self.step, self.workspace, *parts, shard=self.shard)
+
+    @contextlib.contextmanager
+    def explaining_skips(self) -> Iterator[None]:
+        """Around ``execute``: any skip's reason is logged where the task's log is read."""
+        try:
+            yield
+        except AirflowSkipException as skip:
+            self.log.info("Skipped: %s", skip)
+            raise
 
     def skip_unless_enabled(self) -> None:
         if not truthy(self.enabled):
@@ -108,5 +126,5 @@ class StepCommandMixin:
                 context["outlet_events"][outlet].extra.update(
                     {key: summary[key] for key in ("version", "repository", "items", "metrics") if key in summary}
                 )
-        self.log.info("step %s summary: %s", self.step, json.dumps(summary, sort_keys=True))
+        self.summary = summary
         return summary

@@ -41,6 +41,10 @@ class LocalStepOperator(StepCommandMixin, BaseOperator):
         self.hook: StepProcessHook | None = None
 
     def execute(self, context: Context) -> dict[str, Any]:
+        with self.explaining_skips():
+            return self._run(context)
+
+    def _run(self, context: Context) -> dict[str, Any]:
         self.skip_unless_enabled()
         self.hook = StepProcessHook()
         result = self.hook.run(self.step_argv())

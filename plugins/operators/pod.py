@@ -56,11 +56,11 @@ class StepPodOperator(StepCommandMixin, KubernetesPodOperator):
         # A step that exits EXIT_SKIPPED (deploy to a pinned overlay) ends as skipped; its reason is in the pod log.
         super().__init__(skip_on_exit_code=EXIT_SKIPPED, **kwargs)
         self._init_step(step, workspace, options, flags, shard, enabled)
-        self.summary: dict[str, Any] | None = None
 
     def execute(self, context: Context) -> Any:
-        self.skip_unless_enabled()
-        return super().execute(context)
+        with self.explaining_skips():
+            self.skip_unless_enabled()
+            return super().execute(context)
 
     def build_pod_request_obj(self, context: Context | None = None, *, dry_run: bool = False) -> k8s.V1Pod:
         self.cmds = self.step_argv()
@@ -100,7 +100,8 @@ class StepPodOperator(StepCommandMixin, KubernetesPodOperator):
         return self.finish(context, self.summary)
 
     def trigger_reentry(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
-        super().trigger_reentry(context, event)
+        with self.explaining_skips():
+            super().trigger_reentry(context, event)
         return self.finish(context, self.summary)
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from scripts.airflow_local import PLUGINS_FOLDER
 from tests.conftest import ROOT
 
 DAG_ID = "image_index"
@@ -39,7 +40,7 @@ def isolate_airflow() -> Path:
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS_FOLDER),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
     })
     return home
@@ -101,6 +102,20 @@ def task_states(home: Path) -> dict[tuple[str, int], tuple[str, int]]:
         run_id = db.execute("SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", (DAG_ID,)).fetchone()[0]
         rows = db.execute("SELECT task_id, map_index, state, try_number FROM task_instance WHERE run_id = ?", (run_id,))
         return {(task, index): (state, tries) for task, index, state, tries in rows}
+
+
+def last_run_state(home: Path) -> str:
+    with sqlite3.connect(home / "airflow.db") as db:
+        return db.execute("SELECT state FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", (DAG_ID,)).fetchone()[0]
+
+
+def xcoms(home: Path, task_id: str, map_index: int = -1) -> dict[str, Any]:
+    """key -> value of a task's XComs in the last run (its return value, its ``_link_*`` extra links)."""
+    with sqlite3.connect(home / "airflow.db") as db:
+        run_id = db.execute("SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", (DAG_ID,)).fetchone()[0]
+        rows = db.execute("SELECT key, value FROM xcom WHERE dag_id = ? AND run_id = ? AND task_id = ? AND map_index = ?",
+                          (DAG_ID, run_id, task_id, map_index))
+        return {key: json.loads(value) for key, value in rows}
 
 
 def write_corrupt_catalog(source: Path, target: Path, broken: int = 15) -> Path:

@@ -34,6 +34,7 @@ def test_schedule_and_run_policy(dag: Any) -> None:
     assert {"imagesearch", "index"} <= set(dag.tags)
     assert dag.owner == "search-platform"
     assert "image_index" in dag.doc_md and "Trigger form" in dag.doc_md
+    assert "Unpause on trigger" in dag.doc_md and "latest full hour" in dag.doc_md
     assert load_dag(**{**SETTINGS, "IMAGESEARCH_SCHEDULE": "none"}).schedule is None
 
 
@@ -47,8 +48,11 @@ def test_flow(dag: Any) -> None:
         "build_index": {"evaluate"},
         "evaluate": {"publish"},
         "publish": {"deploy"},
-        "deploy": set(),
+        "deploy": {"run_note"},
+        "run_note": set(),
     }
+    assert dag.task_dict["run_note"].is_teardown  # runs however the run went; the run's state stays the steps'
+    assert not any(dag.task_dict[task_id].is_teardown for task_id in downstream if task_id != "run_note")
     group = dag.task_group_dict["shard"]
     assert type(group).__name__ == "MappedTaskGroup"
     assert [task.task_id for task in group.iter_mapped_dependencies()] == ["shards"]
@@ -61,6 +65,16 @@ def test_every_task_retries_with_backoff_and_has_a_timeout(dag: Any) -> None:
         assert task.retries == 2, task.task_id
         assert task.retry_exponential_backoff == 2.0, task.task_id
         assert task.execution_timeout is not None and task.execution_timeout.total_seconds() > 0, task.task_id
+
+
+def test_publish_and_deploy_link_to_their_outcome_and_failures_alert(dag: Any) -> None:
+    from plugins.notifiers import FailureEmailNotifier
+
+    links = {task.task_id: sorted(link.name for link in task.operator_extra_links)
+             for task in dag.tasks if task.operator_extra_links}
+    assert links == {"publish": ["Index version", "Search page"], "deploy": ["GitOps commit", "Search page"]}
+    for task in dag.tasks:
+        assert any(isinstance(callback, FailureEmailNotifier) for callback in task.on_failure_callback), task.task_id
 
 
 def test_publish_updates_the_index_asset(dag: Any) -> None:

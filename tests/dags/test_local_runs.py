@@ -15,15 +15,19 @@ from plugins.hooks.model_repository import ModelRepositoryHook
 from tests.dags.airflow_support import (
     VERSION_PATTERN,
     dags_test,
+    last_run_state,
     pipeline_env,
     run_conf,
     task_states,
     write_corrupt_catalog,
+    xcoms,
 )
+from tests.dags.smtp_support import smtp_inbox
 from tests.gitops.support import bootstrapped, rendered_version
 
 pytestmark = pytest.mark.slow
-STEPS = ("snapshot", "shards", "shard.preprocess", "shard.embed", "build_index", "evaluate", "publish", "deploy")
+STEPS = ("snapshot", "shards", "shard.preprocess", "shard.embed", "build_index", "evaluate", "publish", "deploy", "run_note")
+COMMIT_URL = "https://git.example.com/gitops/commit/{commit}"
 
 
 @pytest.fixture(scope="module")
@@ -32,18 +36,30 @@ def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("airflow-home")
 
 
-def test_a_corrupt_catalog_fails_at_snapshot_and_publishes_nothing(airflow_home: Path, photo_catalog: Path,
-                                                                   tmp_path: Path) -> None:
+def test_a_corrupt_catalog_fails_at_snapshot_publishes_nothing_and_emails_an_alert(airflow_home: Path, photo_catalog: Path,
+                                                                                    tmp_path: Path) -> None:
     corrupt = write_corrupt_catalog(photo_catalog, tmp_path / "catalog.csv")
     models = tmp_path / "models"
-    result = dags_test(airflow_home, pipeline_env(tmp_path, IMAGESEARCH_TASK_RETRIES="1"), run_conf(corrupt, deploy=False))
+    with smtp_inbox() as inbox:
+        env = pipeline_env(tmp_path, IMAGESEARCH_TASK_RETRIES="1", IMAGESEARCH_ALERT_SMTP_URL=inbox.url,
+                           IMAGESEARCH_ALERT_EMAIL_TO="search-oncall@example.com, pm@example.com")
+        result = dags_test(airflow_home, env, run_conf(corrupt, deploy=False))
     assert result.returncode != 0
     log = result.stdout + result.stderr
     assert re.search(rf"snapshot failed: catalog {re.escape(str(corrupt))}: 15 of 20 rows are invalid", log), log[-5000:]
     states = task_states(airflow_home)
     assert states[("snapshot", -1)] == ("failed", 1)  # a corrupt catalog is not retried: exit code 2
+    assert states.pop(("run_note", -1)) == ("success", 1)  # the teardown still writes the run's summary...
     assert {state for (task, _), (state, _) in states.items() if task != "snapshot"} == {"upstream_failed"}
+    assert last_run_state(airflow_home) == "failed"  # ...and the run stays failed
+    assert "- quality gate: not reached" in log and "- publish: upstream_failed" in log
     assert ModelRepositoryHook(str(models)).committed_versions() == []
+
+    [alert] = inbox.messages  # one failed task, one message; upstream_failed tasks never ran
+    assert alert["Subject"].startswith("[image_index] snapshot failed in run manual__")
+    assert alert["X-Envelope-To"] == "search-oncall@example.com, pm@example.com"
+    body = alert.get_content()
+    assert "15 of 20 rows are invalid" in body and "/dags/image_index/runs/manual__" in body
 
 
 @pytest.fixture
@@ -84,7 +100,8 @@ def test_a_run_retries_a_failed_shard_then_publishes_a_committed_index_and_deplo
     watcher = threading.Thread(target=put_back_after_the_first_failure, daemon=True)
     watcher.start()
     try:
-        result = dags_test(airflow_home, pipeline_env(tmp_path), run_conf(catalog))
+        env = pipeline_env(tmp_path, IMAGESEARCH_GITOPS_COMMIT_URL_TEMPLATE=COMMIT_URL)
+        result = dags_test(airflow_home, env, run_conf(catalog))
     finally:
         done.set()
         watcher.join()
@@ -104,3 +121,14 @@ def test_a_run_retries_a_failed_shard_then_publishes_a_committed_index_and_deplo
     manifest = hook.manifest(version)
     assert manifest.item_count == 20 and manifest.metrics["recall_at_10"] == 1.0
     assert rendered_version(gitops, tmp_path / "clone")[0] == version  # the GitOps bump names it
+
+    # The run explains itself: links to its outcome, a summary, each step's summary logged once, no noise.
+    commit = xcoms(airflow_home, "deploy")["return_value"]["commit"]
+    assert xcoms(airflow_home, "publish")["_link_ModelVersionLink"] == (models / "indexes" / version).as_uri()
+    assert xcoms(airflow_home, "deploy")["_link_GitOpsCommitLink"] == COMMIT_URL.format(commit=commit)
+    assert xcoms(airflow_home, "deploy")["_link_SearchPageLink"] == "http://127.0.0.1:8000/"
+    note = xcoms(airflow_home, "run_note")["return_value"]
+    assert note.startswith(f"**Index {version}** — [published]({(models / 'indexes' / version).as_uri()})")
+    assert "- quality gate: passed" in note and "recall_at_10 1" in note and commit[:12] in note
+    assert log.count('"step": "publish"') == 1 and log.count('"step": "evaluate"') == 1
+    assert "GitWildMatchPattern" not in log

@@ -75,10 +75,31 @@ def test_a_failing_step_fails_the_task_with_its_reason(photo_catalog: Path, tmp_
         operator.execute(context={})  # type: ignore[arg-type]
 
 
-def test_a_switched_off_step_is_skipped_without_running(tmp_path: Path) -> None:
+def test_a_switched_off_step_is_skipped_without_running_and_logs_why(tmp_path: Path,
+                                                                      capfd: pytest.CaptureFixture[str]) -> None:
     operator = local_step("publish", tmp_path / "nowhere", enabled="False")
     with pytest.raises(AirflowSkipException, match="switched off"):
         operator.execute(context={})  # type: ignore[arg-type]
+    logged = capfd.readouterr()
+    # In the task's own log, from execute(): not only in Airflow's collapsed post-execute group.
+    assert "Skipped: publish is switched off for this run (enabled='False')" in logged.out + logged.err
+
+
+def test_a_skip_from_the_pod_path_is_explained_too(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    operator = StepPodOperator(task_id="deploy", step="deploy", workspace="gs://m/runs/v", namespace="ns", image="tasks:1",
+                               enabled="False")
+    with pytest.raises(AirflowSkipException):
+        operator.execute(context={})  # type: ignore[arg-type]
+    logged = capfd.readouterr()
+    assert "Skipped: deploy is switched off for this run" in logged.out + logged.err
+
+
+def test_the_summary_is_logged_once(photo_catalog: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    operator = local_step("snapshot", tmp_path / "runs" / "v", options={"--catalog": str(photo_catalog),
+                                                                      "--repository": str(tmp_path)})
+    summary = operator.execute(context={})  # type: ignore[arg-type]
+    logged = capfd.readouterr()
+    assert (logged.out + logged.err).count(f'"shard_ids": {summary["shard_ids"]}') == 1  # as the step printed it
 
 
 class SleepingStep(LocalStepOperator):

@@ -1,0 +1,76 @@
+"""What a run tells its operator: links to the version, the GitOps commit and the search page; its note."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from imagesearch.settings import Settings, SettingsError
+from plugins.hooks.model_repository import ModelRepositoryHook
+from plugins.links import commit_url, version_url
+from plugins.notifiers import smtp_client
+from plugins.run_note import NOTE_MAX_CHARS, compose_note, gate_verdict, set_run_note
+
+VERSION = "20261127T050000Z"
+METRICS = {"recall_at_10": 0.987, "near_duplicate_top1": 0.95}
+TEMPLATE = "https://github.com/acme/gitops/commit/{commit}"
+
+
+def test_a_version_links_to_the_gcs_console_or_a_local_folder(tmp_path: Path) -> None:
+    assert ModelRepositoryHook("gs://models/imagesearch").version_url(VERSION) == (
+        f"https://console.cloud.google.com/storage/browser/models/imagesearch/indexes/{VERSION}/")
+    assert ModelRepositoryHook(str(tmp_path)).version_url(VERSION) == (tmp_path / "indexes" / VERSION).as_uri()
+    assert version_url({"version": VERSION, "repository": "gs://b/p"}).endswith(f"/b/p/indexes/{VERSION}/")
+    assert version_url({}) == ""  # a skipped or failed publish links nowhere
+
+
+def test_a_commit_links_through_the_template_only_when_there_is_one() -> None:
+    deploy = {"version": VERSION, "commit": "0123456789abcdef"}
+    assert commit_url(deploy, Settings(gitops_commit_url_template=TEMPLATE)) == TEMPLATE.format(commit="0123456789abcdef")
+    assert commit_url(deploy, Settings()) == ""
+    assert commit_url({**deploy, "commit": None}, Settings(gitops_commit_url_template=TEMPLATE)) == ""  # nothing changed
+
+
+def test_the_note_of_a_deployed_run_names_version_metrics_verdict_and_links() -> None:
+    settings = Settings(gitops_commit_url_template=TEMPLATE, search_page_url="https://search.example.com/")
+    publish = {"version": VERSION, "repository": "gs://models/imagesearch", "items": 20, "files": 5}
+    deploy = {"version": VERSION, "commit": "0123456789abcdef", "overlay": "gitops/overlays/staging"}
+    note = compose_note(VERSION, {"publish": "success", "deploy": "success"}, METRICS, "passed", publish, deploy, settings)
+    assert note.splitlines() == [
+        f"**Index {VERSION}** — [published](https://console.cloud.google.com/storage/browser/models/imagesearch/indexes/{VERSION}/)",
+        "- quality gate: passed",
+        "- metrics: near_duplicate_top1 0.95, recall_at_10 0.987",
+        "- publish: 20 items, 5 files",
+        f"- deploy: GitOps commit [0123456789ab]({TEMPLATE.format(commit='0123456789abcdef')}) on gitops/overlays/staging",
+        "- [search page](https://search.example.com/)",
+    ]
+
+
+def test_the_note_of_a_failed_gate_says_why_and_links_nowhere(tmp_path: Path) -> None:
+    workspace = tmp_path / "runs" / VERSION
+    (workspace / "evaluate").mkdir(parents=True)
+    (workspace / "evaluate" / "metrics.json").write_text(json.dumps(METRICS))
+    (workspace / "evaluate" / "gate.json").write_text(json.dumps({"passed": False, "failures": ["recall@10 0.800 < 0.9"]}))
+    metrics, verdict = gate_verdict(str(workspace))
+    assert metrics == METRICS and verdict == "failed: recall@10 0.800 < 0.9"
+    note = compose_note(VERSION, {"publish": "upstream_failed", "deploy": "upstream_failed"}, metrics, verdict, None, None,
+                        Settings())
+    assert "- quality gate: failed: recall@10 0.800 < 0.9" in note and "- deploy: upstream_failed" in note
+    assert "](" not in note  # no links
+    assert gate_verdict(str(tmp_path / "runs" / "other")) == ({}, "not reached")
+
+
+def test_a_note_fits_the_rest_apis_limit() -> None:
+    metrics = {f"metric_{i}": 0.5 for i in range(200)}
+    assert len(compose_note(VERSION, {}, metrics, "passed", None, None, Settings())) == NOTE_MAX_CHARS
+
+
+def test_without_an_api_the_note_is_only_logged() -> None:
+    assert set_run_note(Settings(), "image_index", "manual__1", "note") is False
+
+
+def test_a_bad_smtp_url_is_a_clear_settings_error() -> None:
+    with pytest.raises(SettingsError, match="IMAGESEARCH_ALERT_SMTP_URL must be smtp://"):
+        smtp_client("http://mail.example.com")
