@@ -110,11 +110,9 @@ class StepCommandMixin:
             raise AirflowSkipException(f"{self.task_id} is switched off for this run (enabled={self.enabled!r})")
 
     def skip_step(self, summary: dict[str, Any] | None) -> AirflowSkipException:
-        """The step exited with EXIT_SKIPPED: the task ends as skipped, its reason logged and shown in the UI."""
+        """The step exited with EXIT_SKIPPED: the task ends as skipped, with the step's reason (logged by
+        :meth:`explaining_skips`; the summary line is already in the log, as the step printed it)."""
         reason = (summary or {}).get("skipped") or "the step decided it had nothing it may do"
-        self.log.warning("step %s skipped: %s", self.step, reason)
-        if summary is not None:
-            self.log.info("step %s summary: %s", self.step, json.dumps(summary, sort_keys=True))
         return AirflowSkipException(f"step {self.step} skipped: {reason}")
 
     def finish(self, context: Context, summary: dict[str, Any] | None) -> dict[str, Any]:

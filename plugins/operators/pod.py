@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 from airflow.providers.cncf.kubernetes.utils.container import container_is_succeeded
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 from kubernetes.client import models as k8s
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
@@ -70,7 +70,8 @@ class StepPodOperator(StepCommandMixin, KubernetesPodOperator):
     def post_complete_action(
         self, *, pod: k8s.V1Pod, remote_pod: k8s.V1Pod, context: Context, result: dict | None, **kwargs: Any
     ) -> None:
-        if remote_pod is not None and container_is_succeeded(remote_pod, self.base_container_name):
+        succeeded = remote_pod is not None and container_is_succeeded(remote_pod, self.base_container_name)
+        if succeeded or exit_code(remote_pod, self.base_container_name) == EXIT_SKIPPED:  # a skip's summary has its reason
             try:
                 self.summary = self.read_summary(remote_pod)
             except (ApiException, HTTPError) as exc:  # the task then fails (no summary) and retries; the pod still goes
@@ -78,9 +79,12 @@ class StepPodOperator(StepCommandMixin, KubernetesPodOperator):
         super().post_complete_action(pod=pod, remote_pod=remote_pod, context=context, result=result, **kwargs)
 
     def cleanup(self, pod: k8s.V1Pod, remote_pod: k8s.V1Pod) -> None:
-        """As the base class, but a step that exited 2 (a retry cannot help) fails the task without retries."""
+        """As the base class, but a step that exited 2 (a retry cannot help) fails the task without retries, and one
+        that exited EXIT_SKIPPED is skipped with its reason."""
         try:
             super().cleanup(pod, remote_pod)
+        except AirflowSkipException:  # skip_on_exit_code: the step's own reason, not just the exit code
+            raise self.skip_step(self.summary) from None
         except AirflowFailException:
             raise
         except AirflowException as exc:

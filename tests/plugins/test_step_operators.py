@@ -186,3 +186,16 @@ def test_a_pod_that_exits_2_fails_without_retries(monkeypatch: pytest.MonkeyPatc
     with pytest.raises(raised) as caught:
         operator.cleanup(failed_pod(code), failed_pod(code))
     assert (caught.type is AirflowFailException) == (code == 2)
+
+
+def test_a_pod_that_exits_skipped_is_skipped_with_the_steps_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+
+    def base_cleanup(self: Any, pod: Any, remote_pod: Any) -> None:  # what the provider raises for skip_on_exit_code
+        raise AirflowSkipException(f"Pod {remote_pod.metadata.name} returned exit code 3. Skipping.")
+
+    monkeypatch.setattr(KubernetesPodOperator, "cleanup", base_cleanup)
+    operator = StepPodOperator(task_id="deploy", step="deploy", workspace="gs://m/runs/v", namespace="ns", image="tasks:1")
+    operator.summary = {"step": "deploy", "skipped": "gitops/overlays/prod is pinned to 20261127T050000Z"}
+    with pytest.raises(AirflowSkipException, match="step deploy skipped: gitops/overlays/prod is pinned to 20261127T050000Z"):
+        operator.cleanup(failed_pod(3), failed_pod(3))
