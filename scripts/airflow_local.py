@@ -150,9 +150,10 @@ def unpause_when_parsed(url: str, token: str, timeout_s: float = READY_TIMEOUT_S
 class Components:
     """Airflow components as process groups; stopping them also stops everything they started."""
 
-    def __init__(self, env: Mapping[str, str], logs: Path) -> None:
+    def __init__(self, env: Mapping[str, str], logs: Path, lock: HomeLock) -> None:
         self.env = dict(env)
         self.logs = logs
+        self.lock = lock
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self._files: list[IO[bytes]] = []
 
@@ -161,8 +162,11 @@ class Components:
         for name in names:
             log = (self.logs / f"{name}.log").open("ab")
             self._files.append(log)
+            # Each component inherits the home's lock: while any of them lives, even if this launcher was killed,
+            # `airflow dags test` is refused this home.
             self.processes[name] = subprocess.Popen([airflow_bin(), name], env=self.env, cwd=PROJECT_ROOT,
-                                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                                    pass_fds=(self.lock.fileno(),))
 
     def exited(self) -> list[str]:
         return [name for name, process in self.processes.items() if process.poll() is not None]
@@ -195,11 +199,11 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 
 def serve(home: Path, port: int, parallelism: int, unpause: bool) -> int:
-    with HomeLock(home, "make airflow (scripts.airflow_local serve)"):
-        return _serve(home, port, parallelism, unpause)
+    with HomeLock(home, "make airflow (scripts.airflow_local serve)") as lock:
+        return _serve(home, port, parallelism, unpause, lock)
 
 
-def _serve(home: Path, port: int, parallelism: int, unpause: bool) -> int:
+def _serve(home: Path, port: int, parallelism: int, unpause: bool, lock: HomeLock) -> int:
     settings = Settings.from_env()
     env = airflow_env(home, port=port, parallelism=parallelism)
     token_file = home / API_TOKEN_FILE
@@ -209,7 +213,7 @@ def _serve(home: Path, port: int, parallelism: int, unpause: bool) -> int:
     ensure_gitops_repo(settings)
     pause_before_start(env)
     names = [*COMPONENTS, *(["triggerer"] if settings.runner == "kubernetes" and settings.kubernetes_deferrable else [])]
-    components = Components(env, home / "logs")
+    components = Components(env, home / "logs", lock)
     for signum in (signal.SIGINT, signal.SIGTERM):  # explicitly: a background job starts with SIGINT ignored
         signal.signal(signum, _raise_interrupt)
     url = env["AIRFLOW__API__BASE_URL"]

@@ -3,7 +3,8 @@
 `airflow dags test` runs a DAG in its own process against the metadata DB; a scheduler on that same DB
 treats the test's running tasks as its own and fails or skips them. So whoever comes second is refused
 with a message naming who holds the home. The lock is an ``flock`` on ``<home>/imagesearch.lock``: the
-kernel releases it when the holder exits, however it exits, so a crash never leaves a stale lock.
+kernel releases it when the holder and every child it passed the descriptor to have exited, however
+they exit, so a crash never leaves a stale lock.
 """
 
 from __future__ import annotations
@@ -48,6 +49,11 @@ class HomeLock:
         handle.flush()
         self._file = handle
         return self
+
+    def fileno(self) -> int:
+        """The lock's file descriptor: a child given it (``pass_fds``) holds the lock as long as it lives."""
+        assert self._file is not None, "the lock is not held"
+        return self._file.fileno()
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
         if self._file is not None:
