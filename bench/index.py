@@ -22,6 +22,7 @@ import numpy as np
 from imagesearch.catalog import read_catalog
 from imagesearch.embedder import Embedder, l2_normalize
 from imagesearch.index import IndexParams, VectorIndex, choose_params, exact_search
+from imagesearch.input_policy import InputPolicy
 from imagesearch.settings import DATA_DIR, Settings
 from imagesearch.uri import read_bytes
 from imagesearch.whitening import Whitening
@@ -35,11 +36,13 @@ def real_embeddings(count: int) -> np.ndarray:
     path = CACHE / f"fashion-{count}-{embedder.model_id}.npy"
     if path.exists():
         return np.load(path)
-    items = read_catalog(str(DATA_DIR / "catalogs/fashion-mnist/catalog.csv")).items[:count]
+    catalog = str(DATA_DIR / "catalogs/fashion-mnist/catalog.csv")
+    items = read_catalog(catalog).items[:count]
+    policy = InputPolicy.for_images(Settings.from_env(), catalog)
     vectors = []
     began = time.perf_counter()
     for start in range(0, len(items), 256):
-        arrays = [embedder.preprocess(read_bytes(item.image_uri)) for item in items[start : start + 256]]
+        arrays = [embedder.preprocess(read_bytes(item.image_uri, policy)) for item in items[start : start + 256]]
         vectors.append(embedder.embed_many(arrays, 32))
         done = start + len(arrays)
         print(f"  embedded {done}/{len(items)} ({done / (time.perf_counter() - began):.0f} img/s)", flush=True)

@@ -24,8 +24,9 @@ from imagesearch.catalog import read_catalog
 from imagesearch.embedder import Embedder, EmbedderConfig, l2_normalize
 from imagesearch.errors import ImageError
 from imagesearch.index import exact_search
+from imagesearch.input_policy import InputPolicy
 from imagesearch.preprocess import PreprocessConfig, decode_image
-from imagesearch.settings import DATA_DIR
+from imagesearch.settings import DATA_DIR, get_settings
 from imagesearch.whitening import Whitening
 
 
@@ -37,12 +38,13 @@ class Images:
 
 def load(catalog: str, limit: int, seed: int, per_class: bool = False) -> Images:
     items = read_catalog(catalog).items
+    policy = InputPolicy.for_images(get_settings(), catalog)
     rng = np.random.default_rng(seed)
     if limit < len(items):
         items = [items[i] for i in sorted(rng.choice(len(items), limit, replace=False))]
     originals, categories = [], []
     for item in items:
-        data = uris.read_bytes(item.image_uri)
+        data = uris.read_bytes(item.image_uri, policy)
         if not usable(data):
             continue
         originals.append(data)

@@ -7,17 +7,22 @@ import io
 import json
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any
+from urllib.parse import urlparse
 
 from imagesearch import uri as uris
-from imagesearch.errors import CatalogError, ImageFetchError
+from imagesearch.errors import CatalogError, ImageFetchError, InputRefusedError
+from imagesearch.input_policy import InputPolicy
+from imagesearch.settings import get_settings
 
 COLUMNS = ("item_id", "image_uri", "title", "category", "price", "on_sale", "updated_at")
 FORMATS = ("csv", "jsonl", "parquet")
 MAX_CATALOG_BYTES = 2 * 1024**3
+CATALOG_DEADLINE_S = 600.0
+SHOWN_CHARS = 40
 
 
 @dataclass(frozen=True)
@@ -52,12 +57,20 @@ class Catalog:
 
 
 def catalog_format(uri: str) -> str:
-    suffixes = PurePosixPath(uri.split("?", 1)[0]).suffixes
-    suffix = "".join(suffixes[-1:]).lower().lstrip(".")
+    """The format from the suffix of the URI's parsed path (never its query or fragment)."""
+    local = uris.local_path(uri)
+    path = local.as_posix() if local is not None else urlparse(uri).path
+    suffix = PurePosixPath(path).suffix.lower().lstrip(".")
     aliases = {"csv": "csv", "jsonl": "jsonl", "ndjson": "jsonl", "json": "jsonl", "parquet": "parquet", "pq": "parquet"}
     if suffix not in aliases:
         raise CatalogError(f"unknown catalog format {suffix!r} for {uri}: use .csv, .jsonl or .parquet")
     return aliases[suffix]
+
+
+def _shown(value: Any) -> str:
+    """A rejected value, clipped: a row error names what is wrong without copying the file into logs."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
 
 
 def parse_row(record: dict[str, Any]) -> CatalogItem:
@@ -67,11 +80,11 @@ def parse_row(record: dict[str, Any]) -> CatalogItem:
         raise ValueError(f"missing {', '.join(missing)}")
     item_id = str(record["item_id"]).strip()
     if not item_id or "/" in item_id or len(item_id) > 256:
-        raise ValueError(f"invalid item_id {item_id!r}")
+        raise ValueError(f"invalid item_id {_shown(item_id)}")
     try:
         price = float(record["price"])
     except (TypeError, ValueError):
-        raise ValueError(f"price {record['price']!r} is not a number") from None
+        raise ValueError(f"price {_shown(record['price'])} is not a number") from None
     if not math.isfinite(price) or price < 0:
         raise ValueError(f"price {price} must be a finite non-negative number")
     return CatalogItem(
@@ -93,7 +106,7 @@ def _parse_bool(value: Any) -> bool:
         return True
     if text in ("false", "0", "no", "n", "f"):
         return False
-    raise ValueError(f"on_sale {value!r} is not a boolean")
+    raise ValueError(f"on_sale {_shown(value)} is not a boolean")
 
 
 def _parse_time(value: Any) -> datetime:
@@ -103,7 +116,7 @@ def _parse_time(value: Any) -> datetime:
         try:
             moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
         except ValueError:
-            raise ValueError(f"updated_at {value!r} is not an ISO-8601 timestamp") from None
+            raise ValueError(f"updated_at {_shown(value)} is not an ISO-8601 timestamp") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -115,7 +128,7 @@ def _records(data: bytes, fmt: str) -> Iterator[tuple[int, dict[str, Any] | str]
         header = reader.fieldnames or []
         absent = [name for name in COLUMNS if name not in header]
         if absent:
-            raise CatalogError(f"CSV header lacks column(s) {', '.join(absent)}; it has {header}")
+            raise CatalogError(f"CSV header lacks column(s) {', '.join(absent)} (it has {len(header)} column(s))")
         for record in reader:
             if None in record:
                 yield reader.line_num, f"{len(record[None])} more field(s) than the header"  # type: ignore[index]
@@ -162,7 +175,7 @@ def parse_catalog(data: bytes, fmt: str, base_uri: str = "") -> Catalog:
                 item = _with_uri(item, uris.resolve(item.image_uri, base_uri))
             items.append(item)
     except UnicodeDecodeError as exc:
-        raise CatalogError(f"catalog is not UTF-8 text: {exc}") from None
+        raise CatalogError(f"catalog is not UTF-8 text (invalid byte at offset {exc.start})") from None
     except csv.Error as exc:
         raise CatalogError(f"malformed CSV: {exc}") from None
     return Catalog(items, errors)
@@ -174,11 +187,15 @@ def _with_uri(item: CatalogItem, image_uri: str) -> CatalogItem:
     return CatalogItem(**values)
 
 
-def read_catalog(uri: str) -> Catalog:
-    """Read and validate a catalog; relative image URIs are resolved against the catalog's location."""
+def read_catalog(uri: str, policy: InputPolicy | None = None) -> Catalog:
+    """Read and validate a catalog the input policy allows (default: from the settings); relative image
+    URIs are resolved against the catalog's location."""
     fmt = catalog_format(uri)
+    policy = replace(policy or InputPolicy.for_catalogs(get_settings()), deadline_s=CATALOG_DEADLINE_S)
     try:
-        data = uris.read_bytes(uri, max_bytes=MAX_CATALOG_BYTES, timeout=60.0)
+        data = uris.read_bytes(uri, policy, max_bytes=MAX_CATALOG_BYTES)
+    except InputRefusedError as exc:
+        raise CatalogError(f"catalog {uri} is refused by the input policy: {exc}") from None
     except ImageFetchError as exc:
         raise CatalogError(f"cannot read catalog {uri}: {exc}") from None
     return parse_catalog(data, fmt, base_uri=uri)

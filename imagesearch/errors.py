@@ -39,6 +39,16 @@ class ImageFetchTimeoutError(ImageFetchError):
     reason = "timeout"
 
 
+class ImageFetchTooSlowError(ImageFetchTimeoutError):
+    reason = "too_slow"
+
+
+class InputRefusedError(ImageFetchError):
+    """The input policy refuses the URI: its scheme, host, bucket, address or local path is not allowed."""
+
+    reason = "refused"
+
+
 class ArtifactError(ImageSearchError):
     """An index version is missing, incomplete, corrupted or built for another model."""
 

@@ -12,10 +12,11 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from imagesearch.errors import ImageTooLargeError, ImageTooSmallError, NotAnImageError, TruncatedImageError
 from imagesearch.model import IMAGENET_MEAN, IMAGENET_STD
+from imagesearch.settings import Settings
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
-# We enforce our own pixel cap before decoding; Pillow's own check would warn or raise first.
-Image.MAX_IMAGE_PIXELS = None
+# Pillow's global bomb guard (Image.MAX_IMAGE_PIXELS) stays on as a backstop; every call also checks its
+# own, lower cap (PreprocessConfig.max_pixels) from the header, before any pixel is decoded.
 
 _MEAN = np.asarray(IMAGENET_MEAN, dtype=np.float32).reshape(3, 1, 1)
 _STD = np.asarray(IMAGENET_STD, dtype=np.float32).reshape(3, 1, 1)
@@ -30,6 +31,11 @@ class PreprocessConfig:
     max_pixels: int = 40_000_000
     min_side: int = 16
 
+    @classmethod
+    def for_pipeline(cls, settings: Settings) -> PreprocessConfig:
+        """The catalog images' caps: preprocess and evaluate decode with exactly these."""
+        return cls(max_pixels=settings.max_image_pixels, min_side=settings.min_image_side)
+
     @property
     def tag(self) -> str:
         return f"{self.fit}{self.size}"
@@ -38,7 +44,11 @@ class PreprocessConfig:
 def decode_image(data: bytes, config: PreprocessConfig = PreprocessConfig()) -> Image.Image:
     """Bytes -> upright RGB image (transparency flattened on white), or a typed error."""
     try:
-        image = Image.open(io.BytesIO(data))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageTooLargeError(f"decompression bomb refused by its pixel count: {exc}") from None
     except UnidentifiedImageError:
         raise NotAnImageError("not a recognised image format") from None
     except (OSError, ValueError, SyntaxError) as exc:

@@ -34,11 +34,24 @@ class Settings:
     runner: Literal["local", "kubernetes"] = "local"
     schedule: str = "@hourly"
     catalog_uri: str = str(DATA_DIR / "catalogs" / "tuxpaint" / "catalog.csv")
+    # The input policy (imagesearch/input_policy.py), comma-separated lists. Catalogs are read only under
+    # catalog_prefixes (local folders, gs://bucket/prefix, https://host/prefix). Images: these schemes, these
+    # local roots, these buckets and hosts ("" hosts: any public host), plus the catalog's own folder.
+    catalog_prefixes: str = str(DATA_DIR)
+    image_schemes: str = "file,gs,https"
+    image_local_roots: str = str(DATA_DIR)
+    image_buckets: str = ""
+    image_hosts: str = ""
+    # Private, loopback and link-local addresses are refused unless inside one of these CIDRs.
+    fetch_allowed_networks: str = ""
+    fetch_max_redirects: int = 3
     # Pipeline knobs.
     shard_size: int = 500
     max_parallel_shards: int = 4
     max_failure_ratio: float = 0.2
+    # Every fetch's total deadline (connect, redirects and body), and the slowest body transfer accepted.
     fetch_timeout_s: float = 10.0
+    fetch_min_bytes_per_s: int = 16 * 1024
     fetch_workers: int = 8
     max_image_bytes: int = 20 * 1024 * 1024
     max_image_pixels: int = 40_000_000
@@ -144,6 +157,8 @@ class Settings:
     def __post_init__(self) -> None:
         if self.runner not in ("local", "kubernetes"):
             raise SettingsError(f"{PREFIX}RUNNER must be 'local' or 'kubernetes', not {self.runner!r}")
+        if self.fetch_timeout_s <= 0 or self.fetch_max_redirects < 0 or self.fetch_min_bytes_per_s < 0:
+            raise SettingsError(f"{PREFIX}FETCH_TIMEOUT_S must be positive, the redirect cap and minimum rate not negative")
         if not 0 <= self.max_failure_ratio <= 1:
             raise SettingsError(f"{PREFIX}MAX_FAILURE_RATIO must be within [0, 1], got {self.max_failure_ratio}")
         for name in (

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
-import httpx
+from imagesearch.errors import ImageFetchError, ImageMissingError, ImageTooLargeError
 
-from imagesearch.errors import ImageFetchError, ImageFetchTimeoutError, ImageMissingError, ImageTooLargeError
+if TYPE_CHECKING:
+    from imagesearch.input_policy import InputPolicy
 
 
 def local_path(uri: str) -> Path | None:
@@ -34,73 +38,59 @@ def split_gs(uri: str) -> tuple[str, str]:
     return parsed.netloc, parsed.path.lstrip("/")
 
 
-def read_bytes(uri: str, *, max_bytes: int | None = None, timeout: float = 10.0) -> bytes:
-    """The content at ``uri``; typed errors for missing, too large, timeout or other failures."""
-    if (path := local_path(uri)) is not None:
-        return _read_local(path, max_bytes)
-    scheme = urlparse(uri).scheme
+def read_bytes(uri: str, policy: InputPolicy, *, max_bytes: int | None = None) -> bytes:
+    """The content at ``uri`` if ``policy`` allows it; typed errors for refused, missing, too large, timeout."""
+    from imagesearch.http_fetch import read_http
+
+    scheme = policy.check_scheme(uri)
+    if scheme == "file":
+        return _read_local(policy.confine(local_path(uri)), max_bytes)  # type: ignore[arg-type]
     if scheme == "gs":
-        return _read_gcs(uri, max_bytes, timeout)
+        return _read_gcs(uri, policy, max_bytes)
     if scheme in ("http", "https"):
-        return _read_http(uri, max_bytes, timeout)
+        return read_http(uri, policy, max_bytes)
     raise ImageFetchError(f"unsupported URI scheme {scheme!r} in {uri}")
 
 
-def _too_large(size: int, max_bytes: int) -> ImageTooLargeError:
+def too_large(size: int, max_bytes: int) -> ImageTooLargeError:
     return ImageTooLargeError(f"{size:,} bytes exceeds the {max_bytes:,}-byte limit")
 
 
 def _read_local(path: Path, max_bytes: int | None) -> bytes:
+    """A regular file only (no devices, FIFOs or directories); the last component must not be a symlink."""
     try:
-        size = path.stat().st_size
-        if max_bytes is not None and size > max_bytes:
-            raise _too_large(size, max_bytes)
-        return path.read_bytes()
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise ImageFetchError(f"not a regular file: {path}")
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(fd, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if max_bytes is not None and size > max_bytes:
+                raise too_large(size, max_bytes)
+            data = handle.read() if max_bytes is None else handle.read(max_bytes + 1)
+            if max_bytes is not None and len(data) > max_bytes:
+                raise too_large(len(data), max_bytes)
+            return data
     except FileNotFoundError:
         raise ImageMissingError(f"no such file: {path}") from None
-    except IsADirectoryError:
-        raise ImageFetchError(f"is a directory: {path}") from None
     except PermissionError:
         raise ImageFetchError(f"permission denied: {path}") from None
+    except OSError as exc:
+        raise ImageFetchError(f"cannot read {path}: {exc.strerror}") from None
 
 
-def _read_gcs(uri: str, max_bytes: int | None, timeout: float) -> bytes:
+def _read_gcs(uri: str, policy: InputPolicy, max_bytes: int | None) -> bytes:
     from google.api_core import exceptions as gexc
 
     from imagesearch.repository import gcs_client
 
-    bucket, name = split_gs(uri)
+    bucket, name = policy.check_gs(uri)
     blob = gcs_client().bucket(bucket).blob(name)
     try:
-        blob.reload(timeout=timeout)
+        blob.reload(timeout=policy.deadline_s)
         if max_bytes is not None and (blob.size or 0) > max_bytes:
-            raise _too_large(blob.size or 0, max_bytes)
-        return blob.download_as_bytes(timeout=timeout)
+            raise too_large(blob.size or 0, max_bytes)
+        return blob.download_as_bytes(timeout=policy.deadline_s)
     except gexc.NotFound:
         raise ImageMissingError(f"no such object: {uri}") from None
     except gexc.GoogleAPIError as exc:
         raise ImageFetchError(f"cannot read {uri}: {exc}") from None
-
-
-def _read_http(uri: str, max_bytes: int | None, timeout: float) -> bytes:
-    try:
-        with httpx.stream("GET", uri, timeout=timeout, follow_redirects=True) as response:
-            if response.status_code == 404:
-                raise ImageMissingError(f"HTTP 404 for {uri}")
-            if response.status_code >= 400:
-                raise ImageFetchError(f"HTTP {response.status_code} for {uri}")
-            declared = int(response.headers.get("content-length") or 0)
-            if max_bytes is not None and declared > max_bytes:
-                raise _too_large(declared, max_bytes)
-            chunks: list[bytes] = []
-            received = 0
-            for chunk in response.iter_bytes():
-                received += len(chunk)
-                if max_bytes is not None and received > max_bytes:
-                    raise _too_large(received, max_bytes)
-                chunks.append(chunk)
-            return b"".join(chunks)
-    except httpx.TimeoutException:
-        raise ImageFetchTimeoutError(f"timed out after {timeout:g}s fetching {uri}") from None
-    except httpx.HTTPError as exc:
-        raise ImageFetchError(f"cannot fetch {uri}: {exc}") from None

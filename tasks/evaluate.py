@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import io
 import logging
 import sys
 import tempfile
@@ -11,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from imagesearch import uri as uris
 from imagesearch.augment import near_duplicate
@@ -19,6 +17,8 @@ from imagesearch.embedder import Embedder
 from imagesearch.errors import ImageError
 from imagesearch.index import IndexParams, VectorIndex, exact_search
 from imagesearch.index_store import EMBEDDINGS, ITEMS, read_items, read_whitening, search_space
+from imagesearch.input_policy import InputPolicy
+from imagesearch.preprocess import PreprocessConfig, decode_image
 from imagesearch.settings import Settings
 from imagesearch.whitening import Whitening
 from tasks import cli
@@ -53,16 +53,19 @@ def near_duplicate_rates(
     image_uris: list[str],
     queries: np.ndarray,
     settings: Settings,
+    catalog_uri: str = "",
     batch: int = 32,
 ) -> tuple[float, float, int]:
     """(top-1 rate, top-10 rate, images used) for transformed copies of sampled catalog images."""
     used, copies = [], []
+    policy = InputPolicy.for_images(settings, catalog_uri)
     for row in queries.tolist():
         try:
-            original = Image.open(io.BytesIO(uris.read_bytes(image_uris[row], timeout=settings.fetch_timeout_s)))
+            data = uris.read_bytes(image_uris[row], policy, max_bytes=settings.max_image_bytes)
+            original = decode_image(data, PreprocessConfig.for_pipeline(settings))  # preprocess's caps
             copies.append(embedder.preprocess(near_duplicate(original)))
             used.append(row)
-        except (ImageError, OSError) as exc:
+        except ImageError as exc:
             log.warning("near-duplicate sample %s skipped: %s", image_uris[row], exc)
     if not used:
         return 0.0, 0.0, 0
@@ -89,7 +92,8 @@ def evaluate(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         if embedder.model_id != build["model"]["model_id"]:
             raise cli.StepFailed(f"index was built with {build['model']['model_id']}, evaluator embeds with {embedder.model_id}")
         recall = recall_at_k(index, embeddings, sample)
-        top1, top10, used = near_duplicate_rates(index, embedder, whitening, items["image_uri"], sample, settings)
+        top1, top10, used = near_duplicate_rates(index, embedder, whitening, items["image_uri"], sample, settings,
+                                                   workspace.run_info().get("catalog_uri", ""))
         metrics = {"recall_at_10": round(recall, 4), "near_duplicate_top1": round(top1, 4),
                    "near_duplicate_top10": round(top10, 4), "eval_queries": len(sample), "near_duplicate_images": used}
         if len(set(items["category"])) > 1:

@@ -14,6 +14,7 @@ import numpy as np
 
 from imagesearch import uri as uris
 from imagesearch.errors import ImageError
+from imagesearch.input_policy import InputPolicy
 from imagesearch.preprocess import PreprocessConfig, decode_image, fit_image
 from imagesearch.repository import open_repository
 from imagesearch.settings import Settings
@@ -34,10 +35,13 @@ class Outcome:
     message: str = ""
 
 
-def prepare(record: dict[str, Any], settings: Settings, config: PreprocessConfig, known: dict[str, int]) -> Outcome:
-    """Fetch + hash one image; decode and fit it unless the previous version has the same bytes."""
+def prepare(
+    record: dict[str, Any], settings: Settings, policy: InputPolicy, config: PreprocessConfig, known: dict[str, int]
+) -> Outcome:
+    """Fetch (if the input policy allows) + hash one image; decode and fit it unless the previous version has the
+    same bytes. A refused URI is a failure like any bad image, with reason ``refused``."""
     try:
-        data = uris.read_bytes(record["image_uri"], max_bytes=settings.max_image_bytes, timeout=settings.fetch_timeout_s)
+        data = uris.read_bytes(record["image_uri"], policy, max_bytes=settings.max_image_bytes)
         sha = hashlib.sha256(data).hexdigest()
         if sha in known:
             return Outcome(record, sha, reuse_row=known[sha])
@@ -53,10 +57,11 @@ def preprocess(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     records = workspace.read_jsonl(shard_key("shards", args.shard, "items.jsonl"))
     repo = open_repository(args.repository or settings.model_repository)
     known = {} if args.full_rebuild else previous_hashes(repo, info["previous_version"])
-    config = PreprocessConfig(max_pixels=settings.max_image_pixels, min_side=settings.min_image_side)
+    config = PreprocessConfig.for_pipeline(settings)
+    policy = InputPolicy.for_images(settings, info.get("catalog_uri", ""))
     outcomes: list[Outcome] = []
     with ThreadPoolExecutor(max_workers=settings.fetch_workers) as pool:
-        for done, outcome in enumerate(pool.map(lambda r: prepare(r, settings, config, known), records), start=1):
+        for done, outcome in enumerate(pool.map(lambda r: prepare(r, settings, policy, config, known), records), start=1):
             outcomes.append(outcome)
             cli.progress("preprocess", done, len(records), every=100)
     failed = [o for o in outcomes if o.reason]

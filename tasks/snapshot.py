@@ -11,6 +11,7 @@ from typing import Any
 
 from imagesearch.artifacts import check_version, is_committed, latest_version, new_version, version_taken
 from imagesearch.catalog import CatalogItem, read_catalog
+from imagesearch.input_policy import InputPolicy
 from imagesearch.repository import open_repository
 from imagesearch.settings import Settings
 from tasks import cli
@@ -37,7 +38,7 @@ def shard_count(count: int, shard_size: int) -> int:
 def snapshot(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     workspace = Workspace(args.workspace)
     catalog_uri = args.catalog or settings.catalog_uri
-    catalog = read_catalog(catalog_uri)
+    catalog = read_catalog(catalog_uri, InputPolicy.for_catalogs(settings))
     for error in catalog.errors[:20]:
         log.warning("catalog %s: rejected %s", catalog_uri, error)
     rows = len(catalog.items) + len(catalog.errors)

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +18,10 @@ from PIL import Image, ImageOps
 from imagesearch.catalog import CatalogItem, serialize_catalog
 
 ROOT = Path(__file__).resolve().parent.parent
+# Tests write catalogs and images into pytest's temporary folders: the input policy must allow them there (the
+# defaults allow only data/, which tests/security checks). Set before anything reads settings; subprocesses inherit.
+for _setting in ("IMAGESEARCH_CATALOG_PREFIXES", "IMAGESEARCH_IMAGE_LOCAL_ROOTS"):
+    os.environ.setdefault(_setting, f"{ROOT / 'data'},{tempfile.gettempdir()}")
 # Colour photos bundled with scikit-image, grouped into made-up marketplace categories.
 PHOTOS = {
     "coffee": "kitchen", "chelsea": "pets", "astronaut": "space", "rocket": "space", "hubble_deep_field": "space",

@@ -82,7 +82,7 @@ def test_whole_chain_on_gcs(gcs_bucket: str, gcs_emulator: str, photo_catalog: P
          "--repository", f"{gcs_bucket}/models", "--version", "20260401T000000Z"],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
         env={**os.environ, "PYTHONPATH": str(ROOT), "STORAGE_EMULATOR_HOST": gcs_emulator,
-             "IMAGESEARCH_MIN_NEAR_DUPLICATE_TOP1": "0.5"},
+             "IMAGESEARCH_MIN_NEAR_DUPLICATE_TOP1": "0.5", "IMAGESEARCH_CATALOG_PREFIXES": f"{gcs_bucket}/catalog/"},
     )
     assert result.returncode == 0, result.stderr[-2000:]
     models = open_repository(f"{gcs_bucket}/models")
