@@ -60,10 +60,30 @@ class Manifest(msgspec.Struct, frozen=True):
 
     @classmethod
     def decode(cls, data: bytes) -> Manifest:
+        """Parse and check a manifest: a valid version, and every file path relative and inside the version."""
         try:
-            return msgspec.json.decode(data, type=cls)
+            manifest = msgspec.json.decode(data, type=cls)
         except msgspec.DecodeError as exc:
             raise ArtifactError(f"invalid manifest: {exc}") from None
+        check_version(manifest.version)
+        seen: set[str] = set()
+        for entry in manifest.files:
+            check_file_path(entry.path)
+            if entry.path in seen:
+                raise ArtifactError(f"manifest lists {entry.path!r} twice")
+            seen.add(entry.path)
+        return manifest
+
+
+def check_file_path(path: str) -> str:
+    """A manifest path: relative POSIX, no ``..``, ``.`` or empty parts, not the manifest or the commit marker."""
+    parts = path.split("/")
+    if (
+        not path or path.startswith("/") or "\\" in path or "\0" in path or ":" in parts[0]
+        or any(part in ("", ".", "..") for part in parts) or path in (MANIFEST, COMMIT)
+    ):
+        raise ArtifactError(f"manifest path {path!r} is not a relative path inside the version")
+    return path
 
 
 def new_version(now: datetime | None = None, unique: str | None = None) -> str:
@@ -92,9 +112,30 @@ def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
 
 
 def data_files(directory: Path) -> list[Path]:
-    return sorted(
-        path for path in directory.rglob("*") if path.is_file() and path.name not in (MANIFEST, COMMIT)
-    )
+    special = (directory / MANIFEST, directory / COMMIT)
+    return sorted(path for path in directory.rglob("*") if path.is_file() and path not in special)
+
+
+def check_exactly_listed(directory: Path, manifest: Manifest) -> None:
+    """Refuse a version holding anything the manifest does not list (a planted pickle), or any symlink."""
+    listed = {entry.path for entry in manifest.files} | {MANIFEST, COMMIT}
+    for path in sorted(directory.rglob("*")):
+        relative = path.relative_to(directory).as_posix()
+        if path.is_symlink():
+            raise ArtifactError(f"{relative} in version {manifest.version} is a symlink")
+        if path.is_file() and relative not in listed:
+            raise ArtifactError(f"{relative} in version {manifest.version} is not listed in its manifest")
+        if not path.is_file() and not path.is_dir():
+            raise ArtifactError(f"{relative} in version {manifest.version} is not a regular file")
+
+
+def version_directory(root: Path, directory: Path) -> Path:
+    """``directory`` if it is ``<root>/<valid version>`` (no symlink, no ``..``); the only shape loaded from disk."""
+    if not directory.is_absolute() or ".." in directory.parts or directory.is_symlink():
+        raise ArtifactError(f"{directory} is not an absolute path to a version folder")
+    if directory.parent.resolve() != root.resolve() or not VERSION_PATTERN.match(directory.name):
+        raise ArtifactError(f"{directory} is not <index root>/<version> (index root: {root})")
+    return directory
 
 
 def seal(directory: Path, manifest: Manifest) -> Manifest:
@@ -113,8 +154,9 @@ def commit_local(directory: Path) -> None:
     (directory / COMMIT).write_text(sha256_file(directory / MANIFEST) + "\n")
 
 
-def verify_directory(directory: Path, model_id: str | None = None) -> Manifest:
-    """Check ``_COMMIT``, the manifest and every file; the manifest if all is well."""
+def verify_directory(directory: Path, model_id: str | None = None, version: str | None = None) -> Manifest:
+    """Check ``_COMMIT``, the manifest, that it lists exactly the files present, and every file's size and
+    sha256; the manifest if all is well. Nothing in the version is loaded (unpickled) before this passes."""
     commit, manifest_path = directory / COMMIT, directory / MANIFEST
     if not commit.is_file():
         raise ArtifactError(f"{directory} has no {COMMIT}: the version is incomplete")
@@ -123,6 +165,9 @@ def verify_directory(directory: Path, model_id: str | None = None) -> Manifest:
     if commit.read_text().strip() != sha256_file(manifest_path):
         raise ArtifactError(f"{directory}/{MANIFEST} does not match its {COMMIT} checksum")
     manifest = Manifest.decode(manifest_path.read_bytes())
+    if version is not None and manifest.version != version:
+        raise ArtifactError(f"{directory} holds version {manifest.version}, not {version}")
+    check_exactly_listed(directory, manifest)
     for entry in manifest.files:
         path = directory / entry.path
         if not path.is_file():
@@ -162,7 +207,10 @@ def latest_version(repo: ModelRepository) -> str | None:
 def read_manifest(repo: ModelRepository, version: str) -> Manifest:
     if not is_committed(repo, version):
         raise ArtifactError(f"index version {version} is not committed in {repo.uri}")
-    return Manifest.decode(repo.get_bytes(version_key(version, MANIFEST)))
+    manifest = Manifest.decode(repo.get_bytes(version_key(version, MANIFEST)))
+    if manifest.version != version:
+        raise ArtifactError(f"the manifest of {version} in {repo.uri} names version {manifest.version}")
+    return manifest
 
 
 def version_taken(version: str, repo: ModelRepository, what: str) -> VersionTakenError:
@@ -215,6 +263,10 @@ def publish(repo: ModelRepository, directory: Path) -> tuple[Manifest, bool]:
 def fetch(repo: ModelRepository, version: str, target: Path, model_id: str | None = None) -> Manifest:
     """Download a committed version into ``target`` and verify it; nothing half-filled is left."""
     manifest = read_manifest(repo, version)
+    listed = {version_key(version, name) for name in (MANIFEST, COMMIT, *(entry.path for entry in manifest.files))}
+    unlisted = [key for key in repo.list_keys(version_key(version)) if key not in listed]
+    if unlisted:
+        raise ArtifactError(f"{unlisted[0]} is not listed in the manifest of version {version}")
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
@@ -222,7 +274,7 @@ def fetch(repo: ModelRepository, version: str, target: Path, model_id: str | Non
             repo.get_file(version_key(version, entry.path), staging / entry.path)
         for name in (MANIFEST, COMMIT):
             repo.get_file(version_key(version, name), staging / name)
-        verified = verify_directory(staging, model_id)
+        verified = verify_directory(staging, model_id, version)
         if target.exists():
             shutil.rmtree(target)
         staging.rename(target)

@@ -80,9 +80,10 @@ class LoadedIndex:
         return search_space(np.atleast_2d(queries), self.whitening)
 
 
-def load_index(directory: Path, model_id: str | None = None) -> LoadedIndex:
-    """Verify every checksum (ScaNN's files include pickles: never load unverified ones), then load."""
-    manifest = verify_directory(directory, model_id)
+def load_index(directory: Path, model_id: str | None = None, version: str | None = None) -> LoadedIndex:
+    """Verify that the manifest lists exactly the files present and every checksum (ScaNN may unpickle what it
+    finds: never load an unverified or unlisted file), then load."""
+    manifest = verify_directory(directory, model_id, version)
     items = read_items(directory / ITEMS)
     whitening = read_whitening(directory)
     embeddings = search_space(np.load(directory / EMBEDDINGS, allow_pickle=False), whitening)

@@ -71,6 +71,8 @@ class Settings:
     # Serving: the fetcher fills index_dir with index_version; the server loads index_dir.
     index_dir: str = str(DATA_DIR / "serving-index")
     index_version: str = ""
+    # POST /admin/index swaps in only <index_root>/<version> folders; "" means the folder holding index_dir.
+    index_root: str = ""
     # Enables POST /admin/index (the local deploy's in-process swap) for callers with this bearer token.
     admin_token: str = ""
     host: str = "127.0.0.1"

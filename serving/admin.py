@@ -1,4 +1,4 @@
-"""``POST /admin/index``: load, verify and atomically swap in another index directory (the local deploy's roll).
+"""``POST /admin/index``: load, verify and atomically swap in ``<index root>/<version>`` (the local deploy's roll).
 
 Mounted only when an admin token is configured; callers present it as ``Authorization: Bearer <token>``.
 """
@@ -13,6 +13,7 @@ from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 from litestar.types import Guard
 
+from imagesearch.artifacts import version_directory
 from serving import examples
 from serving.errors import ApiError, ForbiddenError, InvalidIndexError, UnauthorizedError, error_responses
 from serving.openapi import ADMIN_SECURITY, ok
@@ -40,7 +41,8 @@ class AdminController(Controller):
     @post(
         "/index", status_code=200, operation_id="swapIndex", summary="Swap in another index version",
         security=[{ADMIN_SECURITY: []}],
-        description="Loads a fetched index version from a directory on the server, verifies its checksums and model, "
+        description="Loads a fetched index version from `<index root>/<version>` on the server (nothing else), verifies "
+        "that its manifest names that version and lists exactly its files, their checksums and its model, "
         "then swaps it in atomically: requests in flight finish on the old version, new ones use the new one. "
         "A version that fails verification is refused and the served one stays. Needs the admin bearer token; "
         "the route exists only when the server has one.",
@@ -53,10 +55,14 @@ class AdminController(Controller):
         },
     )
     async def swap_index(self, data: SwapRequest, service: SearchService) -> SwapResponse:
+        """Only ``<index root>/<version>`` is loaded, and only if its manifest names that version and lists
+        exactly its files, each with the right checksum."""
         directory = Path(data.directory)
         if not directory.is_absolute():
             raise ApiError(f"directory must be an absolute path, not {data.directory!r}")
-        loaded, previous = await service.holder.swap(directory)
+        settings = service.settings
+        directory = version_directory(Path(settings.index_root or Path(settings.index_dir).absolute().parent), directory)
+        loaded, previous = await service.holder.swap(directory, directory.name)
         return SwapResponse(
             version=loaded.version, item_count=loaded.size, previous_version=previous.version if previous else None
         )

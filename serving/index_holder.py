@@ -39,15 +39,16 @@ class IndexHolder:
             log.warning("no index served yet: %s", exc)
             return None
 
-    async def swap(self, directory: Path) -> tuple[LoadedIndex, LoadedIndex | None]:
-        """Load + verify ``directory`` off the event loop, then swap it in: (new, previous).
+    async def swap(self, directory: Path, version: str | None = None) -> tuple[LoadedIndex, LoadedIndex | None]:
+        """Load + verify ``directory`` (holding ``version``, when given) off the event loop, then swap it in:
+        (new, previous).
 
         Raises :class:`ArtifactError` and keeps serving the old index when verification fails.
         """
         async with self._swap_lock:
             previous = self._current
             try:
-                loaded = await anyio.to_thread.run_sync(load_index, directory, self.model_id)
+                loaded = await anyio.to_thread.run_sync(load_index, directory, self.model_id, version)
             except ArtifactError:
                 raise
             except Exception as exc:  # a verified but unloadable version is still a bad version, not a server fault

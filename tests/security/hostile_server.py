@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -17,16 +17,14 @@ class HostileHandler(BaseHTTPRequestHandler):
     def log_message(self, *_: object) -> None:
         pass
 
-    def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+    def do_GET(self) -> None:
         parts = urlsplit(self.path)
         route = getattr(self, "route_" + parts.path.strip("/").replace(".", "_").replace("-", "_"), None)
         if route is None:
             self.send_error(404)
             return
-        try:
+        with suppress(BrokenPipeError, ConnectionResetError):
             route(parse_qs(parts.query))
-        except (BrokenPipeError, ConnectionResetError):
-            pass
 
     def _headers(self, status: int, length: int, **extra: str) -> None:
         self.send_response(status)

@@ -110,9 +110,18 @@ def index_b(index_a: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture()
 def index_dir(index_a: Path, tmp_path: Path) -> Path:
-    """A private copy of version A, as a server's index directory."""
-    target = tmp_path / "serving-index"
+    """A private copy of version A, as a server's index directory: ``<index root>/<version>``, the only shape
+    the admin swap loads (the index root being the folder that holds it)."""
+    target = tmp_path / "indexes" / index_a.name
     shutil.copytree(index_a, target)
+    return target
+
+
+@pytest.fixture()
+def index_b_beside(index_dir: Path, index_b: Path) -> Path:
+    """A copy of version B in the same index root as ``index_dir``, ready to be swapped in."""
+    target = index_dir.parent / index_b.name
+    shutil.copytree(index_b, target)
     return target
 
 

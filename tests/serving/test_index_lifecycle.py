@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -39,6 +40,7 @@ def swap(client: TestClient, directory: Path | str, token: str = "test-admin-tok
 def test_without_a_committed_index_the_server_starts_but_is_not_ready(tmp_path: Path, index_a: Path, embedder: Embedder) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
+    shutil.copytree(index_a, tmp_path / index_a.name)
     with TestClient(create_app(serving_settings(empty), embedder)) as client:
         assert client.get("/healthz").status_code == 200
         for response in (client.get("/readyz"), client.get("/v1/index"), client.get("/v1/items/coffee/similar"),
@@ -46,7 +48,7 @@ def test_without_a_committed_index_the_server_starts_but_is_not_ready(tmp_path: 
             assert response.status_code == 503, response.text
             assert response.headers["retry-after"] == "1"
             assert response.json()["error"] == "no_index_loaded"
-        response = swap(client, index_a)
+        response = swap(client, tmp_path / index_a.name)
         assert response.status_code == 200, response.text
         assert response.json() == {"version": VERSION_A, "item_count": 20, "previous_version": None}
         assert client.get("/readyz").json()["version"] == VERSION_A
@@ -69,28 +71,38 @@ def test_admin_needs_the_right_bearer_token(client: TestClient, index_a: Path) -
 def test_a_bad_directory_is_refused_with_422_and_the_old_index_keeps_serving(
     index_dir: Path, index_a: Path, tmp_path: Path, embedder: Embedder
 ) -> None:
-    other_model = derive_version(index_a, tmp_path / "other-model", "20260104T000000Z", list(range(20)), model_id="another-model")
+    root = index_dir.parent
+    other_model = derive_version(index_a, root / "20260104T000000Z", "20260104T000000Z", list(range(20)),
+                                 model_id="another-model")
     bad = {
-        tmp_path / "missing": "has no _COMMIT",
-        uncommitted_copy(index_a, tmp_path / "uncommitted"): "has no _COMMIT",
-        corrupt_copy(index_a, tmp_path / "corrupt"): "checksum mismatch for embeddings.npy",
+        root / "20260105T000000Z": "has no _COMMIT",
+        uncommitted_copy(index_a, root / "20260106T000000Z"): "has no _COMMIT",
+        corrupt_copy(index_a, root / "20260107T000000Z"): "holds version 20260101T000000Z, not 20260107T000000Z",
         other_model: "built with model another-model",
+        tmp_path / "20260108T000000Z": "is not <index root>/<version>",
+        root / "serving-index": "is not <index root>/<version>",
     }
+    corrupt = root.parent / "corrupt-root" / VERSION_A
+    corrupt_copy(index_a, corrupt)
     with TestClient(create_app(serving_settings(index_dir), embedder)) as client:
         for directory, message in bad.items():
             response = swap(client, directory)
             assert response.status_code == 422, response.text
             assert response.json()["error"] == "invalid_index" and message in response.json()["detail"]
             assert client.get("/readyz").json()["version"] == VERSION_A
+    with TestClient(create_app(serving_settings(index_dir, index_root=str(corrupt.parent)), embedder)) as client:
+        response = swap(client, corrupt)
+        assert response.status_code == 422 and "checksum mismatch for embeddings.npy" in response.json()["detail"]
+        assert client.get("/readyz").json()["version"] == VERSION_A
         relative = swap(client, "indexes/20260101T000000Z")
         assert relative.status_code == 400 and "absolute" in relative.json()["detail"]
         assert client.post("/admin/index", json={"dir": "x"}, headers=admin_headers()).status_code == 400
         assert client.get("/v1/items/coffee/similar").status_code == 200
 
 
-def test_a_swap_serves_the_new_version_everywhere(index_dir: Path, index_b: Path, embedder: Embedder) -> None:
+def test_a_swap_serves_the_new_version_everywhere(index_dir: Path, index_b_beside: Path, embedder: Embedder) -> None:
     with TestClient(create_app(serving_settings(index_dir), embedder)) as client:
-        response = swap(client, index_b)
+        response = swap(client, index_b_beside)
         assert response.status_code == 200, response.text
         assert response.json() == {"version": DERIVED_VERSION, "item_count": 14, "previous_version": VERSION_A}
         assert client.get("/v1/index").json()["version"] == DERIVED_VERSION
@@ -114,8 +126,9 @@ def expected_answers(
 
 
 def test_swaps_under_concurrent_requests_give_only_old_or_new_answers_and_no_errors(
-    index_dir: Path, index_b: Path, embedder: Embedder
+    index_dir: Path, index_b_beside: Path, embedder: Embedder
 ) -> None:
+    index_b = index_b_beside
     indexes = {VERSION_A: load_index(index_dir), DERIVED_VERSION: load_index(index_b)}
     image = jpeg_bytes(photo("astronaut"))
     raw_query = embedder.embed_bytes([image])
