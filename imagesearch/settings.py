@@ -129,8 +129,10 @@ class Settings:
     kubernetes_image: str = "imagesearch-tasks:latest"
     kubernetes_image_pull_policy: str = "IfNotPresent"
     kubernetes_service_account: str = "image-index-pipeline"
-    # A Secret whose keys become the step containers' environment (IMAGESEARCH_*, credentials); "" for none.
-    kubernetes_env_secret: str = "imagesearch-pipeline"
+    # A ConfigMap whose keys become every step container's environment (IMAGESEARCH_* settings, no credentials),
+    # and the Secret with the git push credentials, which only the deploy step gets; "" for none.
+    kubernetes_env_config_map: str = "imagesearch-pipeline"
+    kubernetes_env_secret: str = "imagesearch-pipeline-git"
     # JSON overrides of the per-step requests/limits, e.g. {"embed": {"requests": {"memory": "16Gi"}}}.
     kubernetes_resources: str = ""
     # embed's GPUs (0: embed on CPU), the node pool it is pinned to (key=value[,key=value]) and the taint it tolerates.

@@ -32,6 +32,10 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 POD_LABELS = {"app.kubernetes.io/name": "image-index", "app.kubernetes.io/part-of": "imagesearch"}
+GIT_STEP = "deploy"  # the only step that pushes to git, so the only one that gets the credentials Secret
+SCRATCH = "/tmp"  # an emptyDir: the root filesystem is read-only, so HOME and every cache live here
+SCRATCH_ENV = {"HOME": SCRATCH, "XDG_CACHE_HOME": f"{SCRATCH}/.cache", "TORCH_HOME": f"{SCRATCH}/torch",
+               "MPLCONFIGDIR": f"{SCRATCH}/matplotlib", "TMPDIR": SCRATCH}
 GPU_STARTUP_TIMEOUT_S = 900  # a GPU node may have to be scaled up first
 STARTUP_TIMEOUT_S = 300
 
@@ -122,7 +126,6 @@ def pod_kwargs(step: str, spec: StepSpec, settings: Settings) -> dict[str, Any]:
     """The KubernetesPodOperator arguments of one step, from settings and the step's spec."""
     gpu = spec.gpu and settings.kubernetes_gpu_count > 0
     limits = {**spec.limits, **({settings.kubernetes_gpu_resource: str(settings.kubernetes_gpu_count)} if gpu else {})}
-    secret = settings.kubernetes_env_secret
     component = f"image-index-{step.replace('_', '-')}"
     kwargs: dict[str, Any] = {
         "kubernetes_conn_id": settings.kubernetes_conn_id,
@@ -132,8 +135,12 @@ def pod_kwargs(step: str, spec: StepSpec, settings: Settings) -> dict[str, Any]:
         "name": component,
         "labels": {**POD_LABELS, "app.kubernetes.io/component": component},
         "service_account_name": settings.kubernetes_service_account,
-        "env_vars": [k8s.V1EnvVar(name="PYTHONUNBUFFERED", value="1")],
-        "env_from": [k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=secret))] if secret else [],
+        # Steps never call the Kubernetes API (GCS access comes from Workload Identity, not this token).
+        "automount_service_account_token": False,
+        "env_vars": [k8s.V1EnvVar(name=name, value=value) for name, value in {"PYTHONUNBUFFERED": "1", **SCRATCH_ENV}.items()],
+        "env_from": env_sources(step, settings),
+        "volumes": [k8s.V1Volume(name="scratch", empty_dir=k8s.V1EmptyDirVolumeSource())],
+        "volume_mounts": [k8s.V1VolumeMount(name="scratch", mount_path=SCRATCH)],
         "container_resources": k8s.V1ResourceRequirements(requests=dict(spec.requests), limits=limits),
         "security_context": k8s.V1PodSecurityContext(
             run_as_non_root=True, run_as_user=settings.kubernetes_run_as_user,
@@ -141,7 +148,8 @@ def pod_kwargs(step: str, spec: StepSpec, settings: Settings) -> dict[str, Any]:
             seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault"),
         ),
         "container_security_context": k8s.V1SecurityContext(
-            allow_privilege_escalation=False, capabilities=k8s.V1Capabilities(drop=["ALL"])
+            allow_privilege_escalation=False, capabilities=k8s.V1Capabilities(drop=["ALL"]),
+            read_only_root_filesystem=True, run_as_non_root=True,
         ),
         "get_logs": True,
         "log_events_on_failure": True,
@@ -160,3 +168,13 @@ def pod_kwargs(step: str, spec: StepSpec, settings: Settings) -> dict[str, Any]:
             k8s.V1Toleration(key=settings.kubernetes_gpu_toleration, operator="Exists", effect="NoSchedule")
         ]
     return kwargs
+
+
+def env_sources(step: str, settings: Settings) -> list[k8s.V1EnvFromSource]:
+    """Every step: the settings ConfigMap. Only the step that pushes to git: the credentials Secret too."""
+    sources = []
+    if settings.kubernetes_env_config_map:
+        sources.append(k8s.V1EnvFromSource(config_map_ref=k8s.V1ConfigMapEnvSource(name=settings.kubernetes_env_config_map)))
+    if step == GIT_STEP and settings.kubernetes_env_secret:
+        sources.append(k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=settings.kubernetes_env_secret)))
+    return sources

@@ -17,7 +17,7 @@ SETTINGS = {
     "IMAGESEARCH_MODEL_REPOSITORY": "gs://models/imagesearch",
     "IMAGESEARCH_KUBERNETES_IMAGE": "europe-docker.pkg.dev/shop/imagesearch/tasks:1.4.2",
     "IMAGESEARCH_KUBERNETES_NAMESPACE": "imagesearch", "IMAGESEARCH_KUBERNETES_SERVICE_ACCOUNT": "image-index-pipeline",
-    "IMAGESEARCH_KUBERNETES_ENV_SECRET": "imagesearch-pipeline", "IMAGESEARCH_KUBERNETES_RESOURCES": "",
+    "IMAGESEARCH_KUBERNETES_ENV_SECRET": "imagesearch-pipeline-git", "IMAGESEARCH_KUBERNETES_RESOURCES": "",
     "IMAGESEARCH_KUBERNETES_GPU_COUNT": "1", "IMAGESEARCH_KUBERNETES_GPU_RESOURCE": "nvidia.com/gpu",
     "IMAGESEARCH_KUBERNETES_GPU_NODE_SELECTOR": "cloud.google.com/gke-accelerator=nvidia-l4",
     "IMAGESEARCH_KUBERNETES_GPU_TOLERATION": "nvidia.com/gpu", "IMAGESEARCH_KUBERNETES_DEFERRABLE": "true",
@@ -87,7 +87,7 @@ def test_pods_follow_settings(pod_dag: Any) -> None:
         assert pod.metadata.namespace == "imagesearch"
         assert pod.spec.service_account_name == "image-index-pipeline"
         assert container.image == SETTINGS["IMAGESEARCH_KUBERNETES_IMAGE"]
-        assert [source.secret_ref.name for source in container.env_from] == ["imagesearch-pipeline"]
+        assert container.env_from[0].config_map_ref.name == "imagesearch-pipeline"
         assert {"cpu", "memory"} <= set(container.resources.requests) and {"cpu", "memory"} <= set(container.resources.limits)
         assert pod.spec.active_deadline_seconds == int(operator.execution_timeout.total_seconds())
         assert pod.spec.restart_policy == "Never"
@@ -97,6 +97,27 @@ def test_pods_follow_settings(pod_dag: Any) -> None:
         assert operator.get_logs is True and operator.on_finish_action.value == "delete_pod"
         assert pod.metadata.labels["app.kubernetes.io/component"].startswith("image-index-")
     assert pod_dag.task_dict["shard.embed"].deferrable and not pod_dag.task_dict["snapshot"].deferrable
+
+
+def test_least_privilege_in_every_step_pod(pod_dag: Any) -> None:
+    """Only deploy (which pushes to git) gets the credentials Secret; no API token; read-only root with a
+    writable scratch emptyDir holding HOME and every cache; no capabilities."""
+    for task_id in STEP_TASKS:
+        pod = pod_of(pod_dag, task_id)
+        [container] = pod.spec.containers
+        secrets = [source.secret_ref.name for source in container.env_from if source.secret_ref]
+        assert secrets == (["imagesearch-pipeline-git"] if task_id == "deploy" else []), task_id
+        assert pod.spec.automount_service_account_token is False
+        context = container.security_context
+        assert context.read_only_root_filesystem is True and context.run_as_non_root is True
+        assert context.capabilities.drop == ["ALL"] and not context.capabilities.add
+        assert pod.spec.security_context.seccomp_profile.type == "RuntimeDefault"
+        [volume] = pod.spec.volumes
+        assert volume.empty_dir is not None
+        mounts = {mount.name: mount.mount_path for mount in container.volume_mounts}
+        env = {var.name: var.value for var in container.env}
+        for name in ("HOME", "TMPDIR", "XDG_CACHE_HOME", "TORCH_HOME", "MPLCONFIGDIR"):
+            assert Path(env[name]).is_relative_to(mounts[volume.name]), name
 
 
 def test_only_embed_asks_for_a_gpu(pod_dag: Any) -> None:

@@ -36,14 +36,14 @@ def test_overlay_validates_strictly_against_current_kubernetes(rendered: tuple[s
     result = subprocess.run([str(validator), "--strict", "--kubernetes-version", version, str(output)],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("passed") == 6, result.stdout
+    assert result.stdout.count("passed") == 7, result.stdout
 
 
 def test_overlay_renders_the_serving_contract(rendered: tuple[str, Path]) -> None:
     environment, output = rendered
     docs = resources(output)
     assert set(docs) == {"ServiceAccount", "ConfigMap", "Service", "Deployment", "HorizontalPodAutoscaler",
-                         "PodDisruptionBudget"}
+                         "PodDisruptionBudget", "NetworkPolicy"}
     assert {doc["metadata"]["namespace"] for doc in docs.values()} == {f"imagesearch-{environment}"}
     config_map = docs["ConfigMap"]
     # Hash-suffixed, so a version bump changes the pod template and rolls the Deployment.
@@ -90,7 +90,7 @@ def test_argo_cd_manifests_point_at_the_overlays() -> None:
     assert set(by_kind) == {"Kustomization", "AppProject", "Application"}
     (project,) = by_kind["AppProject"]
     applications = {app["spec"]["source"]["path"]: app for app in by_kind["Application"]}
-    assert set(applications) == {f"gitops/overlays/{name}" for name in OVERLAYS}
+    assert set(applications) == {f"gitops/overlays/{name}" for name in OVERLAYS} | {"gitops/pipeline"}
     for path, app in applications.items():
         assert app["apiVersion"] == "argoproj.io/v1alpha1"
         assert app["spec"]["project"] == project["metadata"]["name"]
@@ -107,3 +107,63 @@ def test_argo_cd_manifests_point_at_the_overlays() -> None:
     assert sorted(doc["metadata"]["name"] for doc in rendered) == sorted(doc["metadata"]["name"] for doc in docs
                                                                          if doc["kind"] != "Kustomization")
     assert {doc["metadata"]["namespace"] for doc in rendered} == {"argocd"}
+
+
+def test_search_pods_take_ingress_only_on_their_port(rendered: tuple[str, Path]) -> None:
+    _, output = rendered
+    docs = resources(output)
+    policy = docs["NetworkPolicy"]["spec"]
+    template = docs["Deployment"]["spec"]["template"]
+    assert policy["podSelector"]["matchLabels"].items() <= template["metadata"]["labels"].items()
+    assert set(policy["policyTypes"]) == {"Ingress", "Egress"}
+    [container] = [c for c in template["spec"]["containers"] if c["name"] == "search"]
+    [rule] = policy["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": port["containerPort"]} for port in container["ports"]]
+    assert {port["port"] for rule in policy["egress"] for port in rule["ports"]} <= {53, 80, 443, 988}
+
+
+def test_pipeline_manifests_validate_and_grant_least_privilege(tmp_path: Path) -> None:
+    from imagesearch.settings import Settings
+    from plugins.operators.pod import POD_LABELS
+
+    output = tmp_path / "pipeline.yaml"
+    output.write_text(kustomize.render_text(GITOPS / "pipeline"))
+    validator = Path(sys.executable).parent / "kubernetes-validate"
+    result = subprocess.run([str(validator), "--strict", str(output)], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.count("passed") == 5, result.stdout + result.stderr
+    docs = resources(output)
+    settings = Settings()
+    assert {doc["metadata"]["namespace"] for doc in docs.values()} == {settings.kubernetes_namespace}
+    account = docs["ServiceAccount"]
+    assert account["metadata"]["name"] == settings.kubernetes_service_account
+    assert account["automountServiceAccountToken"] is False
+    assert account["metadata"]["annotations"]["iam.gke.io/gcp-service-account"].endswith(".iam.gserviceaccount.com")
+    assert "Secret" not in docs  # the git credentials are created out of band, never committed
+    assert docs["ConfigMap"]["metadata"]["name"] == settings.kubernetes_env_config_map
+    assert docs["ConfigMap"]["data"]["IMAGESEARCH_IMAGE_LOCAL_ROOTS"] == ""
+    rules = {resource: set(rule["verbs"]) for rule in docs["Role"]["rules"] for resource in rule["resources"]}
+    assert rules == {"pods": {"create", "get", "list", "watch", "delete", "patch"}, "pods/log": {"get"},
+                     "events": {"list", "watch"}}
+    assert docs["RoleBinding"]["roleRef"]["name"] == docs["Role"]["metadata"]["name"]
+    steps = docs["NetworkPolicy"]["spec"]
+    assert steps["podSelector"]["matchLabels"] == POD_LABELS
+    assert set(steps["policyTypes"]) == {"Ingress", "Egress"} and "ingress" not in steps  # no ingress at all
+    assert {port["port"] for rule in steps["egress"] for port in rule["ports"]} == {53, 80, 443, 988}
+    private = {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"}
+    for rule in steps["egress"]:
+        for peer in rule.get("to", []):
+            block = peer["ipBlock"]
+            assert block["cidr"] == "169.254.169.254/32" or private <= set(block["except"])  # metadata: WI only
+
+
+def test_the_app_project_whitelists_exactly_the_kinds_shipped() -> None:
+    project = yaml.safe_load((GITOPS / "apps" / "project.yaml").read_text())["spec"]
+    apps = [yaml.safe_load(path.read_text()) for path in sorted((GITOPS / "apps").glob("*.yaml"))]
+    paths = [app["spec"]["source"]["path"] for app in apps if app["kind"] == "Application"]
+    shipped = {
+        (doc["apiVersion"].rpartition("/")[0], doc["kind"])
+        for path in paths for doc in yaml.safe_load_all(kustomize.render_text(ROOT / path)) if doc
+    }
+    whitelisted = {(entry["group"], entry["kind"]) for entry in project["namespaceResourceWhitelist"]}
+    assert whitelisted == shipped
+    assert project["clusterResourceWhitelist"] == [{"group": "", "kind": "Namespace"}]  # CreateNamespace only
