@@ -23,7 +23,8 @@ from tests.docker_support import PodOnDocker, require_image
 pytestmark = pytest.mark.slow
 
 IMAGE = "imagesearch-tasks:dev"
-SECRET = "imagesearch-pipeline"
+SECRET = "imagesearch-pipeline-git"  # the deploy step's git credentials: no step run here gets it
+CONFIG_MAP = "imagesearch-pipeline"
 
 
 def pod_spec(dag: Any, task_id: str, **params: Any) -> dict[str, Any]:
@@ -49,7 +50,8 @@ def places(tmp_path: Path) -> tuple[Path, Path]:
 def dag(places: tuple[Path, Path]) -> Any:
     require_image(IMAGE)
     return load_dag(IMAGESEARCH_RUNNER="kubernetes", IMAGESEARCH_MODEL_REPOSITORY=str(places[0]),
-                    IMAGESEARCH_KUBERNETES_IMAGE=IMAGE, IMAGESEARCH_KUBERNETES_ENV_SECRET=SECRET)
+                    IMAGESEARCH_KUBERNETES_IMAGE=IMAGE, IMAGESEARCH_KUBERNETES_ENV_SECRET=SECRET,
+                    IMAGESEARCH_KUBERNETES_ENV_CONFIG_MAP=CONFIG_MAP)
 
 
 @pytest.fixture
@@ -67,8 +69,10 @@ def run_step(dag: Any, task_id: str, places: tuple[Path, Path], pods: list[PodOn
     assert container["image"] == IMAGE
     assert container["command"][:3] == ["python", "-m", f"tasks.{task_id.removeprefix('shard.')}"]
     repository, _ = places
-    # The secret holds cloud credentials in a cluster; none are needed for a mounted folder.
-    pod = PodOnDocker(spec, scratch / task_id, secrets={SECRET: {}},
+    # The ConfigMap gives every step its settings, as gitops/pipeline does in a cluster; here the input policy
+    # allows the mounted catalog folder (in a cluster: the catalog bucket, and no local reads).
+    settings = {"IMAGESEARCH_CATALOG_PREFIXES": str(catalog.parent), "IMAGESEARCH_IMAGE_LOCAL_ROOTS": ""}
+    pod = PodOnDocker(spec, scratch / task_id, config_maps={CONFIG_MAP: settings}, secrets={SECRET: {}},
                       extra_mounts=[f"{repository}:{repository}", f"{catalog.parent}:{catalog.parent}:ro"])
     pods.append(pod)
     return pod.run(container)
