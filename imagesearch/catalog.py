@@ -58,8 +58,11 @@ class Catalog:
 
 def catalog_format(uri: str) -> str:
     """The format from the suffix of the URI's parsed path (never its query or fragment)."""
-    local = uris.local_path(uri)
-    path = local.as_posix() if local is not None else urlparse(uri).path
+    try:
+        local = uris.local_path(uri)
+        path = local.as_posix() if local is not None else urlparse(uri).path
+    except ValueError as exc:
+        raise CatalogError(f"malformed catalog URI {uri!r}: {exc}") from None
     suffix = PurePosixPath(path).suffix.lower().lstrip(".")
     aliases = {"csv": "csv", "jsonl": "jsonl", "ndjson": "jsonl", "json": "jsonl", "parquet": "parquet", "pq": "parquet"}
     if suffix not in aliases:

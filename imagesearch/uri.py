@@ -26,10 +26,15 @@ def local_path(uri: str) -> Path | None:
 
 def resolve(uri: str, base: str) -> str:
     """``uri`` made absolute against the location ``base`` (a file's URI), if it is relative."""
-    if urlparse(uri).scheme or uri.startswith("/"):
-        return uri
+    try:
+        if urlparse(uri).scheme or uri.startswith("/"):
+            return uri
+    except ValueError:
+        return uri  # malformed (e.g. an unclosed IPv6 bracket): the fetch refuses it, as a per-item failure
     if base_path := local_path(base):
-        return str((base_path.parent / uri).resolve())
+        # Lexically only: the input policy resolves symlinks when the file is read, and a hostile row (a NUL
+        # byte, a loop of links) must not fail the whole catalog here.
+        return os.path.abspath(base_path.parent / uri)
     return base.rsplit("/", 1)[0] + "/" + uri
 
 
@@ -40,15 +45,19 @@ def split_gs(uri: str) -> tuple[str, str]:
 
 def read_bytes(uri: str, policy: InputPolicy, *, max_bytes: int | None = None) -> bytes:
     """The content at ``uri`` if ``policy`` allows it; typed errors for refused, missing, too large, timeout."""
+    from imagesearch.errors import InputRefusedError
     from imagesearch.http_fetch import read_http
 
-    scheme = policy.check_scheme(uri)
-    if scheme == "file":
-        return _read_local(policy.confine(local_path(uri)), max_bytes)  # type: ignore[arg-type]
-    if scheme == "gs":
-        return _read_gcs(uri, policy, max_bytes)
-    if scheme in ("http", "https"):
-        return read_http(uri, policy, max_bytes)
+    try:
+        scheme = policy.check_scheme(uri)
+        if scheme == "file":
+            return _read_local(policy.confine(local_path(uri)), max_bytes)  # type: ignore[arg-type]
+        if scheme == "gs":
+            return _read_gcs(uri, policy, max_bytes)
+        if scheme in ("http", "https"):
+            return read_http(uri, policy, max_bytes)
+    except ValueError as exc:  # a malformed URI: bad IPv6 brackets, port out of range, a NUL byte...
+        raise InputRefusedError(f"malformed URI: {exc}") from None
     raise ImageFetchError(f"unsupported URI scheme {scheme!r} in {uri}")
 
 

@@ -49,6 +49,9 @@ LOCAL_CASES = [
     Case("data-scheme", "data:image/png;base64,iVBORw0KGgo=", "refused", "scheme 'data' is not allowed"),
     Case("gopher-scheme", "gopher://127.0.0.1:{port}/_GET", "refused", "scheme 'gopher' is not allowed"),
     Case("other-bucket", "gs://another-project-private/secrets.png", "refused", "not in an allowed bucket"),
+    Case("nul-byte-in-path", "evil\u0000.png", "refused", "malformed URI"),
+    Case("malformed-ipv6-host", "https://[::1/a.png", "refused", "malformed URI"),
+    Case("port-out-of-range", "https://images.example.com:99999/a.png", "refused", "malformed URI"),
     Case("decompression-bomb", "bomb.png", "too_large", "decompression bomb"),
     Case("huge-dimensions-small-file", "huge-dims.png", "too_large", "pixel limit"),
     Case("oversized-file", "oversized.png", "too_large", "byte limit"),
@@ -239,6 +242,7 @@ def test_default_policy_refuses_loopback_and_temporary_folders(tmp_path: Path) -
 CATALOG_CASES = [
     ("proc-environ-fragment", "file:///proc/self/environ#.csv", {}, "unknown catalog format ''"),
     ("passwd-query", "file:///etc/passwd?x=.csv", {}, "unknown catalog format ''"),
+    ("malformed-url", "https://[::1/catalog.csv", {}, "malformed catalog URI"),
     ("symlink-to-proc", "{tmp}/link.csv", {}, "refused by the input policy"),
     ("outside-prefixes", "{tmp}/catalog.csv", {"catalog_prefixes": str(DATA_DIR)}, "refused by the input policy"),
     ("other-bucket", "gs://someone-else/catalog.csv", {"catalog_prefixes": "gs://catalogs/shop/"}, "not in an allowed bucket"),
