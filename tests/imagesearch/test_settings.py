@@ -13,7 +13,8 @@ def test_defaults_and_environment_overrides() -> None:
 
 @pytest.mark.parametrize(
     ("name", "value", "message"),
-    [("SHARD_SIZE", "many", "not a valid int"), ("RUNNER", "docker", "must be 'local'"), ("MAX_FAILURE_RATIO", "2", "within")],
+    [("SHARD_SIZE", "many", "not a valid int"), ("RUNNER", "docker", "must be 'local'"), ("MAX_FAILURE_RATIO", "2", "within"),
+     ("CURRENCY", "dollars", "ISO 4217")],
 )
 def test_invalid_values_are_explained(name: str, value: str, message: str) -> None:
     with pytest.raises(SettingsError, match=message):
