@@ -40,27 +40,34 @@ def gate_verdict(workspace: str) -> tuple[dict[str, float], str]:
     return metrics, "passed" if gate.get("passed") else "failed: " + "; ".join(gate.get("failures", []))
 
 
+GATE_METRICS = {"recall_at_10": "recall@10", "near_duplicate_top1": "near-duplicate top-1"}
+
+
 def compose_note(version: str, states: Mapping[str, str | None], metrics: Mapping[str, float], verdict: str,
                  publish: Mapping[str, Any] | None, deploy: Mapping[str, Any] | None, settings: Settings) -> str:
-    """The note's Markdown, at most :data:`NOTE_MAX_CHARS` characters."""
+    """The note's Markdown, at most :data:`NOTE_MAX_CHARS` characters. Its first line (all the run page shows
+    until the note is opened) has the verdict, the gate metrics and what became of the version."""
+    gate = ", ".join(f"{label} {metrics[name]:.3g}" for name, label in GATE_METRICS.items() if name in metrics)
     published = version_url(dict(publish or {}))
-    lines = [f"**Index {version}**" + (f" — [published]({published})" if published else ""),
-             f"- quality gate: {verdict}"]
-    if metrics:
-        lines.append("- metrics: " + ", ".join(f"{name} {value:.3g}" for name, value in sorted(metrics.items())))
-    if publish:
-        lines.append(f"- publish: {publish.get('items', '?')} items, {publish.get('files', '?')} files")
-    else:
-        lines.append(f"- publish: {states.get('publish') or 'not run'}")
+    outcome = [f"[published]({published})" if published else f"publish {states.get('publish') or 'not run'}"]
+    detail = []
     if deploy and deploy.get("commit"):
         commit = deploy["commit"]
         url = commit_url(dict(deploy), settings)
-        lines.append("- deploy: GitOps commit " + (f"[{commit[:12]}]({url})" if url else f"`{commit[:12]}`")
-                     + f" on {deploy.get('overlay', '?')}")
+        outcome.append("deployed " + (f"[{commit[:12]}]({url})" if url else f"`{commit[:12]}`"))
+        detail.append(f"- deploy: GitOps commit `{commit}` on {deploy.get('overlay', '?')}")
     elif deploy:
-        lines.append(f"- deploy: no change, {deploy.get('overlay', 'the overlay')} already names {version}")
+        outcome.append("already deployed")
+        detail.append(f"- deploy: no change, {deploy.get('overlay', 'the overlay')} already names {version}")
     else:
-        lines.append(f"- deploy: {states.get('deploy') or 'not run'}")
+        outcome.append(f"deploy {states.get('deploy') or 'not run'}")
+    headline = f"**Index {version}** — gate {verdict}" + (f" ({gate})" if gate else "") + " — " + ", ".join(outcome)
+    lines = [headline]
+    if metrics:
+        lines.append("- metrics: " + ", ".join(f"{name} {value:.3g}" for name, value in sorted(metrics.items())))
+    if publish:
+        lines.append(f"- publish: {publish.get('items', '?')} items, {publish.get('files', '?')} files in {published}")
+    lines += detail
     if deploy or publish:
         lines.append(f"- [search page]({search_page(settings)})")
     note = "\n".join(lines)

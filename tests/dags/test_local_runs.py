@@ -52,7 +52,7 @@ def test_a_corrupt_catalog_fails_at_snapshot_publishes_nothing_and_emails_an_ale
     assert states.pop(("run_note", -1)) == ("success", 1)  # the teardown still writes the run's summary...
     assert {state for (task, _), (state, _) in states.items() if task != "snapshot"} == {"upstream_failed"}
     assert last_run_state(airflow_home) == "failed"  # ...and the run stays failed
-    assert "- quality gate: not reached" in log and "- publish: upstream_failed" in log
+    assert "— gate not reached — publish upstream_failed, deploy upstream_failed" in log
     assert ModelRepositoryHook(str(models)).committed_versions() == []
 
     [alert] = inbox.messages  # one failed task, one message; upstream_failed tasks never ran
@@ -128,7 +128,8 @@ def test_a_run_retries_a_failed_shard_then_publishes_a_committed_index_and_deplo
     assert xcoms(airflow_home, "deploy")["_link_GitOpsCommitLink"] == COMMIT_URL.format(commit=commit)
     assert xcoms(airflow_home, "deploy")["_link_SearchPageLink"] == "http://127.0.0.1:8000/"
     note = xcoms(airflow_home, "run_note")["return_value"]
-    assert note.startswith(f"**Index {version}** — [published]({(models / 'indexes' / version).as_uri()})")
-    assert "- quality gate: passed" in note and "recall_at_10 1" in note and commit[:12] in note
+    assert note.startswith(f"**Index {version}** — gate passed (recall@10 1, near-duplicate top-1 ")
+    published = f"[published]({(models / 'indexes' / version).as_uri()})"
+    assert f"{published}, deployed [{commit[:12]}]({COMMIT_URL.format(commit=commit)})" in note.splitlines()[0]
     assert log.count('"step": "publish"') == 1 and log.count('"step": "evaluate"') == 1
     assert "GitWildMatchPattern" not in log

@@ -38,12 +38,14 @@ def test_the_note_of_a_deployed_run_names_version_metrics_verdict_and_links() ->
     publish = {"version": VERSION, "repository": "gs://models/imagesearch", "items": 20, "files": 5}
     deploy = {"version": VERSION, "commit": "0123456789abcdef", "overlay": "gitops/overlays/staging"}
     note = compose_note(VERSION, {"publish": "success", "deploy": "success"}, METRICS, "passed", publish, deploy, settings)
+    console = f"https://console.cloud.google.com/storage/browser/models/imagesearch/indexes/{VERSION}/"
+    commit_page = TEMPLATE.format(commit="0123456789abcdef")
     assert note.splitlines() == [
-        f"**Index {VERSION}** — [published](https://console.cloud.google.com/storage/browser/models/imagesearch/indexes/{VERSION}/)",
-        "- quality gate: passed",
+        f"**Index {VERSION}** — gate passed (recall@10 0.987, near-duplicate top-1 0.95) — [published]({console}), "
+        f"deployed [0123456789ab]({commit_page})",
         "- metrics: near_duplicate_top1 0.95, recall_at_10 0.987",
-        "- publish: 20 items, 5 files",
-        f"- deploy: GitOps commit [0123456789ab]({TEMPLATE.format(commit='0123456789abcdef')}) on gitops/overlays/staging",
+        f"- publish: 20 items, 5 files in {console}",
+        "- deploy: GitOps commit `0123456789abcdef` on gitops/overlays/staging",
         "- [search page](https://search.example.com/)",
     ]
 
@@ -57,7 +59,8 @@ def test_the_note_of_a_failed_gate_says_why_and_links_nowhere(tmp_path: Path) ->
     assert metrics == METRICS and verdict == "failed: recall@10 0.800 < 0.9"
     note = compose_note(VERSION, {"publish": "upstream_failed", "deploy": "upstream_failed"}, metrics, verdict, None, None,
                         Settings())
-    assert "- quality gate: failed: recall@10 0.800 < 0.9" in note and "- deploy: upstream_failed" in note
+    assert note.splitlines()[0] == (f"**Index {VERSION}** — gate failed: recall@10 0.800 < 0.9 (recall@10 0.987, "
+                                    "near-duplicate top-1 0.95) — publish upstream_failed, deploy upstream_failed")
     assert "](" not in note  # no links
     assert gate_verdict(str(tmp_path / "runs" / "other")) == ({}, "not reached")
 
