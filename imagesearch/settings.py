@@ -64,8 +64,13 @@ class Settings:
     whitening_dims: int = 512
     whitening_shrinkage: float = 0.3
     whitening_min_items: int = 200
+    # The quality gate: absolute floors, and the largest drop allowed against the version the overlay serves
+    # (scored on the same query sample).
     min_recall_at_10: float = 0.9
     min_near_duplicate_top1: float = 0.9
+    max_regression_recall_at_10: float = 0.01
+    max_regression_near_duplicate_top1: float = 0.02
+    max_regression_category_precision_at_10: float = 0.03
     eval_sample_size: int = 500
     eval_seed: int = 1234
     # Serving: the fetcher fills index_dir with index_version; the server loads index_dir.
@@ -165,6 +170,10 @@ class Settings:
             raise SettingsError(f"{PREFIX}FETCH_TIMEOUT_S must be positive, the redirect cap and minimum rate not negative")
         if not 0 <= self.max_failure_ratio <= 1:
             raise SettingsError(f"{PREFIX}MAX_FAILURE_RATIO must be within [0, 1], got {self.max_failure_ratio}")
+        for name in ("min_recall_at_10", "min_near_duplicate_top1", "max_regression_recall_at_10",
+                     "max_regression_near_duplicate_top1", "max_regression_category_precision_at_10"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise SettingsError(f"{PREFIX}{name.upper()} must be within [0, 1], got {getattr(self, name)}")
         for name in (
             "shard_size", "embed_batch_size", "batch_max_size", "max_queue", "fetch_workers", "workers", "request_threads",
             "query_max_image_pixels", "decode_memory_budget_mb", "max_connections", "filtered_search_max_rows",

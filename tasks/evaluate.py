@@ -1,4 +1,14 @@
-"""Evaluate the built index: recall@10 vs exact search, near-duplicate hit rate, category precision@10."""
+"""Evaluate the built index against the quality gate: absolute floors, and no regression against what serves.
+
+    python -m tasks.evaluate --workspace URI [--repository URI --serving-overlay gitops/overlays/local]
+
+Metrics: recall@10 (ScaNN vs exact search), near-duplicate top-1 and top-10 (transformed copies of
+sampled catalog images must find their original), category precision@10. The gate fails (exit 2,
+nothing is published) when a metric is under its floor, or, when ``--serving-overlay`` names a version,
+when a metric is worse than that version's by more than its tolerance. Both versions are scored on the
+same query sample: the same items, the same transformed copies. The report (candidate vs serving, per
+metric, and the verdict) goes to the log, the step's summary, ``evaluate/gate.json`` and the manifest.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +16,23 @@ import argparse
 import logging
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from imagesearch import gitops
 from imagesearch import uri as uris
+from imagesearch.artifacts import fetch, is_committed
 from imagesearch.augment import near_duplicate
 from imagesearch.embedder import Embedder
 from imagesearch.errors import ImageError
 from imagesearch.index import IndexParams, VectorIndex, exact_search
-from imagesearch.index_store import EMBEDDINGS, ITEMS, read_items, read_whitening, search_space
+from imagesearch.index_store import EMBEDDINGS, ITEMS, load_index, read_items, read_whitening, search_space
 from imagesearch.input_policy import InputPolicy
 from imagesearch.preprocess import PreprocessConfig, decode_image
+from imagesearch.repository import open_repository
 from imagesearch.settings import Settings
 from imagesearch.whitening import Whitening
 from tasks import cli
@@ -26,6 +40,26 @@ from tasks.workspace import Workspace
 
 log = logging.getLogger("evaluate")
 K = 10
+# The metrics the gate compares with the serving version, and the settings holding their floors / tolerances.
+GATED = ("recall_at_10", "near_duplicate_top1", "category_precision_at_10")
+FLOORS = {"recall_at_10": "min_recall_at_10", "near_duplicate_top1": "min_near_duplicate_top1"}
+EPSILON = 1e-9
+
+
+@dataclass(frozen=True)
+class Scorable:
+    """One version's index as the gate scores it: embeddings in search space, rows by item id."""
+
+    version: str
+    vectors: VectorIndex
+    embeddings: np.ndarray
+    whitening: Whitening | None
+    item_ids: list[str]
+    categories: list[str]
+
+    @property
+    def row_of(self) -> dict[str, int]:
+        return {item_id: row for row, item_id in enumerate(self.item_ids)}
 
 
 def recall_at_k(index: VectorIndex, embeddings: np.ndarray, queries: np.ndarray, k: int = K) -> float:
@@ -46,78 +80,192 @@ def category_precision_at_k(
     return float(np.mean(precisions))
 
 
-def near_duplicate_rates(
-    index: VectorIndex,
-    embedder: Embedder,
-    whitening: Whitening | None,
-    image_uris: list[str],
-    queries: np.ndarray,
-    settings: Settings,
-    catalog_uri: str = "",
-    batch: int = 32,
-) -> tuple[float, float, int]:
-    """(top-1 rate, top-10 rate, images used) for transformed copies of sampled catalog images."""
+def embed_copies(embedder: Embedder, image_uris: list[str], item_ids: list[str], rows: np.ndarray,
+                 settings: Settings, catalog_uri: str = "", batch: int = 32) -> dict[str, np.ndarray]:
+    """item id -> raw embedding of a near-duplicate copy of its image (unreadable images are skipped)."""
     used, copies = [], []
     policy = InputPolicy.for_images(settings, catalog_uri)
-    for row in queries.tolist():
+    for row in rows.tolist():
         try:
             data = uris.read_bytes(image_uris[row], policy, max_bytes=settings.max_image_bytes)
             original = decode_image(data, PreprocessConfig.for_pipeline(settings))  # preprocess's caps
             copies.append(embedder.preprocess(near_duplicate(original)))
-            used.append(row)
+            used.append(item_ids[row])
         except ImageError as exc:
             log.warning("near-duplicate sample %s skipped: %s", image_uris[row], exc)
-    if not used:
-        return 0.0, 0.0, 0
-    vectors = search_space(embedder.embed_many(copies, batch), whitening)
-    found, _ = index.search(vectors, K)
-    top1 = np.mean([row[0] == expected for row, expected in zip(found.tolist(), used, strict=True)])
-    top10 = np.mean([expected in row for row, expected in zip(found.tolist(), used, strict=True)])
-    return float(top1), float(top10), len(used)
+    vectors = embedder.embed_many(copies, batch) if copies else np.zeros((0, embedder.dim), np.float32)
+    return dict(zip(used, vectors, strict=True))
+
+
+def score(version: Scorable, query_ids: list[str], copies: dict[str, np.ndarray]) -> dict[str, float]:
+    """The metrics of ``version`` for the queries ``query_ids`` (items it holds) and their copies."""
+    row_of = version.row_of
+    rows = np.asarray([row_of[item_id] for item_id in query_ids], dtype=np.int64)
+    metrics = {"recall_at_10": recall_at_k(version.vectors, version.embeddings, rows)}
+    with_copy = [item_id for item_id in query_ids if item_id in copies]
+    if with_copy:
+        queries = search_space(np.stack([copies[item_id] for item_id in with_copy]), version.whitening)
+        found, _ = version.vectors.search(queries, K)
+        expected = [row_of[item_id] for item_id in with_copy]
+        metrics["near_duplicate_top1"] = float(np.mean([row[0] == e for row, e in zip(found.tolist(), expected, strict=True)]))
+        metrics["near_duplicate_top10"] = float(np.mean([e in row for row, e in zip(found.tolist(), expected, strict=True)]))
+    else:
+        metrics["near_duplicate_top1"] = metrics["near_duplicate_top10"] = 0.0
+    if len(set(version.categories)) > 1:
+        metrics["category_precision_at_10"] = category_precision_at_k(version.vectors, version.embeddings,
+                                                                      version.categories, rows)
+    return {name: round(value, 4) for name, value in metrics.items()}
+
+
+def candidate_index(workspace: Workspace, directory: Path, version: str) -> tuple[Scorable, dict[str, list[Any]], str]:
+    """The run's own index from the workspace: (scorable, items, model id)."""
+    build = workspace.read_json("build/index.json")
+    workspace.download_dir("index", directory)
+    items = read_items(directory / ITEMS)
+    whitening = read_whitening(directory)
+    embeddings = search_space(np.load(directory / EMBEDDINGS, allow_pickle=False), whitening)
+    vectors = VectorIndex.load(directory, IndexParams(**build["params"]), len(embeddings))
+    scorable = Scorable(version, vectors, embeddings, whitening, list(items["item_id"]), list(items["category"]))
+    return scorable, items, build["model"]["model_id"]
+
+
+def serving_version(args: argparse.Namespace, settings: Settings) -> str | None:
+    """The version the target overlay names now (None: no overlay given, no local GitOps repo yet, or empty)."""
+    if not args.serving_overlay:
+        return None
+    config = gitops.GitOpsConfig.from_settings(settings, overlay=args.serving_overlay)
+    local = gitops.local_repo_path(config.url)
+    if local is not None and not (local / "HEAD").is_file():
+        log.warning("no GitOps repo at %s yet: nothing serves, only the floors apply", config.url)
+        return None
+    with gitops.checkout(config) as target:
+        target.sync()
+        return target.version() or None
+
+
+def serving_index(args: argparse.Namespace, settings: Settings, version: str, model_id: str,
+                  directory: Path) -> tuple[Scorable | None, str]:
+    """The serving version, loaded and verified from the model repository; or None and why it is not compared."""
+    repository = open_repository(args.repository or settings.model_repository)
+    if not is_committed(repository, version):
+        raise cli.StepFailed(f"the overlay {args.serving_overlay} serves {version}, which is not committed in "
+                             f"{repository.uri}: the gate cannot compare with it (wrong --repository?)")
+    manifest = fetch(repository, version, directory)
+    if manifest.model.model_id != model_id:
+        return None, f"{version} was built with model {manifest.model.model_id}, not {model_id}: floors only"
+    loaded = load_index(directory, model_id)
+    categories = [str(category) for category in loaded.items["category"]]
+    return Scorable(version, loaded.vectors, loaded.embeddings, loaded.whitening, list(loaded.items["item_id"]),
+                    categories), ""
+
+
+def gate_report(candidate: dict[str, float], floors: dict[str, float], tolerances: dict[str, float],
+                serving: dict[str, float] | None, shared: dict[str, float] | None) -> dict[str, Any]:
+    """Per metric: candidate, floor, and (with a serving version) both scores on the shared sample, the delta,
+    the tolerance; the failures and the verdict."""
+    rows: dict[str, dict[str, Any]] = {}
+    failures = []
+    for name in GATED:
+        if name not in candidate:
+            continue
+        row: dict[str, Any] = {"candidate": candidate[name], "floor": floors.get(name)}
+        if row["floor"] is not None and candidate[name] < row["floor"] - EPSILON:
+            failures.append(f"{name} {candidate[name]:.4f} < floor {row['floor']}")
+        if serving is not None and shared is not None and name in serving and name in shared:
+            delta = round(shared[name] - serving[name], 4)
+            row.update({"serving": serving[name], "candidate_on_shared": shared[name], "delta": delta,
+                        "tolerance": tolerances[name]})
+            if delta < -tolerances[name] - EPSILON:
+                failures.append(f"{name} {shared[name]:.4f} vs serving {serving[name]:.4f}: "
+                                f"{delta:+.4f} is beyond the tolerance -{tolerances[name]}")
+        row["passed"] = not any(failure.startswith(f"{name} ") for failure in failures)
+        rows[name] = row
+    return {"passed": not failures, "failures": failures, "metrics": rows}
+
+
+def log_report(report: dict[str, Any]) -> None:
+    log.info("quality gate: candidate %s vs serving %s (%s)", report["candidate"], report["serving"] or "none",
+             report["comparison"])
+    log.info("%-26s %10s %10s %10s %8s %10s %8s  %s", "metric", "candidate", "floor", "serving", "delta",
+             "tolerance", "", "")
+    for name, row in report["metrics"].items():
+        cells = [row.get(key) for key in ("candidate", "floor", "serving", "delta", "tolerance")]
+        text = ["-" if cell is None else f"{cell:g}" for cell in cells]
+        log.info("%-26s %10s %10s %10s %8s %10s %8s", name, *text, "ok" if row["passed"] else "FAIL")
+    log.info("verdict: %s", "passed" if report["passed"] else "FAILED: " + "; ".join(report["failures"]))
+
+
+def _option(value: float | None, default: float) -> float:
+    return default if value is None else value
+
+
+def thresholds(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, float], dict[str, float]]:
+    floors = {"recall_at_10": _option(args.min_recall, settings.min_recall_at_10),
+              "near_duplicate_top1": _option(args.min_near_duplicate_top1, settings.min_near_duplicate_top1)}
+    tolerances = {
+        "recall_at_10": _option(args.max_regression_recall, settings.max_regression_recall_at_10),
+        "near_duplicate_top1": _option(args.max_regression_near_duplicate_top1,
+                                       settings.max_regression_near_duplicate_top1),
+        "category_precision_at_10": _option(args.max_regression_category_precision,
+                                            settings.max_regression_category_precision_at_10),
+    }
+    return floors, tolerances
 
 
 def evaluate(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     workspace = Workspace(args.workspace)
-    build = workspace.read_json("build/index.json")
+    workspace.check_writable("evaluate")
+    run = workspace.run_info()
+    version = run["version"]
+    floors, tolerances = thresholds(args, settings)
+    served = serving_version(args, settings)
     rng = np.random.default_rng(settings.eval_seed)
     with tempfile.TemporaryDirectory(prefix="evaluate-") as scratch:
-        directory = workspace.download_dir("index", Path(scratch))
-        items = read_items(directory / ITEMS)
-        whitening = read_whitening(directory)
-        embeddings = search_space(np.load(directory / EMBEDDINGS, allow_pickle=False), whitening)
-        index = VectorIndex.load(directory, IndexParams(**build["params"]), len(embeddings))
-        size = min(args.sample or settings.eval_sample_size, len(embeddings))
-        sample = np.sort(rng.choice(len(embeddings), size=size, replace=False))
+        candidate, items, model_id = candidate_index(workspace, Path(scratch) / "candidate", version)
         embedder = Embedder(threads=settings.torch_threads)
-        if embedder.model_id != build["model"]["model_id"]:
-            raise cli.StepFailed(f"index was built with {build['model']['model_id']}, evaluator embeds with {embedder.model_id}")
-        recall = recall_at_k(index, embeddings, sample)
-        top1, top10, used = near_duplicate_rates(index, embedder, whitening, items["image_uri"], sample, settings,
-                                                   workspace.run_info().get("catalog_uri", ""))
-        metrics = {"recall_at_10": round(recall, 4), "near_duplicate_top1": round(top1, 4),
-                   "near_duplicate_top10": round(top10, 4), "eval_queries": len(sample), "near_duplicate_images": used}
-        if len(set(items["category"])) > 1:
-            metrics["category_precision_at_10"] = round(category_precision_at_k(index, embeddings, items["category"], sample), 4)
+        if embedder.model_id != model_id:
+            raise cli.StepFailed(f"index was built with {model_id}, evaluator embeds with {embedder.model_id}")
+        size = min(args.sample or settings.eval_sample_size, len(candidate.item_ids))
+        sample = np.sort(rng.choice(len(candidate.item_ids), size=size, replace=False))
+        query_ids = [candidate.item_ids[row] for row in sample.tolist()]
+        copies = embed_copies(embedder, items["image_uri"], candidate.item_ids, sample, settings,
+                              run.get("catalog_uri", ""))
+        metrics: dict[str, Any] = {**score(candidate, query_ids, copies), "eval_queries": len(query_ids),
+                                   "near_duplicate_images": len(copies)}
+        serving_metrics = shared_metrics = None
+        comparison = "nothing serves yet: floors only"
+        if served is not None and served != version:
+            serving, why_not = serving_index(args, settings, served, model_id, Path(scratch) / "serving")
+            comparison = why_not
+            if serving is not None:
+                held = set(serving.item_ids)
+                shared_ids = [item_id for item_id in query_ids if item_id in held]
+                comparison = f"same {len(shared_ids)} of {len(query_ids)} sampled items and copies"
+                if shared_ids:
+                    serving_metrics = score(serving, shared_ids, copies)
+                    shared_metrics = metrics if len(shared_ids) == len(query_ids) else score(candidate, shared_ids, copies)
+    report = {"candidate": version, "serving": served, "comparison": comparison,
+              **gate_report(metrics, floors, tolerances, serving_metrics, shared_metrics)}
+    log_report(report)
     workspace.write_json("evaluate/metrics.json", metrics)
-    failures = []
-    min_recall = settings.min_recall_at_10 if args.min_recall is None else args.min_recall
-    min_top1 = settings.min_near_duplicate_top1 if args.min_near_duplicate_top1 is None else args.min_near_duplicate_top1
-    if recall < min_recall:
-        failures.append(f"recall@10 {recall:.3f} < {min_recall}")
-    if top1 < min_top1:
-        failures.append(f"near-duplicate top-1 {top1:.3f} < {min_top1}")
-    if failures:
-        workspace.write_json("evaluate/gate.json", {"passed": False, "failures": failures})
-        raise cli.StepFailed("quality gate failed, nothing will be published: " + "; ".join(failures))
-    workspace.write_json("evaluate/gate.json", {"passed": True, "failures": []})
-    return {"metrics": metrics, "passed": True}
+    workspace.write_json("evaluate/gate.json", report)
+    if not report["passed"]:
+        raise cli.StepFailed("quality gate failed, nothing will be published: " + "; ".join(report["failures"]))
+    return {"metrics": metrics, "passed": True, "gate": report}
+
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = cli.parser("evaluate", __doc__ or "")
     parser.add_argument("--sample", type=int, default=0, help="evaluation queries (default from settings)")
-    parser.add_argument("--min-recall", type=float, default=None)
-    parser.add_argument("--min-near-duplicate-top1", type=float, default=None)
+    parser.add_argument("--min-recall", type=float, default=None, help="floor (default from settings)")
+    parser.add_argument("--min-near-duplicate-top1", type=float, default=None, help="floor (default from settings)")
+    for metric in ("recall", "near-duplicate-top1", "category-precision"):
+        parser.add_argument(f"--max-regression-{metric}", type=float, default=None,
+                            help="largest drop vs the serving version (default from settings)")
+    parser.add_argument("--repository", help="model repository holding the serving version; default from settings")
+    parser.add_argument("--serving-overlay", default="",
+                        help="GitOps overlay whose version the candidate is compared with ('' : floors only)")
     return cli.run("evaluate", evaluate, parser.parse_args(argv))
 
 

@@ -95,10 +95,12 @@ def test_params_are_typed_and_validated(dag: Any) -> None:
 
     assert with_conf(dag) == {
         "catalog_uri": "/srv/catalogs/shop.csv", "full_rebuild": False, "limit": 0, "publish": True, "deploy": True,
-        "min_recall_at_10": 0.9, "min_near_duplicate_top1": 0.9,
+        "min_recall_at_10": 0.9, "min_near_duplicate_top1": 0.9, "max_regression_recall_at_10": 0.01,
+        "max_regression_near_duplicate_top1": 0.02, "max_regression_category_precision_at_10": 0.03,
     }
     assert with_conf(dag, catalog_uri="gs://b/c.parquet", limit=100, deploy=False, min_recall_at_10=0.5)["limit"] == 100
     for bad in ({"limit": -1}, {"limit": "ten"}, {"min_recall_at_10": 1.5}, {"min_near_duplicate_top1": -0.1},
+                {"max_regression_recall_at_10": -0.01}, {"max_regression_category_precision_at_10": 2},
                 {"full_rebuild": "yes"}, {"publish": 1}, {"catalog_uri": ""}):
         with pytest.raises(ParamValidationError, match="Invalid input"):
             with_conf(dag, **bad)
@@ -129,8 +131,10 @@ def test_params_reach_the_argv(dag: Any) -> None:
                         "--limit", "7", "--full-rebuild"]
     assert render(dag, "shard.embed", shard=3).step_argv()[5:] == ["--shard", "3", "--repository", "/srv/model-repository",
                                                                     "--device", "auto"]
-    assert render(dag, "evaluate", min_recall_at_10=0.8).step_argv()[5:] == [
-        "--min-recall", "0.8", "--min-near-duplicate-top1", "0.9"]
+    assert render(dag, "evaluate", min_recall_at_10=0.8, max_regression_near_duplicate_top1=0.05).step_argv()[5:] == [
+        "--min-recall", "0.8", "--min-near-duplicate-top1", "0.9", "--max-regression-recall", "0.01",
+        "--max-regression-near-duplicate-top1", "0.05", "--max-regression-category-precision", "0.03",
+        "--repository", "/srv/model-repository", "--serving-overlay", "gitops/overlays/local"]
 
 
 def test_publish_and_deploy_switches(dag: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from imagesearch import gitops, kustomize
 from imagesearch.artifacts import Manifest, ModelInfo, publish, seal
@@ -12,15 +13,19 @@ from imagesearch.repository import ModelRepository, open_repository
 V1, V2, V3 = "20260101T000000Z", "20260102T000000Z", "20260103T000000Z"
 
 
-def committed_versions(root: Path, *versions: str) -> ModelRepository:
-    """A model repository holding tiny but properly sealed and committed versions."""
+PASSED_GATE = {"passed": True, "failures": [], "metrics": {"recall_at_10": {"candidate": 0.99, "floor": 0.9}}}
+
+
+def committed_versions(root: Path, *versions: str, gate: dict[str, Any] | None = None) -> ModelRepository:
+    """A model repository holding tiny but properly sealed and committed versions (with ``gate`` as their report)."""
     repository = open_repository(str(root))
     for version in versions:
         directory = root.parent / f"build-{version}"
         directory.mkdir(parents=True)
         (directory / "vectors.bin").write_bytes(version.encode())
         seal(directory, Manifest(version=version, created_at="2026-01-01T00:00:00+00:00", item_count=1,
-                                 model=ModelInfo("test", "0" * 64, "test-model", 4)))
+                                 model=ModelInfo("test", "0" * 64, "test-model", 4), metrics={"recall_at_10": 0.99},
+                                 gate=gate or {}))
         publish(repository, directory)
     return repository
 

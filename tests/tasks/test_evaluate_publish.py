@@ -36,7 +36,7 @@ def test_gate_blocks_an_index_with_shuffled_ids(evaluated_workspace: Path, tmp_p
     pq.write_table(table.take(list(reversed(range(table.num_rows)))), items_path)
     result = run_step("evaluate", evaluated_workspace)
     assert result.code == 2  # permanent: a retry cannot help
-    assert "quality gate failed" in result.stderr and "near-duplicate top-1" in result.stderr
+    assert "quality gate failed" in result.stderr and "near_duplicate_top1" in result.stderr and "< floor 0.5" in result.stderr
     published = run_step("publish", evaluated_workspace, "--repository", str(tmp_path / "repo"))
     assert published.code == 2 and "has not passed evaluation" in published.stderr
     assert committed_versions(open_repository(str(tmp_path / "repo"))) == []

@@ -10,7 +10,7 @@ import pytest
 from imagesearch import gitops
 from imagesearch.repository import ModelRepository
 from tasks import rollback
-from tests.gitops.support import V1, V2, V3, committed_versions, git_output, rendered_version
+from tests.gitops.support import PASSED_GATE, V1, V2, V3, committed_versions, git_output, rendered_version
 
 
 @pytest.fixture
@@ -81,3 +81,26 @@ def test_rollback_of_a_manually_synced_overlay(tmp_path: Path, models: ModelRepo
     assert (result["version"], result["previous"], result["changed"]) == (V1, V3, True)
     assert "argocd app sync imagesearch-production" in result["argo_cd"]
     assert rendered_version(config, tmp_path / "clone")[0] == V1
+
+
+def test_unpin_deploy_latest_takes_the_newest_gated_version_that_was_not_reverted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    v4 = "20260104T000000Z-5e6f7a8b"
+    models = committed_versions(tmp_path / "models", V1, V2, v4, gate=PASSED_GATE)
+    committed_versions(tmp_path / "models", V3)  # newer than V2 but without a passing gate report
+    config = gitops.GitOpsConfig(url=str(tmp_path / "gitops.git"))
+    assert gitops.bootstrap(config, model_repository=models.uri)
+    repo = ("--gitops-repo", config.url, "--repository", models.uri)
+    gitops.bump(config, V1, models)
+    gitops.bump(config, v4, models)
+    code, _, err = cli(capsys, "rollback", *repo, "--reason", "v4 is broken")
+    assert code == 0, err
+
+    code, out, err = cli(capsys, "release", *repo, "--deploy-latest", "--by", "bob")
+    assert code == 0, err
+    # v4 was reverted and V3 never passed a gate: V2 is the newest deployable version.
+    assert "lifts the pin and deploys " + V2 in out
+    assert rendered_version(config, tmp_path / "clone")[0] == V2
+    body = git_output(tmp_path / "clone", "log", "-1", "--format=%B")
+    assert body.startswith(f"Unpin local index and deploy {V2}\n\nWas pinned to {V1} by ") and "Unpinned-By: bob" in body

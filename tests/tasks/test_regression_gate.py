@@ -1,0 +1,89 @@
+"""The gate compares the candidate with the version the overlay serves, on the same query sample."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from imagesearch import gitops
+from imagesearch.repository import open_repository
+from tasks.workspace import COMMITTED, Workspace
+from tests.gitops.support import bootstrapped
+from tests.tasks.conftest import run_step
+
+SERVING = "--serving-overlay", "gitops/overlays/local"
+
+
+@pytest.fixture
+def serving(repository: Path, published_repository: tuple[Path, str], tmp_path: Path,
+            monkeypatch: pytest.MonkeyPatch) -> tuple[Path, str]:
+    """A private model repository whose published version the local overlay serves."""
+    version = published_repository[1]
+    config = bootstrapped(tmp_path, str(repository))
+    gitops.bump(config, version, open_repository(str(repository)))
+    monkeypatch.setenv("IMAGESEARCH_GITOPS_REPO_URL", config.url)
+    return repository, version
+
+
+def candidate(published_repository: tuple[Path, str], target: Path, version: str) -> Path:
+    """The serving version's run workspace, copied as a new run that has not been published."""
+    models, served = published_repository
+    shutil.copytree(models / "runs" / served, target)
+    (target / COMMITTED).unlink()
+    workspace = Workspace(str(target))
+    workspace.write_json("snapshot/run.json", {**workspace.run_info(), "version": version})
+    return target
+
+
+def test_an_equal_candidate_passes_and_the_report_reaches_the_summary(
+    serving: tuple[Path, str], published_repository: tuple[Path, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="evaluate")
+    repository, served = serving
+    workspace = candidate(published_repository, tmp_path / "equal", "20260601T000000Z-equal")
+    result = run_step("evaluate", workspace, "--repository", str(repository), *SERVING)
+    assert result.code == 0, result.stderr
+    report = result.summary["gate"]
+    assert (report["candidate"], report["serving"], report["passed"]) == ("20260601T000000Z-equal", served, True)
+    assert report["comparison"] == "same 20 of 20 sampled items and copies"
+    for name in ("recall_at_10", "near_duplicate_top1", "category_precision_at_10"):
+        row = report["metrics"][name]
+        assert row["candidate"] == row["serving"] and row["delta"] == 0 and row["passed"], (name, row)
+    assert report["metrics"]["near_duplicate_top1"]["tolerance"] == 0.02
+    assert json.loads((workspace / "evaluate" / "gate.json").read_text()) == report
+    assert "verdict: passed" in caplog.text and f"vs serving {served}" in caplog.text  # the task log
+
+
+def test_a_candidate_with_vectors_shuffled_between_items_is_blocked_by_the_regression_gate(
+    serving: tuple[Path, str], published_repository: tuple[Path, str], tmp_path: Path
+) -> None:
+    repository, served = serving
+    workspace = candidate(published_repository, tmp_path / "worse", "20260601T000000Z-worse")
+    items_path = workspace / "index" / "items.parquet"
+    table = pq.read_table(items_path)  # each item now owns another item's vector
+    pq.write_table(table.take(np.random.default_rng(7).permutation(table.num_rows).tolist()), items_path)
+    floors_off = ("--min-recall", "0", "--min-near-duplicate-top1", "0")
+
+    blocked = run_step("evaluate", workspace, "--repository", str(repository), *SERVING, *floors_off)
+    assert blocked.code == 2 and "quality gate failed, nothing will be published" in blocked.stderr
+    assert "near_duplicate_top1" in blocked.stderr and "vs serving" in blocked.stderr
+    report = json.loads((workspace / "evaluate" / "gate.json").read_text())
+    assert report["passed"] is False and report["serving"] == served
+    assert not report["metrics"]["near_duplicate_top1"]["passed"]
+    assert not report["metrics"]["category_precision_at_10"]["passed"]
+    assert report["metrics"]["recall_at_10"]["passed"]  # ScaNN still finds the nearest vectors
+    assert run_step("publish", workspace, "--repository", str(repository)).code == 2
+
+    # Without a serving version (the first run) only the floors apply: here switched off, so it passes.
+    alone = run_step("evaluate", workspace, "--repository", str(repository), *floors_off)
+    assert alone.code == 0 and alone.summary["gate"]["serving"] is None, alone.stderr
+    # And a tolerance wide enough lets it through: the tolerances are parameters.
+    tolerant = run_step("evaluate", workspace, "--repository", str(repository), *SERVING, *floors_off,
+                        "--max-regression-near-duplicate-top1", "1", "--max-regression-category-precision", "1")
+    assert tolerant.code == 0, tolerant.stderr
