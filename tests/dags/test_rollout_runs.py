@@ -25,6 +25,7 @@ from tests.gitops.support import bootstrapped, log, rendered_version
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.timeout(2400)  # three pipeline runs (two as fixtures) and two DAG runs
 def test_rollback_holds_through_a_run_and_unpin_lets_the_next_run_deploy(
     tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, photo_catalog: Path, two_versions: Path,
     published_repository: tuple[Path, str],
