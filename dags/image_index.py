@@ -11,15 +11,16 @@ Turns the marketplace catalog into a new, versioned **ScaNN index** of CNN image
 | `shard.preprocess` | per shard: fetches and fits the images (unchanged ones are reused from the last version) |
 | `shard.embed` | per shard: embeds the new images (a GPU pod in Kubernetes) |
 | `build_index` | merges the shards and builds the ScaNN index |
-| `evaluate` | recall@10, near-duplicate top-1, category precision@10 against the floors and against the version the overlay serves (same queries, per-metric tolerances); a failed gate fails the run |
+| `evaluate` | recall@10, near-duplicate top-1, category precision@10 vs floors and vs the serving version; fails the run |
 | `publish` | seals the version in the model repository, `_COMMIT` last; updates the `<repository>/indexes` Asset |
-| `deploy` | GitOps bump: commits the new version to the GitOps repo, which Argo CD rolls out; *skipped* (reason in its log) while the overlay is pinned by a rollback |
+| `deploy` | GitOps bump of the overlay, which Argo CD rolls out; *skipped* (why: in its log) while a rollback pins it |
 | `run_note` | writes the run's note: version, metrics, gate verdict, what was published and deployed, with links |
 
 Each task runs one `tasks` CLI (`python -m tasks.<step> --workspace ...`): as a Kubernetes pod with
 `IMAGESEARCH_RUNNER=kubernetes`, else as a local subprocess with the same argv. The version is the
 run's `run_after` in UTC plus a suffix hashed from the run id (e.g. `20261127T050000Z-1a2b3c4d`), so
-retries redo the same version in the same workspace and two runs never share one (`<model repository>/runs/<version>`). Failed tasks retry with exponential backoff.
+retries redo the same version in the same workspace (`<model repository>/runs/<version>`) and two runs
+never share one. Failed tasks retry with exponential backoff.
 
 **Trigger form**: the catalog, a full rebuild (no reuse of the last version's embeddings), an item
 limit (0: all), whether to publish and to deploy, and the quality gates. Nothing is published when a
