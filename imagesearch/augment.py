@@ -1,8 +1,10 @@
 """The realistic near-duplicate transformation used to evaluate search quality.
 
 It must be fair on every catalog: what is filled in after the rotation takes the colour of the picture's
-own border (white for product shots, black for Fashion-MNIST), and the downscale is relative but never
-takes a picture below ``min_side`` pixels (a 28 px picture is not shrunk to 20 px).
+own border (white for product shots, black for Fashion-MNIST), and the resize is relative with a minimum:
+the copy's shorter side is ``scale`` times the original's but at least ``min_side`` pixels, as a re-upload
+of a thumbnail would be. (A 28 px picture cropped, rotated and JPEG-compressed at 28 px loses most of
+itself: Fashion-MNIST's near-duplicate top-1 fell from 0.95 to 0.66 on 150-200 items.)
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ def border_colour(picture: Image.Image) -> tuple[int, int, int]:
 
 
 def scaled_size(width: int, height: int, scale: float, min_side: int) -> tuple[int, int]:
-    """``scale`` times the size, except that the shorter side does not go below ``min_side`` (nor grows)."""
-    factor = max(scale, min(1.0, min_side / min(width, height)))
+    """``scale`` times the size, except that the shorter side is at least ``min_side`` pixels."""
+    factor = max(scale, min_side / min(width, height))
     return max(1, round(width * factor)), max(1, round(height * factor))
 
 
