@@ -22,6 +22,7 @@ from imagesearch.artifacts import Manifest, check_version, fetch, verify_directo
 from imagesearch.errors import ArtifactError, ImageSearchError
 from imagesearch.repository import open_repository
 from imagesearch.settings import Settings, SettingsError
+from imagesearch.signals import EXIT_TERMINATED, Terminated, terminate_on_sigterm
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -65,6 +66,7 @@ def fetch_index(version: str, repository: str, index_dir: str, model_id: str | N
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    terminate_on_sigterm()
     began = time.perf_counter()
     try:
         settings = Settings.from_env()
@@ -74,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ImageSearchError, SettingsError, ValueError, OSError) as exc:
         print(f"fetch-index failed: {exc}", file=sys.stderr, flush=True)
         return 1
+    except Terminated as exc:
+        print(f"fetch-index failed: {exc}", file=sys.stderr, flush=True)
+        return EXIT_TERMINATED
     print(json.dumps({**summary, "seconds": round(time.perf_counter() - began, 3)}, sort_keys=True), flush=True)
     return 0
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from imagesearch.errors import CatalogError, ImageSearchError, VersionTakenError
 from imagesearch.settings import Settings, SettingsError
+from imagesearch.signals import EXIT_TERMINATED, Terminated, terminate_on_sigterm
 
 
 class StepFailed(ImageSearchError):
@@ -50,7 +51,9 @@ def parser(step: str, description: str) -> argparse.ArgumentParser:
 
 
 def run(step: str, main: Callable[[argparse.Namespace, Settings], dict[str, Any]], args: argparse.Namespace) -> int:
-    """Run a step: summary JSON on stdout and exit 0 (or 3 when skipped), or a one-line error on stderr and exit 1 or 2."""
+    """Run a step: summary JSON on stdout and exit 0 (or 3 when skipped), or a one-line error on stderr and exit 1 or 2
+    (143 when SIGTERM ended it)."""
+    terminate_on_sigterm()
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {step} %(levelname)s %(message)s", stream=sys.stderr)
     began = time.perf_counter()
     try:
@@ -65,6 +68,9 @@ def run(step: str, main: Callable[[argparse.Namespace, Settings], dict[str, Any]
     except (ImageSearchError, ValueError, OSError) as exc:
         print(f"{step} failed: {exc}", file=sys.stderr, flush=True)
         return EXIT_RETRYABLE
+    except Terminated as exc:
+        print(f"{step} failed: {exc}", file=sys.stderr, flush=True)
+        return EXIT_TERMINATED
     summary = {"step": step, "seconds": round(time.perf_counter() - began, 3), **summary}
     print(json.dumps(summary, sort_keys=True), flush=True)
     return 0

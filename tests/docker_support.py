@@ -15,6 +15,7 @@ pod) becomes one ``docker run``:
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -32,6 +33,7 @@ from tests.conftest import free_port
 
 # `make test` sets it: there the container tests must run, never skip.
 REQUIRE = os.environ.get("IMAGESEARCH_CONTAINER_TESTS") == "require"
+CONTAINER_NUMBERS = itertools.count()  # container names are unique per engine
 MEMORY_UNITS = {"Ki": "k", "Mi": "m", "Gi": "g", "K": "k", "M": "m", "G": "g"}
 
 
@@ -157,7 +159,7 @@ class PodOnDocker:
         return name
 
     def name(self, container: Mapping[str, Any]) -> str:
-        name = f"imagesearch-test-{container['name']}-{os.getpid()}-{len(self.names)}"
+        name = f"imagesearch-test-{container['name']}-{os.getpid()}-{next(CONTAINER_NUMBERS)}"
         self.names.append(name)
         return name
 

@@ -1,15 +1,16 @@
 """Steps in their pods: the pods the KubernetesPodOperator factory renders, run by the docker engine.
 
 ``snapshot``, ``preprocess`` and ``embed`` run in the tasks image (``make images``) with the rendered
-command, env and securityContext, on a small real catalog; the run workspace (a model repository folder,
-where a cluster would use gs://) and the catalog are mounted in at the paths the argv names.
+command, env, securityContext (read-only root) and scratch emptyDir, on a small real catalog; the run
+workspace (a model repository folder, where a cluster would use gs://) and the catalog are mounted in at
+the paths the argv names.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import pytest
 
 from tests.conftest import write_photo_catalog
 from tests.dags.airflow_support import load_dag, render
-from tests.docker_support import PodOnDocker, require_image
+from tests.docker_support import PodOnDocker, docker, logs, require_image, state
 
 pytestmark = pytest.mark.slow
 
@@ -62,19 +63,26 @@ def pods(tmp_path: Path, places: tuple[Path, Path]) -> Iterator[list[PodOnDocker
         pod.remove_all()
 
 
-def run_step(dag: Any, task_id: str, places: tuple[Path, Path], pods: list[PodOnDocker], scratch: Path,
-             catalog: Path) -> subprocess.CompletedProcess[str]:
+def step_pod(dag: Any, task_id: str, places: tuple[Path, Path], pods: list[PodOnDocker], scratch: Path,
+             catalog: Path, settings: dict[str, str] | None = None) -> tuple[PodOnDocker, dict[str, Any]]:
     spec = pod_spec(dag, task_id, catalog_uri=str(catalog))
     [container] = spec["containers"]
     assert container["image"] == IMAGE
     assert container["command"][:3] == ["python", "-m", f"tasks.{task_id.removeprefix('shard.')}"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
     repository, _ = places
     # The ConfigMap gives every step its settings, as gitops/pipeline does in a cluster; here the input policy
     # allows the mounted catalog folder (in a cluster: the catalog bucket, and no local reads).
-    settings = {"IMAGESEARCH_CATALOG_PREFIXES": str(catalog.parent), "IMAGESEARCH_IMAGE_LOCAL_ROOTS": ""}
-    pod = PodOnDocker(spec, scratch / task_id, config_maps={CONFIG_MAP: settings}, secrets={SECRET: {}},
+    config = {"IMAGESEARCH_CATALOG_PREFIXES": str(catalog.parent), "IMAGESEARCH_IMAGE_LOCAL_ROOTS": "", **(settings or {})}
+    pod = PodOnDocker(spec, scratch / f"{task_id}-{len(pods)}", config_maps={CONFIG_MAP: config}, secrets={SECRET: {}},
                       extra_mounts=[f"{repository}:{repository}", f"{catalog.parent}:{catalog.parent}:ro"])
     pods.append(pod)
+    return pod, container
+
+
+def run_step(dag: Any, task_id: str, places: tuple[Path, Path], pods: list[PodOnDocker], scratch: Path,
+             catalog: Path) -> subprocess.CompletedProcess[str]:
+    pod, container = step_pod(dag, task_id, places, pods, scratch, catalog)
     return pod.run(container)
 
 
@@ -83,22 +91,38 @@ def summary(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def wait_for_log(name: str, text: str, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in logs(name):
+        assert state(name)["Running"] and time.monotonic() < deadline, logs(name)[-3000:]
+        time.sleep(0.2)
+
+
 def test_snapshot_and_embed_run_in_their_pods(dag: Any, places: tuple[Path, Path], pods: list[PodOnDocker],
                                               tmp_path: Path) -> None:
     repository, catalog = places
     snapshot = summary(run_step(dag, "snapshot", places, pods, tmp_path, catalog))
     assert snapshot["step"] == "snapshot" and snapshot["items"] == 20, snapshot
-    workspace = repository / "runs" / snapshot["version"] if "version" in snapshot else None
     preprocess = summary(run_step(dag, "shard.preprocess", places, pods, tmp_path, catalog))
-    assert preprocess["step"] == "preprocess", preprocess
+    assert (preprocess["step"], preprocess["ok"], preprocess["failed"]) == ("preprocess", 20, 0), preprocess
+
+    # A deleted pod: the kubelet's SIGTERM ends the step (PID 1 in its container) at once, exit 143.
+    pod, container = step_pod(dag, "shard.embed", places, pods, tmp_path, catalog, {"IMAGESEARCH_EMBED_BATCH_SIZE": "1"})
+    name = pod.start(container, publish={})
+    wait_for_log(name, "batch 0-1 of 20")
+    grace = pod.pod.get("terminationGracePeriodSeconds") or 30
+    subprocess.run([docker(), "stop", "--time", str(grace), name], check=True, capture_output=True, timeout=grace + 60)
+    assert state(name)["ExitCode"] == 143, logs(name)[-3000:]
+    assert logs(name).strip().splitlines()[-1] == "embed failed: terminated by SIGTERM"
+
     embedded = summary(run_step(dag, "shard.embed", places, pods, tmp_path, catalog))
-    assert embedded["step"] == "embed" and embedded["shard"] == 0, embedded
+    assert (embedded["step"], embedded["shard"], embedded["items"]) == ("embed", 0, 20), embedded
     assert embedded["device"] == "cpu"
-    assert workspace is None or workspace.is_dir()
-    # Everything the steps wrote belongs to the pod's uid, not root.
+    assert Path(container["command"][4]).is_relative_to(repository / "runs")
+    assert (Path(container["command"][4]) / "snapshot" / "run.json").is_file()
+    # Everything the steps wrote belongs to the pod's uid.
     owners = {path.stat().st_uid for path in repository.rglob("*")}
     assert owners == {int(pods[0].pod["securityContext"]["runAsUser"])}, owners
-    assert os.getuid() not in owners or os.getuid() == pods[0].pod["securityContext"]["runAsUser"]
 
 
 def test_a_corrupt_catalog_exits_2(dag: Any, places: tuple[Path, Path], pods: list[PodOnDocker], tmp_path: Path) -> None:
