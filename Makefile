@@ -63,16 +63,23 @@ WHEELHOUSE := build/wheelhouse
 LOCAL_BASE := imagesearch-base:$(shell sha256sum docker/local-base.sh | cut -c1-12)
 LOCAL_BASE_DEBS := build/local-base/$(word 2,$(subst :, ,$(LOCAL_BASE)))/debs
 PIP_DOWNLOAD := $(PY) -m pip download --quiet --disable-pip-version-check --only-binary=:all:
+# Fixed timestamps on what the builds mount: the build cache keys on them, so a fresh clone's wheelhouse (same
+# wheels, new files) still finds the layers built before. Make's stamps live outside the mounted folders.
+FIXED_MTIME := touch -h -d @0
 # The torch closure on its own (the biggest layer, shared by both images); the rest without Airflow, which
 # only schedules the steps' pods and is in neither image.
-$(WHEELHOUSE)/torch/requirements.txt: requirements.txt | $(STAMP)
-	@mkdir -p $(@D) && grep -E '^(torch|torchvision)==' requirements.txt | sed 's/ *#.*//' > $@.new
-	$(PIP_DOWNLOAD) -d $(@D) -r $@.new 2>/dev/null && mv $@.new $@
-$(WHEELHOUSE)/rest/requirements.txt: requirements.txt $(WHEELHOUSE)/torch/requirements.txt
-	@rm -rf $(@D) && mkdir -p $(@D) && grep -vE '^(apache-airflow|#)' requirements.txt | sed 's/ *#.*//' > $@.new
-	@cp -l $(WHEELHOUSE)/torch/*.whl $(@D)/  # already there: pip does not fetch them again
-	$(PIP_DOWNLOAD) -d $(@D) -r $@.new 2>/dev/null
-	@cd $(@D) && for wheel in *.whl; do test ! -e ../torch/$$wheel || rm $$wheel; done && mv requirements.txt.new requirements.txt
+build/.wheelhouse-torch: requirements.txt | $(STAMP)
+	@rm -rf $(WHEELHOUSE)/torch && mkdir -p $(WHEELHOUSE)/torch
+	@grep -E '^(torch|torchvision)==' requirements.txt | sed 's/ *#.*//' > $(WHEELHOUSE)/torch/requirements.txt
+	$(PIP_DOWNLOAD) -d $(WHEELHOUSE)/torch -r $(WHEELHOUSE)/torch/requirements.txt 2>/dev/null
+	@$(FIXED_MTIME) $(WHEELHOUSE)/torch/* $(WHEELHOUSE)/torch $(WHEELHOUSE) && touch $@
+build/.wheelhouse-rest: requirements.txt build/.wheelhouse-torch
+	@rm -rf $(WHEELHOUSE)/rest && mkdir -p $(WHEELHOUSE)/rest
+	@grep -vE '^(apache-airflow|#)' requirements.txt | sed 's/ *#.*//' > $(WHEELHOUSE)/rest/requirements.txt
+	@cp -l $(WHEELHOUSE)/torch/*.whl $(WHEELHOUSE)/rest/  # already there: pip does not fetch them again
+	$(PIP_DOWNLOAD) -d $(WHEELHOUSE)/rest -r $(WHEELHOUSE)/rest/requirements.txt 2>/dev/null
+	@cd $(WHEELHOUSE)/rest && for wheel in *.whl; do test ! -e ../torch/$$wheel || rm $$wheel; done
+	@$(FIXED_MTIME) $(WHEELHOUSE)/rest/* $(WHEELHOUSE)/rest $(WHEELHOUSE) && touch $@
 
 # build/debs: the tasks image's system packages for an offline install (empty: Dockerfile.tasks uses apt-get).
 ifeq ($(BASE_IMAGE),local)
@@ -81,14 +88,16 @@ base-image: | engine
 	@$(DOCKER) image inspect $(LOCAL_BASE) >/dev/null 2>&1 && test -f $(LOCAL_BASE_DEBS)/.done || \
 	  { docker/local-base.sh $(LOCAL_BASE) $(LOCAL_BASE_DEBS) && touch $(LOCAL_BASE_DEBS)/.done; }
 	@test -d build/debs && test "$$(cat build/debs.from 2>/dev/null)" = $(LOCAL_BASE) || { rm -rf build/debs && \
-	  cp -rl $(LOCAL_BASE_DEBS) build/debs && rm build/debs/.done && echo $(LOCAL_BASE) > build/debs.from; }
+	  cp -rl $(LOCAL_BASE_DEBS) build/debs && rm build/debs/.done && $(FIXED_MTIME) build/debs/* build/debs && \
+	  echo $(LOCAL_BASE) > build/debs.from; }
 else
 BUILD_BASE := $(BASE_IMAGE)
-base-image:  # recreated only when needed: its timestamps are part of the build cache's key
-	@test -d build/debs && test -z "$$(ls -A build/debs)" || { rm -rf build/debs build/debs.from && mkdir -p build/debs; }
+base-image:
+	@test -d build/debs && test -z "$$(ls -A build/debs)" || { rm -rf build/debs build/debs.from && mkdir -p build/debs && \
+	  $(FIXED_MTIME) build/debs; }
 endif
 
-images: $(WHEELHOUSE)/torch/requirements.txt $(WHEELHOUSE)/rest/requirements.txt base-image | engine
+images: build/.wheelhouse-torch build/.wheelhouse-rest base-image | engine
 	DOCKER_BUILDKIT=1 $(DOCKER) build --build-arg PYTHON_IMAGE=$(BUILD_BASE) -f docker/Dockerfile.tasks -t imagesearch-tasks:$(IMAGE_TAG) .
 	DOCKER_BUILDKIT=1 $(DOCKER) build --build-arg PYTHON_IMAGE=$(BUILD_BASE) -f docker/Dockerfile.serving -t imagesearch-serving:$(IMAGE_TAG) .
 	@$(DOCKER) image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E '^imagesearch-(tasks|serving):$(IMAGE_TAG) '

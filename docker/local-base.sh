@@ -22,6 +22,7 @@ chroot "$work" apt-get clean  # debootstrap's own downloads: only the new ones g
 chroot "$work" apt-get install --yes --quiet --download-only --no-install-recommends git openssh-client
 rm -rf "$debs" && mkdir -p "$debs"
 mv "$work"/var/cache/apt/archives/*.deb "$debs/"
+chroot "$work" apt-get clean  # and apt's package caches: nothing installs from this base at run time
 rm -rf "$work"/var/lib/apt/lists/* "$work"/etc/resolv.conf
 : > "$work/etc/resolv.conf"
 
