@@ -61,7 +61,9 @@ BASE_IMAGE ?= local
 DOCKER ?= $(shell test -x /usr/bin/docker && echo /usr/bin/docker || echo docker)
 WHEELHOUSE := build/wheelhouse
 LOCAL_BASE := imagesearch-base:$(shell sha256sum docker/local-base.sh | cut -c1-12)
-LOCAL_BASE_DEBS := build/local-base/$(word 2,$(subst :, ,$(LOCAL_BASE)))/debs
+# Kept beside the base image, outside the clone: a fresh clone on this machine reuses both (rebuilding the base
+# would give it a new id, and every layer above would be built again). Its rootfs is made beside it, then removed.
+LOCAL_BASE_DEBS := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/imagesearch/local-base/$(word 2,$(subst :, ,$(LOCAL_BASE)))/debs
 PIP_DOWNLOAD := $(PY) -m pip download --quiet --disable-pip-version-check --only-binary=:all:
 # Fixed timestamps on what the builds mount: the build cache keys on them, so a fresh clone's wheelhouse (same
 # wheels, new files) still finds the layers built before. Make's stamps live outside the mounted folders.
