@@ -64,7 +64,13 @@ LOCAL_BASE := imagesearch-base:$(shell sha256sum docker/local-base.sh | cut -c1-
 # Kept beside the base image, outside the clone: a fresh clone on this machine reuses both (rebuilding the base
 # would give it a new id, and every layer above would be built again). Its rootfs is made beside it, then removed.
 LOCAL_BASE_DEBS := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/imagesearch/local-base/$(word 2,$(subst :, ,$(LOCAL_BASE)))/debs
-PIP_DOWNLOAD := $(PY) -m pip download --quiet --disable-pip-version-check --only-binary=:all:
+# Wheels where PyPI has them; a package published only as an sdist is built into a wheel here, once. pip's
+# warnings about the machine's extra local indexes are left out, its errors are not. SOURCE_DATE_EPOCH: the same
+# sdist gives the same wheel, byte for byte, so the layer installing it stays cached.
+PIP_DOWNLOAD := set -o pipefail; $(PY) -m pip download --quiet --disable-pip-version-check
+PIP_QUIET := 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
+SDISTS_TO_WHEELS := for sdist in $$(ls *.tar.gz *.zip 2>/dev/null); do \
+	  SOURCE_DATE_EPOCH=315532800 $(abspath $(PY)) -m pip wheel --quiet --disable-pip-version-check --no-deps -w . $$sdist $(PIP_QUIET) && rm $$sdist || exit 1; done
 # Fixed timestamps on what the builds mount: the build cache keys on them, so a fresh clone's wheelhouse (same
 # wheels, new files) still finds the layers built before. Make's stamps live outside the mounted folders.
 FIXED_MTIME := touch -h -d @0
@@ -73,13 +79,15 @@ FIXED_MTIME := touch -h -d @0
 build/.wheelhouse-torch: requirements.txt | $(STAMP)
 	@rm -rf $(WHEELHOUSE)/torch && mkdir -p $(WHEELHOUSE)/torch
 	@grep -E '^(torch|torchvision)==' requirements.txt | sed 's/ *#.*//' > $(WHEELHOUSE)/torch/requirements.txt
-	$(PIP_DOWNLOAD) -d $(WHEELHOUSE)/torch -r $(WHEELHOUSE)/torch/requirements.txt 2>/dev/null
+	@$(PIP_DOWNLOAD) -d $(WHEELHOUSE)/torch -r $(WHEELHOUSE)/torch/requirements.txt $(PIP_QUIET)
+	@cd $(WHEELHOUSE)/torch && $(SDISTS_TO_WHEELS)
 	@$(FIXED_MTIME) $(WHEELHOUSE)/torch/* $(WHEELHOUSE)/torch $(WHEELHOUSE) && touch $@
 build/.wheelhouse-rest: requirements.txt build/.wheelhouse-torch
 	@rm -rf $(WHEELHOUSE)/rest && mkdir -p $(WHEELHOUSE)/rest
 	@grep -vE '^(apache-airflow|#)' requirements.txt | sed 's/ *#.*//' > $(WHEELHOUSE)/rest/requirements.txt
 	@cp -l $(WHEELHOUSE)/torch/*.whl $(WHEELHOUSE)/rest/  # already there: pip does not fetch them again
-	$(PIP_DOWNLOAD) -d $(WHEELHOUSE)/rest -r $(WHEELHOUSE)/rest/requirements.txt 2>/dev/null
+	@$(PIP_DOWNLOAD) -d $(WHEELHOUSE)/rest -r $(WHEELHOUSE)/rest/requirements.txt $(PIP_QUIET)
+	@cd $(WHEELHOUSE)/rest && $(SDISTS_TO_WHEELS)
 	@cd $(WHEELHOUSE)/rest && for wheel in *.whl; do test ! -e ../torch/$$wheel || rm $$wheel; done
 	@$(FIXED_MTIME) $(WHEELHOUSE)/rest/* $(WHEELHOUSE)/rest $(WHEELHOUSE) && touch $@
 
