@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,14 @@ def search_space(embeddings: np.ndarray, whitening: Whitening | None) -> np.ndar
     return whitening.apply(embeddings) if whitening is not None else embeddings
 
 
+@dataclass(frozen=True)
+class SubIndex:
+    """A search structure over some rows of a version: ``vectors`` row i is the version's row ``rows[i]``."""
+
+    rows: np.ndarray
+    vectors: VectorIndex
+
+
 @dataclass
 class LoadedIndex:
     """A verified, loaded version: what the server searches. ``embeddings`` are in search space."""
@@ -66,6 +74,9 @@ class LoadedIndex:
     categories: np.ndarray
     prices: np.ndarray
     on_sale: np.ndarray
+    # Built by the server after loading (serving/search.py): its own index for each category too large to search
+    # exactly, so a category filter never needs an exact pass over a large subset.
+    category_indexes: dict[str, SubIndex] = field(default_factory=dict)
 
     @property
     def version(self) -> str:

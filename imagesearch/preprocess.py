@@ -81,15 +81,18 @@ def to_rgb(image: Image.Image) -> Image.Image:
         return image
     if image.mode == "P":
         image = image.convert("RGBA")
+    # Query images decode under a memory budget (serving/decode_budget.py): no avoidable full-size copies here.
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = image.convert("RGBA")
+        rgba = image if image.mode == "RGBA" else image.convert("RGBA")
         background = Image.new("RGB", rgba.size, WHITE)
         background.paste(rgba, mask=rgba.getchannel("A"))
         return background
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        array = np.asarray(image, dtype=np.float32)
+        array = np.array(image, dtype=np.float32)  # a writable copy, even of a float image
         peak = float(array.max()) or 1.0
-        image = Image.fromarray(np.clip(array * (255.0 / peak), 0, 255).astype(np.uint8), "L")
+        array *= 255.0 / peak
+        np.clip(array, 0, 255, out=array)
+        image = Image.fromarray(array.astype(np.uint8), "L")
     return image.convert("RGB")
 
 

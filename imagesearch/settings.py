@@ -13,6 +13,10 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = PROJECT_ROOT / "data"
 
 
+# The most results one search may ask for (the API's bound on k).
+MAX_K = 100
+
+
 class SettingsError(ValueError):
     pass
 
@@ -176,10 +180,12 @@ class Settings:
                 raise SettingsError(f"{PREFIX}{name.upper()} must be within [0, 1], got {getattr(self, name)}")
         for name in (
             "shard_size", "embed_batch_size", "batch_max_size", "max_queue", "fetch_workers", "workers", "request_threads",
-            "query_max_image_pixels", "decode_memory_budget_mb", "max_connections", "filtered_search_max_rows",
+            "query_max_image_pixels", "decode_memory_budget_mb", "max_connections",
         ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{PREFIX}{name.upper()} must be at least 1")
+        if self.filtered_search_max_rows < MAX_K:
+            raise SettingsError(f"{PREFIX}FILTERED_SEARCH_MAX_ROWS must be at least {MAX_K}, the largest k a request may ask for")
         for name in ("body_read_timeout_s", "shutdown_timeout_s"):
             if not getattr(self, name) > 0:
                 raise SettingsError(f"{PREFIX}{name.upper()} must be above 0")

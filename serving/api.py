@@ -14,6 +14,7 @@ from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, Requ
 from litestar.params import Parameter
 from litestar.response import File
 
+from imagesearch.settings import MAX_K
 from serving import examples
 from serving.admission import ADMITTED
 from serving.errors import ApiError, NotReadyError, UnknownItemError, error_responses
@@ -23,7 +24,7 @@ from serving.search import Filters
 from serving.service import SearchService
 from serving.uploads import FIELD, MULTIPART, read_image
 
-K = Annotated[int, Parameter(ge=1, le=100, description="How many results to return.")]
+K = Annotated[int, Parameter(ge=1, le=MAX_K, description="How many results to return.")]
 ItemId = Annotated[str, Parameter(description="A catalog item id.")]
 Price = Annotated[float | None, Parameter(ge=0, description="Price bound, inclusive.")]
 # Catalog images may change between versions, so browsers may keep them for a while but not forever. Catalog files

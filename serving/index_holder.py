@@ -21,10 +21,16 @@ log = logging.getLogger(__name__)
 
 
 class IndexHolder:
-    def __init__(self, model_id: str, on_swap: Callable[[LoadedIndex], None] | None = None) -> None:
+    def __init__(
+        self,
+        model_id: str,
+        on_swap: Callable[[LoadedIndex], None] | None = None,
+        prepare: Callable[[LoadedIndex], None] | None = None,
+    ) -> None:
         self.model_id = model_id
         self._current: LoadedIndex | None = None
         self._on_swap = on_swap
+        self._prepare = prepare  # runs in the loading thread, before the version is visible
         self._swap_lock = asyncio.Lock()
 
     @property
@@ -34,7 +40,7 @@ class IndexHolder:
     def try_load_at_start(self, directory: Path) -> LoadedIndex | None:
         """Start-up (blocking): serve the committed index in ``directory`` if there is one, else wait for a swap."""
         try:
-            return self._install(load_index(directory, self.model_id))
+            return self._install(self._load(directory))
         except ArtifactError as exc:
             log.warning("no index served yet: %s", exc)
             return None
@@ -48,12 +54,18 @@ class IndexHolder:
         async with self._swap_lock:
             previous = self._current
             try:
-                loaded = await anyio.to_thread.run_sync(load_index, directory, self.model_id, version)
+                loaded = await anyio.to_thread.run_sync(self._load, directory, version)
             except ArtifactError:
                 raise
             except Exception as exc:  # a verified but unloadable version is still a bad version, not a server fault
                 raise ArtifactError(f"cannot load the index in {directory}: {exc}") from exc
             return self._install(loaded), previous
+
+    def _load(self, directory: Path, version: str | None = None) -> LoadedIndex:
+        index = load_index(directory, self.model_id, version)
+        if self._prepare is not None:
+            self._prepare(index)
+        return index
 
     def _install(self, index: LoadedIndex) -> LoadedIndex:
         self._current = index

@@ -3,10 +3,12 @@
 The rows a filter matches come from the item columns (one pass over booleans, no vectors). Then:
 
 - at most ``max_rows`` rows match: exact search over just those rows, a chunk at a time (the exact answer);
-- more match: the approximate search looks ``DEPTH_MARGIN * k / selectivity`` deep and keeps the matching
-  rows; when fewer than k are among them it looks once more, ``max_rows`` deep, and stops there. If even
-  that holds fewer than k matches (the matching items are all far from the query), the answer is the
-  matches found, flagged ``capped``: never an exact pass over a large matching subset.
+- more match: an approximate search, in the category's own index when the filter names a category with
+  more than ``max_rows`` items (built at load by :func:`build_category_indexes`), else in the whole index.
+  It looks ``DEPTH_MARGIN * k / selectivity`` deep and keeps the matching rows; when fewer than k are among
+  them it looks once more, ``max_rows`` deep, and stops there. If even that holds fewer than k matches
+  (e.g. a price range whose items are all far from the query), the answer is the matches found, flagged
+  ``capped``: never an exact pass over a large matching subset.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from imagesearch.index import exact_search
-from imagesearch.index_store import LoadedIndex
+from imagesearch.index import VectorIndex, choose_params, exact_search
+from imagesearch.index_store import LoadedIndex, SubIndex
 
 # How much deeper than k/selectivity the first approximate search looks.
 DEPTH_MARGIN = 1.5
@@ -78,8 +80,19 @@ def nearest(
         return Neighbours(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
     if matching <= max_rows:
         return _exact_among(index, query, np.flatnonzero(allowed), wanted)
-    first_depth = math.ceil(DEPTH_MARGIN * wanted * index.size / matching) + 1
-    return _deep_search(index, query, allowed, wanted, min(max_rows, index.size), first_depth)
+    category = index.category_indexes.get(filters.category) if filters.category is not None else None
+    if category is not None:
+        return _deep_search(category.vectors, category.rows, query, allowed[category.rows], wanted, max_rows, matching)
+    return _deep_search(index.vectors, None, query, allowed, wanted, max_rows, matching)
+
+
+def build_category_indexes(index: LoadedIndex, max_rows: int) -> None:
+    """Give each category of more than ``max_rows`` items its own index (at load time, off the request path)."""
+    names, counts = np.unique(index.categories.astype(str), return_counts=True)
+    for name, count in zip(names.tolist(), counts.tolist(), strict=True):
+        if count > max_rows:
+            rows = np.flatnonzero(index.categories == name)
+            index.category_indexes[name] = SubIndex(rows, VectorIndex.build(index.embeddings[rows], choose_params(count)))
 
 
 def _exact_among(index: LoadedIndex, query: np.ndarray, subset: np.ndarray, k: int) -> Neighbours:
@@ -96,13 +109,17 @@ def _exact_among(index: LoadedIndex, query: np.ndarray, subset: np.ndarray, k: i
 
 
 def _deep_search(
-    index: LoadedIndex, query: np.ndarray, allowed: np.ndarray, wanted: int, max_depth: int, first_depth: int
+    vectors: VectorIndex, rows_of: np.ndarray | None, query: np.ndarray, allowed: np.ndarray, wanted: int, max_rows: int,
+    matching: int,
 ) -> Neighbours:
-    depth = min(first_depth, max_depth)
+    """Search ``vectors`` (whose row i is the version's row ``rows_of[i]``, or i) for ``wanted`` allowed rows."""
+    max_depth = min(max_rows, vectors.size)
+    depth = min(math.ceil(DEPTH_MARGIN * wanted * vectors.size / matching) + 1, max_depth)
     while True:
-        rows, scores = index.vectors.search(query, depth)
+        rows, scores = vectors.search(query, depth)
         keep = allowed[rows[0]]
         found = int(keep.sum())
         if found >= wanted or depth >= max_depth:
-            return Neighbours(rows[0][keep][:wanted], scores[0][keep][:wanted], capped=found < wanted)
+            kept = rows[0][keep][:wanted]
+            return Neighbours(kept if rows_of is None else rows_of[kept], scores[0][keep][:wanted], capped=found < wanted)
         depth = max_depth

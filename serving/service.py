@@ -26,7 +26,7 @@ from serving.image_types import image_file_type
 from serving.index_holder import IndexHolder
 from serving.metrics import Metrics
 from serving.schemas import IndexInfo, SearchHit, SearchResponse, Timing
-from serving.search import Filters, Neighbours, nearest
+from serving.search import Filters, Neighbours, build_category_indexes, nearest
 
 T = TypeVar("T")
 # Up to this many embedding floats (about 800 items of 1280 dims), a worst-case exact search takes ~0.1 ms.
@@ -51,7 +51,7 @@ class SearchService:
         self.settings = settings
         self.embedder = embedder
         self.metrics = metrics
-        self.holder = IndexHolder(embedder.model_id, on_swap=self._serving)
+        self.holder = IndexHolder(embedder.model_id, on_swap=self._serving, prepare=self._prepare)
         # The embedder's size and fit (they are part of the model id); this server's caps on what queries decode.
         self.preprocess_config: PreprocessConfig = replace(
             embedder.config.preprocess, max_pixels=settings.query_max_image_pixels, min_side=settings.min_image_side
@@ -77,6 +77,9 @@ class SearchService:
         if self._batcher is not None:
             await self._batcher.close()
             self._batcher = None
+
+    def _prepare(self, index: LoadedIndex) -> None:
+        build_category_indexes(index, self.settings.filtered_search_max_rows)
 
     def _serving(self, index: LoadedIndex) -> None:
         self.metrics.set_index(index)

@@ -42,15 +42,16 @@ def huge_small_png(side: int = 6300, seed: int = 0) -> bytes:
     """A ~170 KB PNG of side x side pixels (mostly flat, sparse noise): 340 MiB decoded as RGB."""
     rng = np.random.default_rng(seed)
     pixels = np.full((side, side), 200, dtype=np.uint8)
-    pixels[rng.integers(0, side, 40_000), rng.integers(0, side, 40_000)] = rng.integers(0, 255, 40_000, dtype=np.uint8)
+    pixels[rng.integers(0, side, 8_000), rng.integers(0, side, 8_000)] = rng.integers(0, 255, 8_000, dtype=np.uint8)
     return encoded(Image.fromarray(pixels).convert("RGB"), "PNG", compress_level=9)
 
 
-def worst_case_png(max_pixels: int, seed: int = 0) -> bytes:
-    """The costliest image a query may be: 16-bit greyscale (the float conversion) just under the pixel cap."""
+def worst_case_png(max_pixels: int) -> bytes:
+    """The costliest image a query may be: 16-bit greyscale (the float conversion) just under the pixel cap, as a
+    gradient that compresses far below the upload limit."""
     side = int(max_pixels**0.5)
-    rng = np.random.default_rng(seed)
-    return encoded(Image.fromarray(rng.integers(0, 65535, (side, side), dtype=np.uint16)), "PNG", compress_level=1)
+    ramp = np.add.outer(np.arange(side), np.arange(side)) * 7
+    return encoded(Image.fromarray(ramp.astype(np.uint16)), "PNG")
 
 
 def png_with_header_size(width: int, height: int) -> bytes:

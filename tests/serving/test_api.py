@@ -129,7 +129,30 @@ def test_item_image_serves_the_catalog_file(client: TestClient, photo_catalog: P
     response = client.get("/v1/items/rocket/image")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("image/png")
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["content-security-policy"] == "default-src 'none'; sandbox"
     assert response.content == (photo_catalog.parent / "rocket.png").read_bytes()
+
+
+def test_item_image_type_comes_from_the_bytes_not_the_name(index_a: Path, tmp_path: Path, embedder: Embedder) -> None:
+    """A seller's PNG named .html is served as image/png; markup named .png is not served at all."""
+    files = {
+        "rocket": ("rocket.html", png_bytes(photo("rocket"))),
+        "coffee": ("coffee.png", jpeg_bytes(photo("coffee"))),
+        "retina": ("retina.png", b"<!doctype html><script>alert(document.cookie)</script>"),
+        "logo": ("logo.jpg", b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>"),
+    }
+    for name, content in files.values():
+        (tmp_path / name).write_bytes(content)
+    uris = {item_id: str(tmp_path / name) for item_id, (name, _) in files.items()}
+    directory = derive_version(index_a, tmp_path / "renamed", "20260106T000000Z", list(range(ALL_ITEMS)), image_uris=uris)
+    with TestClient(create_app(serving_settings(directory), embedder)) as client:
+        for item_id, media_type in (("rocket", "image/png"), ("coffee", "image/jpeg")):
+            response = client.get(f"/v1/items/{item_id}/image")
+            assert response.status_code == 200 and response.headers["content-type"] == media_type
+            assert response.headers["x-content-type-options"] == "nosniff" and response.content == files[item_id][1]
+        for item_id in ("retina", "logo"):
+            assert "not a PNG, JPEG" in assert_error(client.get(f"/v1/items/{item_id}/image"), 404, "unknown_item")["detail"]
 
 
 def test_item_image_of_an_unknown_item_is_404(client: TestClient) -> None:

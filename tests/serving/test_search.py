@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 from imagesearch.index import exact_search
 from imagesearch.index_store import LoadedIndex, load_index
 from serving import search as search_module
-from serving.search import Filters, nearest
+from serving.search import Filters, build_category_indexes, nearest
 
 FILTERS = [
     Filters(),
@@ -101,3 +102,19 @@ def test_a_far_away_filter_is_capped_not_searched_exhaustively(index: LoadedInde
     row = index.row_of["astronaut"]
     found = nearest(index, index.embeddings[row], 10, Filters(min_price=0), exclude=row, max_rows=2)
     assert found.capped and len(found.rows) <= 2 and spy.exact_rows == [] and max(spy.depths) == 2
+
+
+def test_a_large_category_is_searched_in_its_own_index(index: LoadedIndex, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a cap of 1 row every category of 2+ items is "large" and gets its own index; category filters are answered
+    from it, never from the whole index: exact when uncapped, a prefix of the exact answer when capped."""
+    with_categories = replace(index, category_indexes={})
+    build_category_indexes(with_categories, max_rows=1)
+    names, counts = np.unique(index.categories.astype(str), return_counts=True)
+    assert set(with_categories.category_indexes) == {name for name, count in zip(names, counts, strict=True) if count > 1}
+    spy = Spy(with_categories, monkeypatch)
+    for category in with_categories.category_indexes:
+        for row in range(index.size):
+            found = nearest(with_categories, index.embeddings[row], 1, Filters(category=category), max_rows=1)
+            exact = expected(index, index.embeddings[row], 1, Filters(category=category), None)
+            assert found.rows.tolist() == exact and not found.capped
+    assert spy.depths == [] and spy.exact_rows == []  # neither the whole index nor an exact pass
