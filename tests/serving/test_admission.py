@@ -1,0 +1,48 @@
+"""/similar shares the searches' admission slots: while they are all taken it answers 503 too."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import anyio
+import httpx
+import numpy as np
+
+from imagesearch.embedder import Embedder
+from serving.app import create_app
+from tests.conftest import jpeg_bytes, photo
+from tests.serving.conftest import serve_in_thread, serving_settings
+
+
+def test_similar_is_refused_while_searches_hold_every_slot(index_a: Path, embedder: Embedder) -> None:
+    class SlowEmbedder:
+        model_id = embedder.model_id
+        config = embedder.config
+
+        def embed_arrays(self, batch: np.ndarray) -> np.ndarray:
+            time.sleep(1.0)
+            return embedder.embed_arrays(batch)
+
+    image = jpeg_bytes(photo("coffee"))
+
+    async def scenario(url: str) -> None:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            searches = [
+                asyncio.ensure_future(client.post("/v1/search", content=image, headers={"Content-Type": "image/jpeg"}))
+                for _ in range(2)
+            ]
+            await asyncio.sleep(0.5)  # both admitted, both inside the 1 s embedding
+            refused = await client.get("/v1/items/coffee/similar")
+            assert refused.status_code == 503 and refused.json()["error"] == "overloaded", refused.text
+            assert refused.headers["retry-after"] == "2"
+            assert [response.status_code for response in await asyncio.gather(*searches)] == [200, 200]
+            assert (await client.get("/v1/items/coffee/similar")).status_code == 200
+            metrics = (await client.get("/metrics")).text
+            assert 'route="/v1/items/{item_id}/similar",status="503"} 1.0' in metrics
+            assert "imagesearch_admitted_requests 0.0" in metrics
+
+    settings = serving_settings(index_a, max_queue=2, batch_max_size=1, retry_after_s=2)
+    with serve_in_thread(create_app(settings, SlowEmbedder())) as url:  # type: ignore[arg-type]
+        anyio.run(scenario, url)
