@@ -157,7 +157,8 @@ def filtered_table(index_dir: Path, settings: Settings, repeats: int = 20) -> st
             for found, (rows, _) in zip(new, old, strict=True)  # type: ignore[arg-type]
         )
         copied = len(subset) if len(subset) <= max_rows else 0  # a small subset is searched exactly, in chunks
-        lines.append(f"| {name}, max rows {max_rows:,} | {new_ms:.1f} | {copied:,} | {overlap:.0%} | {capped} of {len(queries)} |")
+        lines.append(f"| {name}, max rows {max_rows:,} | {new_ms:.1f} | {copied:,} | {overlap:.0%} | "
+                     f"{capped} of {len(queries)} |")
     return "\n".join(lines)
 
 
