@@ -6,11 +6,11 @@ Turns the marketplace catalog into a new, versioned **ScaNN index** of CNN image
 
 | task | what it does |
 |---|---|
-| `snapshot` | reads and validates the catalog, splits it into shards; a corrupt catalog fails here |
-| `shards` | the shard ids `snapshot` wrote |
-| `shard.preprocess` | per shard: fetches and fits the images (unchanged ones are reused from the last version) |
+| `snapshot` | validates the catalog, finds new or changed items from metadata (no download), shards them |
+| `shards` | the work shard ids `snapshot` wrote (none when nothing is new) |
+| `shard.preprocess` | per shard: fetches, hashes and fits the new or changed images (same bytes as before: reused) |
 | `shard.embed` | per shard: embeds the new images (a GPU pod in Kubernetes) |
-| `build_index` | merges the shards and builds the ScaNN index |
+| `build_index` | gathers the reused vectors from the last version (one pass) and the new ones, builds the ScaNN index |
 | `evaluate` | recall@10, near-duplicate top-1, category precision@10 vs floors and vs the serving version; fails the run |
 | `publish` | seals the version in the model repository, `_COMMIT` last; updates the `<repository>/indexes` Asset |
 | `deploy` | GitOps bump of the overlay, which Argo CD rolls out; *skipped* (why: in its log) while a rollback pins it |
@@ -21,6 +21,9 @@ Each task runs one `tasks` CLI (`python -m tasks.<step> --workspace ...`): as a 
 run's `run_after` in UTC plus a suffix hashed from the run id (e.g. `20261127T050000Z-1a2b3c4d`), so
 retries redo the same version in the same workspace (`<model repository>/runs/<version>`) and two runs
 never share one. Failed tasks retry with exponential backoff.
+
+When the catalog snapshot and the model are those of the version the GitOps overlay serves, the run
+says "nothing changed" in every task's log and summary and builds, publishes and commits nothing.
 
 **Trigger form**: the catalog, a full rebuild (no reuse of the last version's embeddings), an item
 limit (0: all), whether to publish and to deploy, and the quality gates. Nothing is published when a
@@ -43,7 +46,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from airflow.sdk import DAG, Param, chain, task, task_group
+from airflow.sdk import DAG, Param, TriggerRule, chain, task, task_group
 
 from imagesearch.settings import Settings
 from plugins.hooks.model_repository import ModelRepositoryHook
@@ -121,7 +124,8 @@ with DAG(
     chain(
         shards,
         per_shard.expand(shard=shards),
-        step_operator("build_index", settings, workspace=WORKSPACE),
+        # Runs when no shard was mapped (nothing new to fetch: every vector is reused), not only after all succeeded.
+        step_operator("build_index", settings, workspace=WORKSPACE, trigger_rule=TriggerRule.NONE_FAILED),
         step_operator("evaluate", settings, workspace=WORKSPACE, options={
             "--min-recall": "{{ params.min_recall_at_10 }}",
             "--min-near-duplicate-top1": "{{ params.min_near_duplicate_top1 }}",

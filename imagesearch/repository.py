@@ -51,6 +51,10 @@ class ModelRepository(ABC):
     @abstractmethod
     def delete_prefix(self, prefix: str) -> None: ...
 
+    def local_file(self, key: str) -> Path | None:
+        """The file behind ``key`` when this store is a local folder (read in place, no copy); else None."""
+        return None
+
     @abstractmethod
     def child(self, prefix: str) -> ModelRepository:
         """The same store rooted at ``prefix`` (used for run workspaces)."""
@@ -141,6 +145,10 @@ class LocalRepository(ModelRepository):
 
     def delete_prefix(self, prefix: str) -> None:
         shutil.rmtree(self._path(prefix), ignore_errors=True)
+
+    def local_file(self, key: str) -> Path | None:
+        path = self._path(key)
+        return path if path.is_file() else None
 
     def child(self, prefix: str) -> LocalRepository:
         return LocalRepository(self._path(prefix))

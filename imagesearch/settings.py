@@ -49,8 +49,10 @@ class Settings:
     # Private, loopback and link-local addresses are refused unless inside one of these CIDRs.
     fetch_allowed_networks: str = ""
     fetch_max_redirects: int = 3
-    # Pipeline knobs.
-    shard_size: int = 500
+    # Pipeline knobs. Shards are cut over the items that need fetching and embedding (new or changed):
+    # about shard_size each, never more than max_shards (larger shards then).
+    shard_size: int = 5000
+    max_shards: int = 32
     max_parallel_shards: int = 4
     max_failure_ratio: float = 0.2
     # Every fetch's total deadline (connect, redirects and body), and the slowest body transfer accepted.
@@ -179,8 +181,8 @@ class Settings:
             if not 0 <= getattr(self, name) <= 1:
                 raise SettingsError(f"{PREFIX}{name.upper()} must be within [0, 1], got {getattr(self, name)}")
         for name in (
-            "shard_size", "embed_batch_size", "batch_max_size", "max_queue", "fetch_workers", "workers", "request_threads",
-            "query_max_image_pixels", "decode_memory_budget_mb", "max_connections",
+            "shard_size", "max_shards", "embed_batch_size", "batch_max_size", "max_queue", "fetch_workers", "workers",
+            "request_threads", "query_max_image_pixels", "decode_memory_budget_mb", "max_connections",
         ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{PREFIX}{name.upper()} must be at least 1")

@@ -21,6 +21,7 @@ class Whitening:
     ) -> Whitening:
         if len(vectors) > max_samples:
             vectors = vectors[np.sort(np.random.default_rng(seed).choice(len(vectors), max_samples, replace=False))]
+        vectors = np.asarray(vectors, dtype=np.float32)  # stored vectors may be float16
         mean = vectors.mean(axis=0)
         centred = (vectors - mean).astype(np.float64)
         covariance = centred.T @ centred / max(len(vectors) - 1, 1)

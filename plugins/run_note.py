@@ -47,6 +47,8 @@ def compose_note(version: str, states: Mapping[str, str | None], metrics: Mappin
                  publish: Mapping[str, Any] | None, deploy: Mapping[str, Any] | None, settings: Settings) -> str:
     """The note's Markdown, at most :data:`NOTE_MAX_CHARS` characters. Its first line (all the run page shows
     until the note is opened) has the verdict, the gate metrics and what became of the version."""
+    if publish and publish.get("nothing_changed"):  # the served version already is this snapshot: nothing done
+        return f"**Nothing changed** — still serving {publish.get('serving_version')}\n- {publish.get('message', '')}"
     gate = ", ".join(f"{label} {metrics[name]:.3g}" for name, label in GATE_METRICS.items() if name in metrics)
     published = version_url(dict(publish or {}))
     outcome = [f"[published]({published})" if published else f"publish {states.get('publish') or 'not run'}"]

@@ -19,13 +19,16 @@ from typing import Any
 from imagesearch import gitops
 from imagesearch.repository import open_repository
 from imagesearch.settings import Settings
-from tasks import cli
+from tasks import cli, unchanged
 from tasks.workspace import Workspace
 
 
 def deploy_step(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     workspace = Workspace(args.workspace)
-    version = workspace.run_info()["version"]
+    info = workspace.run_info()
+    if (skipped := unchanged.summary(info, "deploy")) is not None:
+        return {**skipped, "changed": False}  # no commit: no rollout
+    version = info["version"]
     items = workspace.read_json("build/index.json")["items"]
     metrics = workspace.read_json("evaluate/metrics.json")
     config = gitops.GitOpsConfig.from_settings(settings, overlay=args.overlay)

@@ -2,8 +2,9 @@
 
     python -m tasks.evaluate --workspace URI [--repository URI --serving-overlay gitops/overlays/local]
 
-Metrics: recall@10 (ScaNN vs exact search), near-duplicate top-1 and top-10 (transformed copies of
-sampled catalog images must find their original), category precision@10. The gate fails (exit 2,
+Metrics: recall@10 (ScaNN vs exact search, on a seeded sample), near-duplicate top-1 and top-10
+(transformed copies of the images stored with the version, ``samples.npz``: pixels the pipeline already
+fetched, never downloaded again, must find their original), category precision@10. The gate fails (exit 2,
 nothing is published) when a metric is under its floor, or, when ``--serving-overlay`` names a version,
 when a metric is worse than that version's by more than its tolerance. Both versions are scored on the
 same query sample: the same items, the same transformed copies. The report (candidate vs serving, per
@@ -23,19 +24,27 @@ from typing import Any
 import numpy as np
 
 from imagesearch import gitops
-from imagesearch import uri as uris
 from imagesearch.artifacts import fetch, is_committed
 from imagesearch.augment import near_duplicate
 from imagesearch.embedder import Embedder
 from imagesearch.errors import ImageError
 from imagesearch.index import IndexParams, VectorIndex, exact_search
-from imagesearch.index_store import EMBEDDINGS, ITEMS, load_index, read_items, read_whitening, search_space
-from imagesearch.input_policy import InputPolicy
+from imagesearch.index_store import (
+    EMBEDDINGS,
+    ITEMS,
+    SAMPLES,
+    StoredVectors,
+    load_index,
+    read_items,
+    read_whitening,
+    search_space,
+)
 from imagesearch.preprocess import PreprocessConfig, decode_image
 from imagesearch.repository import open_repository
 from imagesearch.settings import Settings
 from imagesearch.whitening import Whitening
-from tasks import cli
+from tasks import cli, unchanged
+from tasks.samples import read_samples
 from tasks.workspace import Workspace
 
 log = logging.getLogger("evaluate")
@@ -62,11 +71,14 @@ class Scorable:
         return {item_id: row for row, item_id in enumerate(self.item_ids)}
 
 
-def recall_at_k(index: VectorIndex, embeddings: np.ndarray, queries: np.ndarray, k: int = K) -> float:
+def recall_at_k(index: VectorIndex, embeddings: np.ndarray, queries: np.ndarray, k: int = K, chunk: int = 64) -> float:
+    """Recall of the index against exact search for the sampled queries (exact search a few queries at a time)."""
     found, _ = index.search(embeddings[queries], k)
-    truth, _ = exact_search(embeddings, embeddings[queries], k)
-    hits = sum(len(set(a) & set(b)) for a, b in zip(found.tolist(), truth.tolist(), strict=True))
-    return hits / truth.size
+    hits = 0
+    for start in range(0, len(queries), chunk):
+        truth, _ = exact_search(embeddings, embeddings[queries[start : start + chunk]], k)
+        hits += sum(len(set(a) & set(b)) for a, b in zip(found[start : start + chunk].tolist(), truth.tolist(), strict=True))
+    return hits / (len(queries) * min(k, len(embeddings)))
 
 
 def category_precision_at_k(
@@ -80,19 +92,16 @@ def category_precision_at_k(
     return float(np.mean(precisions))
 
 
-def embed_copies(embedder: Embedder, image_uris: list[str], item_ids: list[str], rows: np.ndarray,
-                 settings: Settings, catalog_uri: str = "", batch: int = 32) -> dict[str, np.ndarray]:
-    """item id -> raw embedding of a near-duplicate copy of its image (unreadable images are skipped)."""
+def embed_copies(embedder: Embedder, samples: dict[str, bytes], settings: Settings, batch: int = 32) -> dict[str, np.ndarray]:
+    """item id -> raw embedding of a near-duplicate copy of its stored sample image (never downloaded again)."""
     used, copies = [], []
-    policy = InputPolicy.for_images(settings, catalog_uri)
-    for row in rows.tolist():
+    for item_id, data in samples.items():
         try:
-            data = uris.read_bytes(image_uris[row], policy, max_bytes=settings.max_image_bytes)
             original = decode_image(data, PreprocessConfig.for_pipeline(settings))  # preprocess's caps
             copies.append(embedder.preprocess(near_duplicate(original)))
-            used.append(item_ids[row])
+            used.append(item_id)
         except ImageError as exc:
-            log.warning("near-duplicate sample %s skipped: %s", image_uris[row], exc)
+            log.warning("near-duplicate sample %s skipped: %s", item_id, exc)
     vectors = embedder.embed_many(copies, batch) if copies else np.zeros((0, embedder.dim), np.float32)
     return dict(zip(used, vectors, strict=True))
 
@@ -102,7 +111,7 @@ def score(version: Scorable, query_ids: list[str], copies: dict[str, np.ndarray]
     row_of = version.row_of
     rows = np.asarray([row_of[item_id] for item_id in query_ids], dtype=np.int64)
     metrics = {"recall_at_10": recall_at_k(version.vectors, version.embeddings, rows)}
-    with_copy = [item_id for item_id in query_ids if item_id in copies]
+    with_copy = [item_id for item_id in copies if item_id in row_of]  # the version's stored samples
     if with_copy:
         queries = search_space(np.stack([copies[item_id] for item_id in with_copy]), version.whitening)
         found, _ = version.vectors.search(queries, K)
@@ -123,7 +132,7 @@ def candidate_index(workspace: Workspace, directory: Path, version: str) -> tupl
     workspace.download_dir("index", directory)
     items = read_items(directory / ITEMS)
     whitening = read_whitening(directory)
-    embeddings = search_space(np.load(directory / EMBEDDINGS, allow_pickle=False), whitening)
+    embeddings = StoredVectors(directory / EMBEDDINGS).search_space(whitening)
     vectors = VectorIndex.load(directory, IndexParams(**build["params"]), len(embeddings))
     scorable = Scorable(version, vectors, embeddings, whitening, list(items["item_id"]), list(items["category"]))
     return scorable, items, build["model"]["model_id"]
@@ -216,20 +225,21 @@ def evaluate(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     workspace = Workspace(args.workspace)
     workspace.check_writable("evaluate")
     run = workspace.run_info()
+    if (skipped := unchanged.summary(run, "evaluate")) is not None:
+        return skipped
     version = run["version"]
     floors, tolerances = thresholds(args, settings)
     served = serving_version(args, settings)
     rng = np.random.default_rng(settings.eval_seed)
     with tempfile.TemporaryDirectory(prefix="evaluate-") as scratch:
-        candidate, items, model_id = candidate_index(workspace, Path(scratch) / "candidate", version)
+        candidate, _, model_id = candidate_index(workspace, Path(scratch) / "candidate", version)
         embedder = Embedder(threads=settings.torch_threads)
         if embedder.model_id != model_id:
             raise cli.StepFailed(f"index was built with {model_id}, evaluator embeds with {embedder.model_id}")
         size = min(args.sample or settings.eval_sample_size, len(candidate.item_ids))
         sample = np.sort(rng.choice(len(candidate.item_ids), size=size, replace=False))
         query_ids = [candidate.item_ids[row] for row in sample.tolist()]
-        copies = embed_copies(embedder, items["image_uri"], candidate.item_ids, sample, settings,
-                              run.get("catalog_uri", ""))
+        copies = embed_copies(embedder, read_samples(Path(scratch) / "candidate" / SAMPLES), settings)
         metrics: dict[str, Any] = {**score(candidate, query_ids, copies), "eval_queries": len(query_ids),
                                    "near_duplicate_images": len(copies)}
         serving_metrics = shared_metrics = None
@@ -240,10 +250,12 @@ def evaluate(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
             if serving is not None:
                 held = set(serving.item_ids)
                 shared_ids = [item_id for item_id in query_ids if item_id in held]
+                shared_copies = {item_id: vector for item_id, vector in copies.items() if item_id in held}
                 comparison = f"same {len(shared_ids)} of {len(query_ids)} sampled items and copies"
                 if shared_ids:
-                    serving_metrics = score(serving, shared_ids, copies)
-                    shared_metrics = metrics if len(shared_ids) == len(query_ids) else score(candidate, shared_ids, copies)
+                    serving_metrics = score(serving, shared_ids, shared_copies)
+                    same = len(shared_ids) == len(query_ids) and len(shared_copies) == len(copies)
+                    shared_metrics = metrics if same else score(candidate, shared_ids, shared_copies)
     report = {"candidate": version, "serving": served, "comparison": comparison,
               **gate_report(metrics, floors, tolerances, serving_metrics, shared_metrics)}
     log_report(report)

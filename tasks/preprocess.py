@@ -1,4 +1,4 @@
-"""Preprocess one shard: fetch images concurrently, hash, decode and fit them; record failures."""
+"""Preprocess one work shard (new or changed items): fetch images concurrently, hash, decode and fit them."""
 
 from __future__ import annotations
 
@@ -16,10 +16,9 @@ from imagesearch import uri as uris
 from imagesearch.errors import ImageError
 from imagesearch.input_policy import InputPolicy
 from imagesearch.preprocess import PreprocessConfig, decode_image, fit_image
-from imagesearch.repository import open_repository
 from imagesearch.settings import Settings
+from imagesearch.stamps import image_stamps
 from tasks import cli
-from tasks.previous import previous_hashes
 from tasks.workspace import Workspace, shard_key
 
 log = logging.getLogger("preprocess")
@@ -35,16 +34,14 @@ class Outcome:
     message: str = ""
 
 
-def prepare(
-    record: dict[str, Any], settings: Settings, policy: InputPolicy, config: PreprocessConfig, known: dict[str, int]
-) -> Outcome:
-    """Fetch (if the input policy allows) + hash one image; decode and fit it unless the previous version has the
-    same bytes. A refused URI is a failure like any bad image, with reason ``refused``."""
+def prepare(record: dict[str, Any], settings: Settings, policy: InputPolicy, config: PreprocessConfig) -> Outcome:
+    """Fetch (if the input policy allows) + hash one image; decode and fit it unless the item's previous version has
+    the same bytes. A refused URI is a failure like any bad image, with reason ``refused``."""
     try:
         data = uris.read_bytes(record["image_uri"], policy, max_bytes=settings.max_image_bytes)
         sha = hashlib.sha256(data).hexdigest()
-        if sha in known:
-            return Outcome(record, sha, reuse_row=known[sha])
+        if record.get("previous_sha256") == sha:  # metadata changed, bytes did not: the old vector stays right
+            return Outcome(record, sha, reuse_row=record["previous_row"])
         image = fit_image(decode_image(data, config), config)
         return Outcome(record, sha, pixels=np.asarray(image, dtype=np.uint8))
     except ImageError as exc:
@@ -55,13 +52,14 @@ def preprocess(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     workspace = Workspace(args.workspace)
     info = workspace.run_info()
     records = workspace.read_jsonl(shard_key("shards", args.shard, "items.jsonl"))
-    repo = open_repository(args.repository or settings.model_repository)
-    known = {} if args.full_rebuild else previous_hashes(repo, info["previous_version"])
+    # Stamped again just before the fetch: the version records the stamp of the bytes it was built from.
+    for record, stamp in zip(records, image_stamps([record["image_uri"] for record in records]), strict=True):
+        record["image_stamp"] = stamp
     config = PreprocessConfig.for_pipeline(settings)
     policy = InputPolicy.for_images(settings, info.get("catalog_uri", ""))
     outcomes: list[Outcome] = []
     with ThreadPoolExecutor(max_workers=settings.fetch_workers) as pool:
-        for done, outcome in enumerate(pool.map(lambda r: prepare(r, settings, policy, config, known), records), start=1):
+        for done, outcome in enumerate(pool.map(lambda r: prepare(r, settings, policy, config), records), start=1):
             outcomes.append(outcome)
             cli.progress("preprocess", done, len(records), every=100)
     failed = [o for o in outcomes if o.reason]
@@ -71,10 +69,14 @@ def preprocess(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     workspace.write_jsonl(
         shard_key("preprocess", args.shard, "failures.jsonl"),
         (
-            {"item_id": o.record["item_id"], "image_uri": o.record["image_uri"], "reason": o.reason, "message": o.message}
+            {"item_id": o.record["item_id"], "image_uri": o.record["image_uri"], "image_stamp": o.record["image_stamp"],
+             "reason": o.reason, "message": o.message}
             for o in failed
         ),
     )
+    # Never empty (an empty object is awkward to download from some stores): build_index reads the stamps from it.
+    workspace.write_json(shard_key("preprocess", args.shard, "failed.json"),
+                         {o.record["item_id"]: o.record["image_stamp"] for o in failed})
     ratio = len(failed) / max(len(records), 1)
     if ratio > settings.max_failure_ratio:
         raise cli.StepFailed(
@@ -103,8 +105,9 @@ def preprocess(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = cli.parser("preprocess", __doc__ or "")
     parser.add_argument("--shard", type=int, required=True)
-    parser.add_argument("--repository", help="model repository URI; default from settings")
-    parser.add_argument("--full-rebuild", action="store_true")
+    # Accepted for the DAG's argv; snapshot already decided what is reused (and planned no reuse on a full rebuild).
+    parser.add_argument("--repository", help="unused: the shard lists what to fetch")
+    parser.add_argument("--full-rebuild", action="store_true", help="unused: see --repository")
     return cli.run("preprocess", preprocess, parser.parse_args(argv))
 
 

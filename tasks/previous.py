@@ -1,40 +1,86 @@
-"""The latest committed version's image hashes and embeddings, for incremental reuse."""
+"""The last committed version, as incremental runs reuse it: its items' change stamps and its vectors.
+
+``snapshot`` reads the previous version's manifest and ``items.parquet`` (verified) to decide which
+items are unchanged; ``build_index`` opens its ``embeddings.npy`` once, memory-mapped (verified against
+the manifest), to gather the reused rows. A previous version that is missing, corrupt or built with
+another model is never reused: the run rebuilds everything and the log says why.
+"""
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import numpy as np
-
-from imagesearch.artifacts import Manifest, read_manifest, sha256_file, version_key
+from imagesearch.artifacts import FileEntry, Manifest, read_manifest, sha256_file, version_key
 from imagesearch.errors import ArtifactError
-from imagesearch.index_store import EMBEDDINGS, ITEMS, read_items
+from imagesearch.index_store import EMBEDDINGS, ITEMS, StoredVectors, read_items
 from imagesearch.repository import ModelRepository
 
+CHANGE_COLUMNS = ("item_id", "image_uri", "updated_at", "image_stamp", "image_sha256")
 
-def _fetch_verified(repo: ModelRepository, manifest: Manifest, name: str, target: Path) -> Path:
+
+@dataclass
+class PreviousVersion:
+    manifest: Manifest
+    items: dict[str, list[Any]]  # CHANGE_COLUMNS of every row
+    row_of: dict[str, int]  # item_id -> row
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+
+def _entry(manifest: Manifest, name: str) -> FileEntry:
     entry = next((f for f in manifest.files if f.path == name), None)
     if entry is None:
         raise ArtifactError(f"version {manifest.version} has no {name}")
-    repo.get_file(version_key(manifest.version, name), target)
-    if sha256_file(target) != entry.sha256:
-        raise ArtifactError(f"{name} of version {manifest.version} fails its checksum")
-    return target
+    return entry
 
 
-def previous_hashes(repo: ModelRepository, version: str | None) -> dict[str, int]:
-    """image sha256 -> row in the previous version (empty when there is none)."""
-    if not version:
-        return {}
-    with tempfile.TemporaryDirectory() as scratch:
-        items = read_items(_fetch_verified(repo, read_manifest(repo, version), ITEMS, Path(scratch) / ITEMS))
-    return {sha: row for row, sha in enumerate(items["image_sha256"])}
+@contextmanager
+def verified_file(repo: ModelRepository, manifest: Manifest, name: str) -> Iterator[Path]:
+    """A version's file checked against its manifest: read in place from a local repository, else downloaded once."""
+    entry = _entry(manifest, name)
+    key = version_key(manifest.version, name)
+    with tempfile.TemporaryDirectory(prefix="previous-") as scratch:
+        path = repo.local_file(key)
+        if path is None:
+            path = Path(scratch) / name
+            repo.get_file(key, path)
+        if path.stat().st_size != entry.size or sha256_file(path) != entry.sha256:
+            raise ArtifactError(f"{name} of version {manifest.version} fails its checksum")
+        yield path
 
 
-def previous_embeddings(repo: ModelRepository, version: str, model_id: str) -> np.ndarray:
+def load_previous(repo: ModelRepository, version: str, model_id: str) -> PreviousVersion:
+    """The version's change columns; ArtifactError (with the reason) when it cannot be reused."""
     manifest = read_manifest(repo, version)
     if manifest.model.model_id != model_id:
-        raise ArtifactError(f"version {version} used model {manifest.model.model_id}, not {model_id}")
-    with tempfile.TemporaryDirectory() as scratch:
-        return np.load(_fetch_verified(repo, manifest, EMBEDDINGS, Path(scratch) / EMBEDDINGS), allow_pickle=False)
+        raise ArtifactError(f"version {version} was built with model {manifest.model.model_id}, "
+                            f"this run embeds with {model_id}")
+    embeddings = _entry(manifest, EMBEDDINGS)
+    if (local := repo.local_file(version_key(version, EMBEDDINGS))) is not None and local.stat().st_size != embeddings.size:
+        raise ArtifactError(f"{EMBEDDINGS} of version {version} has {local.stat().st_size} bytes, "
+                            f"its manifest says {embeddings.size}")
+    with verified_file(repo, manifest, ITEMS) as path:
+        table = read_items(path)
+    if len(table["item_id"]) != manifest.item_count:
+        raise ArtifactError(f"version {version} lists {len(table['item_id'])} items, its manifest says {manifest.item_count}")
+    # Versions from before change detection have no stamps: none of their items counts as unchanged.
+    items = {name: table.get(name) or [None] * manifest.item_count for name in CHANGE_COLUMNS}
+    return PreviousVersion(manifest, items, {item_id: row for row, item_id in enumerate(items["item_id"])})
+
+
+@contextmanager
+def previous_vectors(repo: ModelRepository, manifest: Manifest) -> Iterator[StoredVectors]:
+    """The version's raw vectors, read in place after one checksum pass (downloaded once when remote)."""
+    with verified_file(repo, manifest, EMBEDDINGS) as path:
+        vectors = StoredVectors(path)
+        if vectors.shape != (manifest.item_count, manifest.model.dim):
+            raise ArtifactError(f"{EMBEDDINGS} of version {manifest.version} has shape {vectors.shape}, "
+                                f"expected {(manifest.item_count, manifest.model.dim)}")
+        yield vectors

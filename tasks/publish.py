@@ -13,13 +13,15 @@ import msgspec
 from imagesearch.artifacts import Manifest, ModelInfo, publish, seal
 from imagesearch.repository import open_repository
 from imagesearch.settings import Settings
-from tasks import cli
+from tasks import cli, unchanged
 from tasks.workspace import Workspace
 
 
 def publish_step(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     workspace = Workspace(args.workspace)
     info = workspace.run_info()
+    if (skipped := unchanged.summary(info, "publish")) is not None:
+        return skipped
     build = workspace.read_json("build/index.json")
     gate = workspace.read_json("evaluate/gate.json") if workspace.exists("evaluate/gate.json") else {"passed": False}
     if not gate["passed"]:
@@ -33,7 +35,7 @@ def publish_step(args: argparse.Namespace, settings: Settings) -> dict[str, Any]
             created_at=build["created_at"],
             item_count=build["items"],
             model=msgspec.convert(build["model"], ModelInfo),
-            catalog={"uri": info["catalog_uri"], "snapshot_sha256": info["snapshot_sha256"],
+            catalog={"uri": info["catalog_uri"], "snapshot_sha256": build["snapshot_sha256"],
                      "previous_version": info["previous_version"], "rejected_rows": info["rejected_rows"]},
             index={"params": build["params"], "whitening": build.get("whitening")},
             metrics=metrics,

@@ -54,7 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     run_step(step_argv("build_index", workspace))
     evaluation = run_step(step_argv("evaluate", workspace))
     published = run_step(step_argv("publish", workspace, *common))
-    print(json.dumps({"version": version, "metrics": evaluation["metrics"], "published": published}, indent=2))
+    if snapshot["nothing_changed"]:
+        print(json.dumps({"version": None, "nothing_changed": True, "message": published["message"]}, indent=2))
+        return 0
+    print(json.dumps({"version": version, "metrics": evaluation["metrics"], "published": published,
+                      "fetched": snapshot["to_fetch"], "reused": snapshot["unchanged"]}, indent=2))
     return 0
 
 

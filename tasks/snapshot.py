@@ -1,23 +1,41 @@
-"""Snapshot: read and validate the catalog, de-duplicate, filter, and split it into shards."""
+"""Snapshot: read and validate the catalog, find what changed since the last version, shard the work.
+
+An item is unchanged when its image URI, its ``updated_at`` and its image's change stamp (a local
+file's size and mtime, a GCS object's generation and size: metadata, never the bytes) equal those of
+the last committed version: its vector is reused and its image is not fetched. Only the other items
+are cut into shards for preprocess and embed. When the snapshot (items and stamps) and the model equal
+those of the version the GitOps overlay serves, nothing is built, published or committed.
+"""
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import logging
 import math
 import sys
 from typing import Any
 
-from imagesearch.artifacts import check_version, is_committed, latest_version, new_version, version_taken
-from imagesearch.catalog import CatalogItem, read_catalog
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from imagesearch import gitops
+from imagesearch.artifacts import check_version, is_committed, latest_version, new_version, read_manifest, version_taken
+from imagesearch.catalog import COLUMNS, CatalogItem, read_catalog
+from imagesearch.embedder import model_id_for
+from imagesearch.errors import ArtifactError
 from imagesearch.input_policy import InputPolicy
-from imagesearch.repository import open_repository
+from imagesearch.repository import ModelRepository, open_repository
 from imagesearch.settings import Settings
-from tasks import cli
-from tasks.workspace import Workspace, shard_key
+from imagesearch.stamps import image_stamps
+from tasks import cli, unchanged
+from tasks.previous import PreviousVersion, load_previous
+from tasks.workspace import PLAN, Workspace, shard_key
 
 log = logging.getLogger("snapshot")
+SNAPSHOT_FIELDS = (*COLUMNS, "image_stamp")
+PLAN_FIELDS = ("item_id", "title", "category", "price", "on_sale", "image_uri", "updated_at", "image_stamp")
 
 
 def deduplicate(items: list[CatalogItem]) -> tuple[list[CatalogItem], int]:
@@ -31,8 +49,99 @@ def deduplicate(items: list[CatalogItem]) -> tuple[list[CatalogItem], int]:
     return unique, len(items) - len(unique)
 
 
-def shard_count(count: int, shard_size: int) -> int:
-    return max(1, math.ceil(count / shard_size))
+def plan_shards(count: int, shard_size: int, max_shards: int) -> list[tuple[int, int]]:
+    """[start, end) ranges over ``count`` work items: about ``shard_size`` each, at most ``max_shards``; none for 0."""
+    if count <= 0:
+        return []
+    shards = min(max_shards, math.ceil(count / shard_size))
+    size = math.ceil(count / shards)
+    return [(start, min(start + size, count)) for start in range(0, count, size)]
+
+
+def snapshot_sha256(records: list[dict[str, Any]]) -> str:
+    """One hash of everything the version is built from: every item's fields and its image's change stamp."""
+    digest = hashlib.sha256()
+    for record in records:
+        digest.update(json.dumps([record[name] for name in SNAPSHOT_FIELDS], ensure_ascii=False).encode())
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+def read_previous(repo: ModelRepository, full_rebuild: bool, model_id: str) -> tuple[PreviousVersion | None, str]:
+    """The last committed version to reuse, or None and why everything is fetched and embedded again."""
+    if full_rebuild:
+        return None, "full rebuild asked for"
+    version = latest_version(repo)
+    if version is None:
+        return None, f"no committed version in {repo.uri} yet"
+    try:
+        return load_previous(repo, version, model_id), ""
+    except ArtifactError as exc:
+        return None, f"the previous version {version} cannot be reused ({exc})"
+
+
+def served_version(settings: Settings) -> str | None:
+    """The index version the GitOps overlay serves (None when the GitOps repo cannot be read)."""
+    config = gitops.GitOpsConfig.from_settings(settings)
+    try:
+        with gitops.checkout(config) as target:
+            target.sync()
+            return target.version() or None
+    except gitops.GitOpsError as exc:
+        log.warning("cannot read the version %s serves (%s): building a new version", config.overlay, exc)
+        return None
+
+
+def unchanged_since(repo: ModelRepository, serving: str | None, snapshot_hash: str, model_id: str) -> bool:
+    """Whether the served version was built from this very snapshot with this model."""
+    if not serving:
+        return False
+    try:
+        manifest = read_manifest(repo, serving)
+    except ArtifactError as exc:
+        log.warning("the served version %s is not readable here (%s): building a new version", serving, exc)
+        return False
+    return manifest.catalog.get("snapshot_sha256") == snapshot_hash and manifest.model.model_id == model_id
+
+
+def classify(records: list[dict[str, Any]], previous: PreviousVersion | None) -> list[int]:
+    """Per record, its row in the previous version when its image reference is unchanged, else -1.
+
+    Unchanged: the same item with the same image URI, the same updated_at and the same object stamp.
+    Changed items still carry their previous row and image hash, so unchanged bytes are not re-embedded.
+    """
+    reuse = []
+    for record in records:
+        row = previous.row_of.get(record["item_id"], -1) if previous is not None else -1
+        if row >= 0:
+            old = previous.items  # type: ignore[union-attr]
+            record["previous_row"], record["previous_sha256"] = row, old["image_sha256"][row]
+            same = (old["image_uri"][row] == record["image_uri"] and old["updated_at"][row] == record["updated_at"]
+                    and old["image_stamp"][row] == record["image_stamp"])
+            if not same:
+                row = -1
+        reuse.append(row)
+    return reuse
+
+
+def write_plan(workspace: Workspace, records: list[dict[str, Any]], reuse: list[int], previous: PreviousVersion | None,
+               shard_size: int, max_shards: int) -> list[tuple[int, int]]:
+    """snapshot/items.parquet (every item, its reused row or -1) and one items.jsonl per work shard."""
+    sha = previous.items["image_sha256"] if previous is not None else []
+    table = pa.table({
+        **{name: [record[name] for record in records] for name in PLAN_FIELDS},
+        "reuse_row": pa.array(reuse, pa.int64()),
+        "image_sha256": [sha[row] if row >= 0 else None for row in reuse],
+    })
+    buffer = pa.BufferOutputStream()
+    pq.write_table(table, buffer)
+    workspace.store.put_bytes(PLAN, buffer.getvalue().to_pybytes())
+    work = [record for record, row in zip(records, reuse, strict=True) if row < 0]
+    shards = plan_shards(len(work), shard_size, max_shards)
+    workspace.store.delete_prefix("shards")
+    for shard, (start, end) in enumerate(shards):
+        workspace.write_jsonl(shard_key("shards", shard, "items.jsonl"), work[start:end])
+    return shards
 
 
 def snapshot(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
@@ -58,33 +167,51 @@ def snapshot(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     if not items:
         raise cli.StepFailed("no items left after filtering")
 
+    records = [item.to_record() for item in items]
+    for record, stamp in zip(records, image_stamps([item.image_uri for item in items]), strict=True):
+        record["image_stamp"] = stamp
     repo = open_repository(args.repository or settings.model_repository)
-    previous = None if args.full_rebuild else latest_version(repo)
+    model_id = model_id_for()
+    previous, why_full = read_previous(repo, args.full_rebuild, model_id)
+    if previous is None:
+        log.info("full rebuild: %s", why_full)
     existing = workspace.read_json("snapshot/run.json") if workspace.exists("snapshot/run.json") else {}
     version = check_version(args.version or existing.get("version") or new_version())
     if is_committed(repo, version):  # a committed version is immutable: its run's files are never rewritten
         raise version_taken(version, repo, "committed")
-    shard_size = args.shard_size or settings.shard_size
-    shards = shard_count(len(items), shard_size)
-    for shard in range(shards):
-        workspace.write_jsonl(
-            shard_key("shards", shard, "items.jsonl"),
-            (item.to_record() for item in items[shard * shard_size : (shard + 1) * shard_size]),
-        )
+    snapshot_hash = snapshot_sha256(records)
+    serving = None if args.full_rebuild else served_version(settings)
+    nothing_changed = unchanged_since(repo, serving, snapshot_hash, model_id)
+    reuse = classify(records, previous)
+    shards = [] if nothing_changed else write_plan(
+        workspace, records, reuse, previous, args.shard_size or settings.shard_size, settings.max_shards)
     workspace.write_jsonl("snapshot/errors.jsonl", ({"line": e.line, "reason": e.reason} for e in catalog.errors))
-    snapshot_sha = hashlib.sha256("".join(item.item_id + item.image_uri for item in items).encode()).hexdigest()
+    work = sum(row < 0 for row in reuse)
     info = {
         "version": version,
         "catalog_uri": catalog_uri,
-        "snapshot_sha256": snapshot_sha,
+        "repository": repo.uri,
+        "snapshot_sha256": snapshot_hash,
+        "model_id": model_id,
         "items": len(items),
-        "shards": shards,
-        "previous_version": previous,
+        "to_fetch": 0 if nothing_changed else work,
+        "unchanged": len(items) - work,
+        "removed": 0 if previous is None else len(previous.row_of.keys() - {record["item_id"] for record in records}),
+        "shards": len(shards),
+        "previous_version": None if previous is None else previous.version,
+        "full_rebuild_reason": why_full,
+        "serving_version": serving,
+        "nothing_changed": nothing_changed,
         "rejected_rows": len(catalog.errors),
         "duplicates_dropped": duplicates,
     }
     workspace.write_json("snapshot/run.json", info)
-    return {**info, "shard_ids": list(range(shards))}
+    if nothing_changed:
+        log.info("%s", unchanged.message(info))
+    else:
+        log.info("%d items: %d unchanged (reused from %s), %d to fetch in %d shard(s)", len(items), len(items) - work,
+                 info["previous_version"], work, len(shards))
+    return {**info, "shard_ids": list(range(len(shards)))}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shard-size", type=int, default=0)
     parser.add_argument("--limit", type=int, default=0, help="keep at most this many items (0: all)")
     parser.add_argument("--on-sale-only", action="store_true")
-    parser.add_argument("--full-rebuild", action="store_true", help="do not reuse the previous version's embeddings")
+    parser.add_argument("--full-rebuild", action="store_true",
+                        help="fetch and embed every image again; never report 'nothing changed'")
     return cli.run("snapshot", snapshot, parser.parse_args(argv))
 
 

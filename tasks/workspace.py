@@ -1,12 +1,16 @@
 """A run workspace: a prefix in the model repository (local or gs://) that the steps share.
 
-    snapshot/run.json             version, catalog uri, shard count, previous version
+    snapshot/run.json             version, catalog uri, snapshot hash, model, shard count, previous version,
+                                  whether nothing changed
+    snapshot/items.parquet        every item of the version, with its row in the previous version (-1: new or
+                                  changed, it is in a shard)
     snapshot/errors.jsonl         catalog rows rejected, with line and reason
-    shards/<i>/items.jsonl        the items of shard i
+    shards/<i>/items.jsonl        the new or changed items of work shard i
     preprocess/<i>/pixels.npz     uint8 (n, S, S, 3) fitted images of items to embed
-    preprocess/<i>/items.jsonl    per item: image_sha256 and status (embed / reuse)
+    preprocess/<i>/items.jsonl    per item: image_sha256 and status (embed / reuse: same bytes as before)
     preprocess/<i>/failures.jsonl per failed item: reason and message
-    embed/<i>/embeddings.npy      (n, dim) float32 for the shard's good items, in items order
+    preprocess/<i>/failed.json    per failed item: the image stamp seen when it was fetched
+    embed/<i>/embeddings.npy      (n, dim) float32 for the shard's items with status embed, in items order
     index/...                     the version directory (see imagesearch.index_store)
     evaluate/metrics.json, gate.json   the candidate's metrics; the gate's report (vs the serving version)
     publish/committed.json        written once the version is committed: the workspace is read-only from then on
@@ -14,10 +18,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +32,7 @@ from imagesearch.errors import VersionTakenError
 from imagesearch.repository import ModelRepository, open_repository
 
 COMMITTED = "publish/committed.json"
+PLAN = "snapshot/items.parquet"
 
 
 class Workspace:
@@ -91,6 +97,17 @@ class Workspace:
         for key in keys:
             self.store.get_file(key, directory / key[len(prefix) + 1 :])
         return directory
+
+    @contextlib.contextmanager
+    def directory(self, prefix: str) -> Iterator[Path]:
+        """The files under ``prefix`` as a folder: in place when the workspace is local, else a downloaded copy."""
+        keys = self.store.list_keys(prefix)
+        local = self.store.local_file(keys[0]) if keys else None
+        if local is not None:
+            yield local.parents[len(Path(keys[0][len(prefix) + 1 :]).parts) - 1]
+            return
+        with tempfile.TemporaryDirectory(prefix="imagesearch-") as scratch:
+            yield self.download_dir(prefix, Path(scratch))
 
     def scratch(self) -> tempfile.TemporaryDirectory[str]:
         return tempfile.TemporaryDirectory(prefix="imagesearch-")

@@ -133,3 +133,19 @@ def test_a_run_retries_a_failed_shard_then_publishes_a_committed_index_and_deplo
     assert f"{published}, deployed [{commit[:12]}]({COMMIT_URL.format(commit=commit)})" in note.splitlines()[0]
     assert log.count('"step": "publish"') == 1 and log.count('"step": "evaluate"') == 1
     assert "GitWildMatchPattern" not in log
+
+    # The next hour, nothing changed: zero shards are mapped, build_index still runs (and says so), nothing is
+    # published or committed, and the run succeeds.
+    head = rendered_version(gitops, tmp_path / "clone-2")
+    again = dags_test(airflow_home, env, run_conf(catalog))
+    log = again.stdout + again.stderr
+    assert again.returncode == 0, log[-6000:]
+    states = task_states(airflow_home)
+    assert not [index for task, index in states if task == "shard.embed" and index >= 0]  # nothing mapped
+    assert states[("build_index", -1)] == ("success", 1) and states[("deploy", -1)] == ("success", 1)
+    assert "nothing changed: catalog snapshot" in log
+    assert xcoms(airflow_home, "publish")["return_value"]["nothing_changed"] is True
+    assert xcoms(airflow_home, "deploy")["return_value"]["changed"] is False
+    assert xcoms(airflow_home, "run_note")["return_value"].startswith(f"**Nothing changed** — still serving {version}")
+    assert hook.committed_versions() == [version]
+    assert rendered_version(gitops, tmp_path / "clone-3") == head

@@ -62,6 +62,7 @@ def index_a(published_repository: tuple[Path, str], tmp_path_factory: pytest.Tem
 def small_whitening(vectors: np.ndarray, dims: int) -> Whitening:
     """PCA-whitening of a few vectors by a thin SVD: ``Whitening.fit`` eigendecomposes the full 1280x1280
     covariance, which takes seconds here, and the server only needs *a* whitening to project queries with."""
+    vectors = np.asarray(vectors, dtype=np.float32)  # stored as float16
     mean = vectors.mean(axis=0)
     _, singular, axes = np.linalg.svd(vectors - mean, full_matrices=False)
     return Whitening(mean.astype(np.float32), (axes[:dims].T / singular[:dims]).astype(np.float32))
