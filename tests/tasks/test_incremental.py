@@ -35,10 +35,10 @@ class CountingFetches:
         self.uris: list[str] = []
         original = preprocess.uris.read_bytes
 
-        def counting(uri: str, **kwargs: Any) -> bytes:
+        def counting(uri: str, *args: Any, **kwargs: Any) -> bytes:
             if not uri.endswith(".csv"):
                 self.uris.append(uri)
-            return original(uri, **kwargs)
+            return original(uri, *args, **kwargs)
 
         monkeypatch.setattr(preprocess.uris, "read_bytes", counting)
 
