@@ -61,7 +61,7 @@ def test_bump_and_rollback_reach_the_server_without_a_failed_request(
     # The rollback is picked up by the polling loop, the way Argo CD notices a new commit.
     watch = subprocess.Popen([sys.executable, "-m", *deploy, "--watch", "--interval", "0.5"], cwd=ROOT, env=environment,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    cli(environment, "tasks.rollback", "rollback")
+    cli(environment, "tasks.rollback", "rollback", "--reason", "v2 misranks the test photos")
     client.wait_for(v1, timeout=120)
 
     assert client.stop() == [v1, V2, v1]
