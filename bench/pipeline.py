@@ -38,8 +38,9 @@ from imagesearch.artifacts import Manifest, publish, seal
 from imagesearch.catalog import CatalogItem, read_catalog, serialize_catalog
 from imagesearch.embedder import Embedder, l2_normalize
 from imagesearch.index_store import EMBEDDINGS, ITEMS, write_items, write_vectors
+from imagesearch.input_policy import InputPolicy
 from imagesearch.repository import open_repository
-from imagesearch.settings import PROJECT_ROOT
+from imagesearch.settings import PROJECT_ROOT, Settings
 from imagesearch.stamps import image_stamps
 from tasks.snapshot import snapshot_sha256
 from tasks.steps import step_argv
@@ -110,8 +111,9 @@ def fabricate(root: Path, count: int) -> tuple[Path, Path]:
 
     embedder = Embedder()
     base = embedder.embed_many([embedder.preprocess(item_image(0, index)) for index in range(PATTERNS)], 8)
-    records = [item.to_record() for item in read_catalog(str(catalog)).items]
-    for record, stamp, sha in zip(records, image_stamps([r["image_uri"] for r in records]), hashes, strict=True):
+    image_policy = InputPolicy.for_images(Settings.from_env(), str(catalog))
+    records = [item.to_record() for item in read_catalog(str(catalog), InputPolicy(local_roots=(root,))).items]
+    for record, stamp, sha in zip(records, image_stamps([r["image_uri"] for r in records], image_policy), hashes, strict=True):
         record["image_stamp"], record["image_sha256"] = stamp, sha
     version = root / "build" / PREVIOUS
     version.mkdir(parents=True)
@@ -186,7 +188,9 @@ def timed_run(root: Path, catalog: Path, repository: Path) -> list[dict[str, Any
     gitops.bootstrap(config, model_repository=str(repository))
     gitops.bump(config, PREVIOUS, open_repository(str(repository)))
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "IMAGESEARCH_GITOPS_REPO_URL": config.url,
-           "IMAGESEARCH_MODEL_REPOSITORY": str(repository)}
+           "IMAGESEARCH_MODEL_REPOSITORY": str(repository),
+           # The input policy reads catalogs (and their images) only under allowed roots: the bench's scratch folder.
+           "IMAGESEARCH_CATALOG_PREFIXES": str(root)}
     rows = []
 
     def step(name: str, *options: str, shard: int | None = None) -> dict[str, Any]:

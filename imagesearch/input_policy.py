@@ -106,6 +106,17 @@ class InputPolicy:
             raise InputRefusedError(f"scheme {scheme or '(none)'!r} is not allowed (allowed: {allowed})")
         return scheme
 
+    def check_location(self, uri: str) -> None:
+        """The checks that need no network (scheme, local root, bucket), e.g. before reading an object's metadata."""
+        try:
+            scheme = self.check_scheme(uri)
+            if scheme == "file":
+                self.confine(uris.local_path(uri))  # type: ignore[arg-type]
+            elif scheme == "gs":
+                self.check_gs(uri)
+        except ValueError as exc:  # a malformed URI
+            raise InputRefusedError(f"malformed URI: {exc}") from None
+
     def confine(self, path: Path) -> Path:
         """``path`` with every symlink and ``..`` resolved, if that lies under an allowed local root."""
         resolved = path.expanduser().resolve()

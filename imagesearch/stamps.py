@@ -3,7 +3,9 @@
 A stamp is a short string that changes when the object is replaced: ``<size>:<mtime_ns>`` for a local
 file, ``<generation>:<size>`` for a GCS object (one listing per folder, not one request per object).
 HTTP images have no cheap stamp (``""``): for them the catalog's ``updated_at`` is the only signal.
-A missing object stamps as ``"missing"``, so it is never mistaken for the unchanged image.
+A missing object stamps as ``"missing"``, so it is never mistaken for the unchanged image. A URI the input
+policy refuses is not looked at at all (not even its metadata) and stamps as ``"refused"``: it counts as
+changed, so its fetch is attempted, refused and recorded like any other bad image.
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from imagesearch import uri as uris
+from imagesearch.errors import InputRefusedError
+from imagesearch.input_policy import InputPolicy
 
 log = logging.getLogger(__name__)
 MISSING = "missing"
+REFUSED = "refused"
 
 
 def local_stamp(path: str | os.PathLike[str]) -> str:
@@ -51,13 +56,24 @@ def gcs_stamps(image_uris: Iterable[str]) -> dict[str, str]:
     return stamps
 
 
-def image_stamps(image_uris: list[str]) -> list[str]:
-    """The stamp of every URI, in order."""
-    remote = [image_uri for image_uri in image_uris if image_uri.startswith("gs://")]
+def allowed(image_uri: str, policy: InputPolicy) -> bool:
+    try:
+        policy.check_location(image_uri)
+    except InputRefusedError:
+        return False
+    return True
+
+
+def image_stamps(image_uris: list[str], policy: InputPolicy) -> list[str]:
+    """The stamp of every URI, in order; only URIs the policy allows are looked at."""
+    refused = {image_uri for image_uri in image_uris if not allowed(image_uri, policy)}
+    remote = [image_uri for image_uri in image_uris if image_uri.startswith("gs://") and image_uri not in refused]
     listed = gcs_stamps(remote) if remote else {}
     stamps = []
     for image_uri in image_uris:
-        if image_uri in listed:
+        if image_uri in refused:
+            stamps.append(REFUSED)
+        elif image_uri in listed:
             stamps.append(listed[image_uri])
         elif (path := uris.local_path(image_uri)) is not None:
             stamps.append(local_stamp(path))

@@ -52,11 +52,11 @@ def preprocess(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     workspace = Workspace(args.workspace)
     info = workspace.run_info()
     records = workspace.read_jsonl(shard_key("shards", args.shard, "items.jsonl"))
+    policy = InputPolicy.for_images(settings, info.get("catalog_uri", ""))
     # Stamped again just before the fetch: the version records the stamp of the bytes it was built from.
-    for record, stamp in zip(records, image_stamps([record["image_uri"] for record in records]), strict=True):
+    for record, stamp in zip(records, image_stamps([record["image_uri"] for record in records], policy), strict=True):
         record["image_stamp"] = stamp
     config = PreprocessConfig.for_pipeline(settings)
-    policy = InputPolicy.for_images(settings, info.get("catalog_uri", ""))
     outcomes: list[Outcome] = []
     with ThreadPoolExecutor(max_workers=settings.fetch_workers) as pool:
         for done, outcome in enumerate(pool.map(lambda r: prepare(r, settings, policy, config), records), start=1):

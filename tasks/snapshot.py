@@ -168,7 +168,8 @@ def snapshot(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         raise cli.StepFailed("no items left after filtering")
 
     records = [item.to_record() for item in items]
-    for record, stamp in zip(records, image_stamps([item.image_uri for item in items]), strict=True):
+    image_policy = InputPolicy.for_images(settings, catalog_uri)
+    for record, stamp in zip(records, image_stamps([item.image_uri for item in items], image_policy), strict=True):
         record["image_stamp"] = stamp
     repo = open_repository(args.repository or settings.model_repository)
     model_id = model_id_for()
