@@ -36,6 +36,7 @@ def local_stamp(path: str | os.PathLike[str]) -> str:
 def gcs_stamps(image_uris: Iterable[str]) -> dict[str, str]:
     """gs:// URI -> ``generation:size``, from one object listing per folder (``MISSING`` when absent)."""
     from google.api_core import exceptions as gexc
+    from google.auth.exceptions import GoogleAuthError
 
     from imagesearch.repository import gcs_client
 
@@ -49,7 +50,8 @@ def gcs_stamps(image_uris: Iterable[str]) -> dict[str, str]:
         try:
             for blob in gcs_client().list_blobs(bucket, prefix=f"{folder}/" if folder else "", delimiter="/"):
                 listed[blob.name] = f"{blob.generation}:{blob.size}"
-        except gexc.GoogleAPIError as exc:  # no listing: these images are treated as changed, never as unchanged
+        # No listing (an API error, no credentials): these images count as changed, never as unchanged.
+        except (gexc.GoogleAPIError, GoogleAuthError) as exc:
             log.warning("cannot list gs://%s/%s for change stamps (%s): their images will be fetched", bucket, folder, exc)
         for name in names:
             stamps[f"gs://{bucket}/{name}"] = listed.get(name, MISSING)

@@ -63,8 +63,9 @@ def test_publish_killed_mid_upload_leaves_nothing_visible(
     v1 = published_repository[1]
     url, _ = serve(env, tmp_path, models / "runs" / v1)
     version, workspace = "20260104T000000Z", tmp_path / "run"
+    # A full rebuild: the same catalog as the served version would otherwise be a nothing-changed run with no shard.
     assert run_step("snapshot", workspace, "--catalog", str(photo_catalog), "--repository", str(models),
-                    "--version", version).code == 0
+                    "--version", version, "--full-rebuild").code == 0
     for step in ("preprocess", "embed"):
         assert run_step(step, workspace, "--shard", "0", "--repository", str(models)).code == 0
     for step in ("build_index", "evaluate"):
