@@ -41,8 +41,10 @@ def test_rollback_holds_through_a_run_and_unpin_lets_the_next_run_deploy(
     assert rollback.main(["rollback", "--gitops-repo", config.url, "--repository", str(models),
                           "--reason", "second version misranks shoes", "--by", "oncall"]) == 0
     commits = len(log(config, tmp_path / "clone"))
+    # A full rebuild: a run with a new version to publish (the served catalog unchanged would change nothing at all).
+    conf = run_conf(photo_catalog, full_rebuild=True)
 
-    pinned = dags_test(home, pipeline_env(tmp_path), run_conf(photo_catalog))
+    pinned = dags_test(home, pipeline_env(tmp_path), conf)
     output = pinned.stdout + pinned.stderr
     assert pinned.returncode == 0, output[-6000:]
     states = task_states(home)
@@ -59,7 +61,7 @@ def test_rollback_holds_through_a_run_and_unpin_lets_the_next_run_deploy(
     assert set(gate["metrics"]["near_duplicate_top1"]) >= {"candidate", "serving", "delta", "tolerance", "floor"}
 
     assert rollback.main(["unpin", "--gitops-repo", config.url, "--reason", "fixed", "--json"]) == 0
-    released = dags_test(home, pipeline_env(tmp_path), run_conf(photo_catalog))
+    released = dags_test(home, pipeline_env(tmp_path), conf)
     assert released.returncode == 0, (released.stdout + released.stderr)[-6000:]
     assert task_states(home)[("deploy", -1)][0] == "success"
     newest = hook.committed_versions()[-1]
