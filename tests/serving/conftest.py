@@ -164,6 +164,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+
+class SlowEmbedder:
+    """The real embedder, ``delay`` seconds slower per batch: keeps requests in flight long enough to fill a server."""
+
+    def __init__(self, embedder: Embedder, delay: float) -> None:
+        self.embedder, self.delay = embedder, delay
+        self.model_id, self.config = embedder.model_id, embedder.config
+
+    def embed_arrays(self, batch: np.ndarray) -> np.ndarray:
+        time.sleep(self.delay)
+        return self.embedder.embed_arrays(batch)
+
 @contextmanager
 def serve_in_thread(app: Litestar) -> Iterator[str]:
     """The app under uvicorn on a loopback port in this process: real HTTP concurrency without a new process."""

@@ -3,28 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import anyio
 import httpx
-import numpy as np
 
 from imagesearch.embedder import Embedder
 from serving.app import create_app
 from tests.conftest import jpeg_bytes, photo
-from tests.serving.conftest import serve_in_thread, serving_settings
+from tests.serving.conftest import SlowEmbedder, serve_in_thread, serving_settings
 
 
 def test_similar_is_refused_while_searches_hold_every_slot(index_a: Path, embedder: Embedder) -> None:
-    class SlowEmbedder:
-        model_id = embedder.model_id
-        config = embedder.config
-
-        def embed_arrays(self, batch: np.ndarray) -> np.ndarray:
-            time.sleep(1.0)
-            return embedder.embed_arrays(batch)
-
     image = jpeg_bytes(photo("coffee"))
 
     async def scenario(url: str) -> None:
@@ -44,5 +34,5 @@ def test_similar_is_refused_while_searches_hold_every_slot(index_a: Path, embedd
             assert "imagesearch_admitted_requests 0.0" in metrics
 
     settings = serving_settings(index_a, max_queue=2, batch_max_size=1, retry_after_s=2)
-    with serve_in_thread(create_app(settings, SlowEmbedder())) as url:  # type: ignore[arg-type]
+    with serve_in_thread(create_app(settings, SlowEmbedder(embedder, 1.0))) as url:  # type: ignore[arg-type]
         anyio.run(scenario, url)

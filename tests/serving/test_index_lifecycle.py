@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from serving.search import nearest
 from tests.conftest import jpeg_bytes, photo
 from tests.serving.conftest import (
     DERIVED_VERSION,
+    SlowEmbedder,
     admin_headers,
     corrupt_copy,
     derive_version,
@@ -178,14 +178,6 @@ def test_swaps_under_concurrent_requests_give_only_old_or_new_answers_and_no_err
 
 
 def test_a_saturated_queue_answers_503_with_retry_after_and_recovers(index_a: Path, embedder: Embedder) -> None:
-    class SlowEmbedder:
-        model_id = embedder.model_id
-        config = embedder.config
-
-        def embed_arrays(self, batch: np.ndarray) -> np.ndarray:
-            time.sleep(0.3)
-            return embedder.embed_arrays(batch)
-
     settings = serving_settings(index_a, max_queue=2, batch_max_size=1, retry_after_s=3)
     image = jpeg_bytes(photo("coffee"))
 
@@ -200,5 +192,5 @@ def test_a_saturated_queue_answers_503_with_retry_after_and_recovers(index_a: Pa
             assert (await client.post("/v1/search", content=image, headers=JPEG)).status_code == 200
             assert "imagesearch_overload_rejections_total 6.0" in (await client.get("/metrics")).text
 
-    with serve_in_thread(create_app(settings, SlowEmbedder())) as url:  # type: ignore[arg-type]
+    with serve_in_thread(create_app(settings, SlowEmbedder(embedder, 0.3))) as url:  # type: ignore[arg-type]
         anyio.run(scenario, url)
