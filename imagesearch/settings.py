@@ -34,8 +34,8 @@ class Settings:
     gitops_author_name: str = "image-index-bot"
     gitops_author_email: str = "image-index-bot@localhost"
     gitops_push_retries: int = 5
-    # How pipeline steps run: local subprocesses or Kubernetes pods.
-    runner: Literal["local", "kubernetes"] = "local"
+    # How pipeline steps run: local subprocesses, Kubernetes pods, or pods on a GKE cluster (GKEStartPodOperator).
+    runner: Literal["local", "kubernetes", "gke"] = "local"
     schedule: str = "@hourly"
     catalog_uri: str = str(DATA_DIR / "catalogs" / "tuxpaint" / "catalog.csv")
     # The input policy (imagesearch/input_policy.py), comma-separated lists. Catalogs are read only under
@@ -155,6 +155,12 @@ class Settings:
     kubernetes_deferrable: bool = True
     # The step containers run as this non-root uid and gid; the task image must work as that user.
     kubernetes_run_as_user: int = 10001
+    # Airflow's Google Cloud connection: the model-repository hook's gs:// access and, with runner=gke, the cluster's.
+    gcp_conn_id: str = "google_cloud_default"
+    # runner=gke: the cluster the step pods run in ("" project: the connection's own project).
+    gke_project: str = ""
+    gke_location: str = ""
+    gke_cluster: str = ""
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -170,8 +176,10 @@ class Settings:
         return cls(**values)
 
     def __post_init__(self) -> None:
-        if self.runner not in ("local", "kubernetes"):
-            raise SettingsError(f"{PREFIX}RUNNER must be 'local' or 'kubernetes', not {self.runner!r}")
+        if self.runner not in ("local", "kubernetes", "gke"):
+            raise SettingsError(f"{PREFIX}RUNNER must be 'local', 'kubernetes' or 'gke', not {self.runner!r}")
+        if self.runner == "gke" and not (self.gke_location and self.gke_cluster):
+            raise SettingsError(f"{PREFIX}RUNNER=gke needs {PREFIX}GKE_LOCATION and {PREFIX}GKE_CLUSTER")
         if self.fetch_timeout_s <= 0 or self.fetch_max_redirects < 0 or self.fetch_min_bytes_per_s < 0:
             raise SettingsError(f"{PREFIX}FETCH_TIMEOUT_S must be positive, the redirect cap and minimum rate not negative")
         if not 0 <= self.max_failure_ratio <= 1:

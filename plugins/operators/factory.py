@@ -2,7 +2,8 @@
 
     step_operator("embed", settings, workspace=..., options={"--device": "auto"}, shard=shard)
 
-``runner=kubernetes`` gives a :class:`StepPodOperator`, ``runner=local`` a :class:`LocalStepOperator`;
+``runner=kubernetes`` gives a :class:`StepPodOperator`, ``runner=gke`` the same pod on a GKE cluster
+(:class:`StepGKEPodOperator`), ``runner=local`` a :class:`LocalStepOperator`;
 both get the step's execution timeout, and per-shard tasks the parallelism cap of
 ``max_parallel_shards``.
 """
@@ -41,6 +42,10 @@ def step_operator(
     if shard is not None:
         common["max_active_tis_per_dag"] = settings.max_parallel_shards
     command = {"step": step, "workspace": workspace, "options": options, "flags": flags, "shard": shard, "enabled": enabled}
+    if settings.runner == "gke":
+        from plugins.operators.gke import StepGKEPodOperator, gke_pod_kwargs  # the Google provider only when used
+
+        return StepGKEPodOperator(**command, **gke_pod_kwargs(pod_kwargs(step, spec, settings), settings), **common)
     if settings.runner == "kubernetes":
         return StepPodOperator(**command, **pod_kwargs(step, spec, settings), **common)
     return LocalStepOperator(**command, **common)

@@ -1,4 +1,5 @@
-"""Kubernetes mode without a cluster: every step's pod renders, validates strictly, and runs the local argv."""
+"""Kubernetes mode without a cluster: every step's pod renders, validates strictly, and runs the local argv, the
+same whether Airflow reaches the cluster through a kubeconfig (``kubernetes``) or the Google provider (``gke``)."""
 
 from __future__ import annotations
 
@@ -22,11 +23,14 @@ SETTINGS = {
     "IMAGESEARCH_KUBERNETES_GPU_NODE_SELECTOR": "cloud.google.com/gke-accelerator=nvidia-l4",
     "IMAGESEARCH_KUBERNETES_GPU_TOLERATION": "nvidia.com/gpu", "IMAGESEARCH_KUBERNETES_DEFERRABLE": "true",
 }
+GKE = {"IMAGESEARCH_GKE_PROJECT": "shop-prod", "IMAGESEARCH_GKE_LOCATION": "europe-west4",
+       "IMAGESEARCH_GKE_CLUSTER": "imagesearch", "IMAGESEARCH_GCP_CONN_ID": "google_cloud_pipeline"}
+POD_RUNNERS = ("kubernetes", "gke")
 
 
-@pytest.fixture(scope="module")
-def pod_dag() -> Any:
-    return load_dag(IMAGESEARCH_RUNNER="kubernetes", **SETTINGS)
+@pytest.fixture(scope="module", params=POD_RUNNERS)
+def pod_dag(request: pytest.FixtureRequest) -> Any:
+    return load_dag(IMAGESEARCH_RUNNER=request.param, **SETTINGS, **GKE)
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +52,30 @@ def test_step_tasks_are_pod_operators(pod_dag: Any) -> None:
     assert {t.task_id for t in pod_dag.tasks if isinstance(t, StepPodOperator)} == set(STEP_TASKS)
 
 
+def test_gke_runner_starts_the_pods_on_the_configured_cluster() -> None:
+    from airflow.providers.google.cloud.operators.kubernetes_engine import GKEStartPodOperator
+
+    dag = load_dag(IMAGESEARCH_RUNNER="gke", **SETTINGS, **GKE)
+    for task_id in STEP_TASKS:
+        operator = render(dag, task_id, shard=shard_of(task_id))
+        assert isinstance(operator, GKEStartPodOperator), task_id
+        assert (operator.project_id, operator.location, operator.cluster_name, operator.gcp_conn_id) == (
+            "shop-prod", "europe-west4", "imagesearch", "google_cloud_pipeline")
+    plain = load_dag(IMAGESEARCH_RUNNER="kubernetes", **SETTINGS, **GKE)
+    assert not any(isinstance(task, GKEStartPodOperator) for task in plain.tasks)
+    # The same pods, field for field, but for the random suffix of their names.
+    for task_id in STEP_TASKS:
+        gke_pod, plain_pod = (serialized_pod(pod_of(each, task_id)) for each in (dag, plain))
+        assert gke_pod == plain_pod, task_id
+
+
+def test_gke_runner_needs_a_cluster() -> None:
+    from imagesearch.settings import Settings, SettingsError
+
+    with pytest.raises(SettingsError, match="GKE_LOCATION and IMAGESEARCH_GKE_CLUSTER"):
+        Settings.from_env({"IMAGESEARCH_RUNNER": "gke", "IMAGESEARCH_GKE_LOCATION": "europe-west4"})
+
+
 @pytest.mark.parametrize("task_id", STEP_TASKS)
 def test_pod_command_is_exactly_the_local_argv(pod_dag: Any, local_dag: Any, task_id: str) -> None:
     params = {"catalog_uri": "gs://shop/catalog.parquet", "limit": 1000, "full_rebuild": True}
@@ -64,10 +92,18 @@ def kubernetes_validate(path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(validate), "--strict", str(path)], capture_output=True, text=True, timeout=120)
 
 
-def test_every_pod_validates_against_the_kubernetes_schema(pod_dag: Any, tmp_path: Path) -> None:
+def serialized_pod(pod: Any, *, stable_name: bool = True) -> dict[str, Any]:
+    """The pod as the API server gets it; with ``stable_name``, without the random suffix of its name."""
     from kubernetes.client import ApiClient
 
-    pods = [ApiClient().sanitize_for_serialization(pod_of(pod_dag, task_id)) for task_id in STEP_TASKS]
+    document = ApiClient().sanitize_for_serialization(pod)
+    if stable_name:
+        document["metadata"]["name"] = document["metadata"]["name"].rsplit("-", 1)[0]
+    return document
+
+
+def test_every_pod_validates_against_the_kubernetes_schema(pod_dag: Any, tmp_path: Path) -> None:
+    pods = [serialized_pod(pod_of(pod_dag, task_id), stable_name=False) for task_id in STEP_TASKS]
     manifests = tmp_path / "pods.yaml"
     manifests.write_text(yaml.safe_dump_all(pods))
     result = kubernetes_validate(manifests)
@@ -133,9 +169,10 @@ def test_only_embed_asks_for_a_gpu(pod_dag: Any) -> None:
             assert "nvidia.com/gpu" not in limits and not pod.spec.node_selector and not pod.spec.tolerations
 
 
-def test_resource_overrides_and_cpu_embedding() -> None:
+@pytest.mark.parametrize("runner", POD_RUNNERS)
+def test_resource_overrides_and_cpu_embedding(runner: str) -> None:
     overrides = '{"embed": {"requests": {"memory": "20Gi"}, "limits": {"memory": "24Gi"}}}'
-    dag = load_dag(**{**SETTINGS, "IMAGESEARCH_RUNNER": "kubernetes", "IMAGESEARCH_KUBERNETES_GPU_COUNT": "0",
+    dag = load_dag(**{**SETTINGS, **GKE, "IMAGESEARCH_RUNNER": runner, "IMAGESEARCH_KUBERNETES_GPU_COUNT": "0",
                       "IMAGESEARCH_KUBERNETES_RESOURCES": overrides})
     pod = pod_of(dag, "shard.embed")
     resources = pod.spec.containers[0].resources
