@@ -12,8 +12,9 @@ import os
 import shutil
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from imagesearch import uri as uris
 from imagesearch.errors import ArtifactError
@@ -174,9 +175,13 @@ class GCSRepository(ModelRepository):
     """gs://bucket/prefix. Transient errors are retried for at most ``retry_s`` seconds per call; then, as
     for any other failure, an :class:`ArtifactError` says which operation on which object failed."""
 
-    def __init__(self, bucket: str, prefix: str = "", timeout: float = 60.0, retry_s: float = 60.0) -> None:
+    def __init__(self, bucket: str, prefix: str = "", timeout: float = 60.0, retry_s: float = 60.0,
+                 client: Callable[[], Any] = gcs_client) -> None:
+        """``client`` returns the storage client to use, called at the first request (e.g. an Airflow
+        connection's, see ``plugins/hooks/model_repository.py``); by default :func:`gcs_client`'s."""
         from google.cloud.storage.retry import DEFAULT_RETRY
 
+        self.client = client
         self.bucket_name = bucket
         self.prefix = _clean(prefix)
         self.timeout = timeout
@@ -203,7 +208,7 @@ class GCSRepository(ModelRepository):
 
     @property
     def _bucket(self):  # type: ignore[no-untyped-def]
-        return gcs_client().bucket(self.bucket_name)
+        return self.client().bucket(self.bucket_name)
 
     def _name(self, key: str) -> str:
         return "/".join(part for part in (self.prefix, _clean(key)) if part)
@@ -254,7 +259,7 @@ class GCSRepository(ModelRepository):
         return f"{name}/" if name else ""
 
     def _list(self, prefix: str, **options: str):  # type: ignore[no-untyped-def]
-        return gcs_client().list_blobs(
+        return self.client().list_blobs(
             self.bucket_name, prefix=self._list_prefix(prefix), timeout=self.timeout, retry=self.retry, **options
         )
 
@@ -277,7 +282,7 @@ class GCSRepository(ModelRepository):
                 blob.delete(timeout=self.timeout, retry=self.retry)
 
     def child(self, prefix: str) -> GCSRepository:
-        return GCSRepository(self.bucket_name, self._name(prefix), self.timeout, self.retry_s)
+        return GCSRepository(self.bucket_name, self._name(prefix), self.timeout, self.retry_s, self.client)
 
 
 def open_repository(uri: str) -> ModelRepository:

@@ -2,33 +2,56 @@
 
 A thin wrapper over ``imagesearch.repository`` and ``imagesearch.artifacts``: the same client the steps
 use, so the DAG and the steps cannot disagree about the layout (``runs/<version>``, ``indexes/<version>``).
+A ``gs://`` repository is reached as Airflow reaches Google Cloud: the Google provider's ``GCSHook`` with
+the Airflow connection ``IMAGESEARCH_GCP_CONN_ID`` (``google_cloud_default``), looked up at the first
+request, so parsing a DAG needs no connection. The steps themselves run outside Airflow (pods with
+Workload Identity, or subprocesses) and keep Google's application-default credentials.
 """
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from airflow.providers.google.cloud.hooks.gcs import GCSHook
 from airflow.sdk import Asset, BaseHook
 
 from imagesearch import uri as uris
 from imagesearch.artifacts import INDEXES, Manifest, committed_versions, latest_version, read_manifest
-from imagesearch.repository import ModelRepository, open_repository
+from imagesearch.repository import GCSRepository, ModelRepository, open_repository
 from imagesearch.settings import Settings
+
+if TYPE_CHECKING:
+    from google.cloud import storage
 
 GCS_CONSOLE = "https://console.cloud.google.com/storage/browser"
 
 
 class ModelRepositoryHook(BaseHook):
-    """A local folder, ``file://`` or ``gs://bucket/prefix`` model repository (default: from settings)."""
+    """A local folder, ``file://`` or ``gs://bucket/prefix`` model repository; ``gs://`` through the Google Cloud
+    connection ``gcp_conn_id`` (defaults: from settings)."""
 
     hook_name = "Image-search model repository"
 
-    def __init__(self, repository: str | None = None, **kwargs: object) -> None:
+    def __init__(self, repository: str | None = None, gcp_conn_id: str | None = None, **kwargs: object) -> None:
         super().__init__(**kwargs)
-        self.repository = repository or Settings.from_env().model_repository
+        settings = Settings.from_env() if repository is None or gcp_conn_id is None else None
+        self.repository = repository or settings.model_repository  # type: ignore[union-attr]
+        self.gcp_conn_id = gcp_conn_id or settings.gcp_conn_id  # type: ignore[union-attr]
+
+    @cached_property
+    def gcs_hook(self) -> GCSHook:
+        return GCSHook(gcp_conn_id=self.gcp_conn_id)  # looks the connection up: only when a request is made
+
+    def gcs_client(self) -> storage.Client:
+        return self.gcs_hook.get_conn()
 
     def get_conn(self) -> ModelRepository:
-        return open_repository(self.repository)
+        repository = open_repository(self.repository)
+        if isinstance(repository, GCSRepository):
+            repository.client = self.gcs_client
+        return repository
 
     @property
     def uri(self) -> str:
