@@ -1,20 +1,23 @@
 """An hourly incremental run at scale: a committed version of N items, C of them changed, timed step by step.
 
-    PYTHONPATH=. .venv/bin/python bench/pipeline.py --items 1000000 --churn 0.01
+    PYTHONPATH=. .venv/bin/python bench/pipeline.py --items 1000000 --churn 0 0.01 --serve
 
 Fabricates, untimed, in a scratch folder: N small generated PNG images and a catalog of them; a committed
 previous version of those N items whose vectors are consistent with the images (each image is one of 512
-generated patterns plus a mark unique to the item; its vector is the pattern's real embedding plus noise
-of cos ~0.9, so nothing of the N needs embedding); a GitOps repo whose overlay serves that version. Then
-it replaces the images of ``churn * N`` items (new bytes, a later ``updated_at``) and times a real run: every
+generated patterns plus a mark unique to the item; its vector is the pattern's real embedding blended a
+little towards another pattern, so nothing of the N needs embedding); a GitOps repo whose overlay serves
+that version. Then it gives ``churn * N`` items new images (Fashion-MNIST product photos, from the tarball
+``make setup`` fetches; at most 70,000) and a later ``updated_at``, and times a real run: every
 step a subprocess with its pod argv, in the DAG's order, as the local runner runs them (deploy included).
-Prints, per step: wall time, peak RSS (the step process's own ``ru_maxrss``), images fetched, embedded and
-reused, and the task instances the DAG would run. Never run as a test.
+Prints, per step: wall time, CPU time, peak RSS (the step process's own ``ru_maxrss``, see ``bench.rusage``),
+images fetched, embedded and reused, and the task instances the DAG would run. ``--churn 0 0.01`` runs an
+hour with nothing changed, then one with 1 % changed, on the same fabricated version. Never run as a test.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import io
 import json
@@ -36,11 +39,12 @@ from bench.serve import start_server
 from imagesearch import gitops
 from imagesearch.artifacts import Manifest, publish, seal
 from imagesearch.catalog import CatalogItem, read_catalog, serialize_catalog
+from imagesearch.demo_catalog import fashion_pictures, fetch_fashion_mnist
 from imagesearch.embedder import Embedder, l2_normalize
 from imagesearch.index_store import EMBEDDINGS, ITEMS, write_items, write_vectors
 from imagesearch.input_policy import InputPolicy
 from imagesearch.repository import open_repository
-from imagesearch.settings import PROJECT_ROOT, Settings
+from imagesearch.settings import DATA_DIR, PROJECT_ROOT, Settings
 from imagesearch.stamps import image_stamps
 from tasks.snapshot import snapshot_sha256
 from tasks.steps import step_argv
@@ -48,11 +52,16 @@ from tasks.steps import step_argv
 PATTERNS = 512
 SIDE = 64
 PREVIOUS = "20260101T000000Z"
-CURRENT = "20260101T010000Z"
 CHUNK = 50_000
+# A fabricated vector: its image's pattern, up to BLEND of the way towards a random other pattern, plus noise.
+# Items then spread over a continuous region of the real embedding space (no clusters of identical
+# points, which would make recall@10 against exact search meaningless).
+BLEND = 0.4
+NOISE = 0.004
 CATEGORIES = ("shoes", "bags", "shirts", "dresses", "toys", "books", "lamps", "chairs", "mugs", "watches")
 
 
+@functools.lru_cache(maxsize=PATTERNS)
 def pattern(index: int) -> np.ndarray:
     """One of the generated base pictures: a background and a few coloured rectangles, seeded by ``index``."""
     rng = np.random.default_rng(index)
@@ -67,32 +76,34 @@ def pattern(index: int) -> np.ndarray:
 
 def item_image(item: int, base: int) -> bytes:
     """Pattern ``base`` with the item number written into the top row of pixels: unique bytes per item."""
-    image = pattern(base)
+    image = pattern(base).copy()
     image[0, :8] = np.frombuffer(item.to_bytes(24, "big"), np.uint8).reshape(8, 3)
     buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, "PNG")
+    Image.fromarray(image).save(buffer, "PNG", compress_level=1)
     return buffer.getvalue()
 
 
-def write_images(task: tuple[Path, int, int, int]) -> list[str]:
-    """Write items [start, stop) (with pattern offset ``shift``); their sha256s."""
-    folder, start, stop, shift = task
+def write_images(task: tuple[Path, int, int]) -> list[str]:
+    """Write items [start, stop), each its pattern with its mark; their sha256s."""
+    folder, start, stop = task
     hashes = []
     for item in range(start, stop):
-        data = item_image(item, (item + shift) % PATTERNS)
-        path = folder / f"{item // 10_000:03d}" / f"{item:07d}.png"
+        data = item_image(item, item % PATTERNS)
+        path = image_path(folder, item)
         path.parent.mkdir(exist_ok=True)
         path.write_bytes(data)
         hashes.append(hashlib.sha256(data).hexdigest())
     return hashes
 
 
-def parallel_images(folder: Path, items: list[int] | range, shift: int) -> list[str]:
-    ranges = [(folder, start, min(start + CHUNK, len(items)), shift) for start in range(0, len(items), CHUNK)]
-    if isinstance(items, range):
-        with ProcessPoolExecutor(max_workers=2) as pool:
-            return [sha for part in pool.map(write_images, ranges) for sha in part]
-    return [sha for item in items for sha in write_images((folder, item, item + 1, shift))]
+def image_path(folder: Path, item: int) -> Path:
+    return folder / f"{item // 10_000:03d}" / f"{item:07d}.png"
+
+
+def parallel_images(folder: Path, count: int) -> list[str]:
+    ranges = [(folder, start, min(start + CHUNK, count)) for start in range(0, count, CHUNK)]
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        return [sha for part in pool.map(write_images, ranges) for sha in part]
 
 
 def fabricate(root: Path, count: int) -> tuple[Path, Path]:
@@ -100,10 +111,10 @@ def fabricate(root: Path, count: int) -> tuple[Path, Path]:
     images = root / "images"
     images.mkdir(parents=True)
     began = time.perf_counter()
-    hashes = parallel_images(images, range(count), 0)
+    hashes = parallel_images(images, count)
     print(f"fabricated {count} images in {time.perf_counter() - began:.0f}s", file=sys.stderr, flush=True)
     moment = datetime(2026, 1, 1, tzinfo=UTC)
-    items = [CatalogItem(f"item-{item:07d}", str(images / f"{item // 10_000:03d}" / f"{item:07d}.png"),
+    items = [CatalogItem(f"item-{item:07d}", str(image_path(images, item)),
                          f"listing {item}", CATEGORIES[item % len(CATEGORIES)], float(5 + item % 200), item % 7 == 0, moment)
              for item in range(count)]
     catalog = root / "catalog.csv"
@@ -120,11 +131,13 @@ def fabricate(root: Path, count: int) -> tuple[Path, Path]:
     write_items(version / ITEMS, records)
     rng = np.random.default_rng(0)
 
-    def chunks():  # the vectors, fabricated chunk by chunk
+    def chunks():  # the vectors, fabricated chunk by chunk: the image's pattern, blended towards another one
         for start in range(0, count, CHUNK):
             rows = np.arange(start, min(start + CHUNK, count))
-            noise = rng.normal(0, 0.0135, (len(rows), embedder.dim)).astype(np.float32)
-            yield l2_normalize(base[rows % PATTERNS] + noise)
+            other = base[rng.integers(0, PATTERNS, len(rows))]
+            weight = rng.uniform(0, BLEND, (len(rows), 1)).astype(np.float32)
+            noise = rng.normal(0, NOISE, (len(rows), embedder.dim)).astype(np.float32)
+            yield l2_normalize((1 - weight) * base[rows % PATTERNS] + weight * other + noise)
 
     write_vectors(version / EMBEDDINGS, chunks(), (count, embedder.dim))
     seal(version, Manifest(version=PREVIOUS, created_at=moment.isoformat(), item_count=count,
@@ -136,23 +149,28 @@ def fabricate(root: Path, count: int) -> tuple[Path, Path]:
 
 
 def change(catalog: Path, churn: float) -> int:
-    """Give ``churn`` of the items new image bytes (another pattern) and a later updated_at; how many."""
-    items = read_catalog(str(catalog)).items
+    """Give ``churn`` of the items a new image (a Fashion-MNIST product photo each) and a later updated_at; how many.
+
+    Real photos, so that the evaluation's near-duplicate queries (made from the new images) are as hard as on
+    a catalog: generated rectangles all look alike to the CNN once a copy is brightened and rotated.
+    """
+    items = read_catalog(str(catalog), InputPolicy(local_roots=(catalog.parent,))).items
     changed = np.sort(np.random.default_rng(1).choice(len(items), round(len(items) * churn), replace=False)).tolist()
-    images = Path(items[0].image_uri).parent.parent
-    parallel_images(images, changed, PATTERNS // 2)
-    for row in changed:
-        item = items[row]
-        items[row] = CatalogItem(**{**item.__dict__, "updated_at": item.updated_at + timedelta(hours=1)})
+    photos = fashion_pictures(fetch_fashion_mnist(DATA_DIR / "downloads", download=False))
+    done = 0
+    for row, (_, _, photo) in zip(changed, photos, strict=False):  # the tarball has 70,000 photos
+        Image.fromarray(photo, "L").save(items[row].image_uri)
+        items[row] = CatalogItem(**{**items[row].__dict__, "updated_at": items[row].updated_at + timedelta(hours=1)})
+        done += 1
     catalog.write_bytes(serialize_catalog(items, "csv"))
-    return len(changed)
+    return done
 
 
 def serve(root: Path, repository: Path, version: str) -> None:
     """Serving the new version: the fetcher's time and peak RSS, then the server's time to ready and its RSS."""
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "IMAGESEARCH_MODEL_REPOSITORY": str(repository)}
     index_dir = root / "serving-index"
-    fetched, fetch_rss, _ = run_step(["python", "-m", "serving.fetch", "--version", version, "--repository",
+    fetched, _, fetch_rss, _ = run_step(["python", "-m", "serving.fetch", "--version", version, "--repository",
                                       str(repository), "--index-dir", str(index_dir)], env)
     began = time.perf_counter()
     process, _ = start_server(index_dir, 16, root / "server.log")
@@ -165,42 +183,48 @@ def serve(root: Path, repository: Path, version: str) -> None:
           f"server ready in {ready:.1f} s, RSS {status['VmRSS'].strip()} (peak {status['VmHWM'].strip()})")
 
 
-def run_step(argv: list[str], env: dict[str, str]) -> tuple[float, int, dict[str, Any]]:
-    """(wall seconds, peak RSS bytes of the step process, summary) of one step run as the local runner runs it."""
-    began = time.perf_counter()
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        process = subprocess.Popen([sys.executable, *argv[1:]], cwd=PROJECT_ROOT, env=env, stdout=out, stderr=err, text=True)
-        _, status, usage = os.wait4(process.pid, 0)  # this child's own resource usage, peak RSS included
-        process.returncode = os.waitstatus_to_exitcode(status)
-        elapsed = time.perf_counter() - began
+def run_step(argv: list[str], env: dict[str, str]) -> tuple[float, float, int, dict[str, Any]]:
+    """(wall seconds, CPU seconds, peak RSS bytes, summary) of one step run as the local runner runs it.
+
+    Through ``bench.rusage``, so that the peak RSS is the step's own and not this process's, inherited at fork.
+    """
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err, \
+            tempfile.NamedTemporaryFile("r", suffix=".json") as usage:
+        command = [sys.executable, "-m", "bench.rusage", usage.name, "--", sys.executable, *argv[1:]]
+        returncode = subprocess.run(command, cwd=PROJECT_ROOT, env=env, stdout=out, stderr=err, check=False).returncode
+        measured = json.load(usage)
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read(), err.read()
-    print(f"{argv[2]} {' '.join(argv[5:7])}: {elapsed:.1f}s", file=sys.stderr, flush=True)
-    if process.returncode != 0:
-        raise SystemExit(f"{' '.join(argv)} failed ({process.returncode}):\n{stderr[-3000:]}")
-    return elapsed, usage.ru_maxrss * 1024, json.loads(stdout.strip().splitlines()[-1])
+    print(f"{argv[2]} {' '.join(argv[5:7])}: {measured['seconds']:.1f}s", file=sys.stderr, flush=True)
+    if returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed ({returncode}):\n{stderr[-3000:]}")
+    return measured["seconds"], measured["cpu_seconds"], measured["peak_rss_bytes"], json.loads(stdout.strip().splitlines()[-1])
 
 
-def timed_run(root: Path, catalog: Path, repository: Path) -> list[dict[str, Any]]:
-    workspace = str(repository / "runs" / CURRENT)
+def serving_previous(root: Path, repository: Path) -> dict[str, str]:
+    """A GitOps repo whose overlay serves the fabricated version; the steps' environment."""
     config = gitops.GitOpsConfig(url=str(root / "gitops.git"))
     gitops.bootstrap(config, model_repository=str(repository))
     gitops.bump(config, PREVIOUS, open_repository(str(repository)))
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "IMAGESEARCH_GITOPS_REPO_URL": config.url,
-           "IMAGESEARCH_MODEL_REPOSITORY": str(repository),
-           # The input policy reads catalogs (and their images) only under allowed roots: the bench's scratch folder.
-           "IMAGESEARCH_CATALOG_PREFIXES": str(root)}
+    return {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "IMAGESEARCH_GITOPS_REPO_URL": config.url,
+            "IMAGESEARCH_MODEL_REPOSITORY": str(repository),
+            # The input policy reads catalogs (and their images) only under allowed roots: the bench's scratch folder.
+            "IMAGESEARCH_CATALOG_PREFIXES": str(root)}
+
+
+def timed_run(catalog: Path, repository: Path, version: str, env: dict[str, str]) -> list[dict[str, Any]]:
+    workspace = str(repository / "runs" / version)
     rows = []
 
     def step(name: str, *options: str, shard: int | None = None) -> dict[str, Any]:
-        seconds, rss, summary = run_step(step_argv(name, workspace, *options, shard=shard), env)
-        rows.append({"step": name if shard is None else f"{name} [{shard}]", "seconds": seconds, "rss": rss,
+        seconds, cpu, rss, summary = run_step(step_argv(name, workspace, *options, shard=shard), env)
+        rows.append({"step": name if shard is None else f"{name} [{shard}]", "seconds": seconds, "cpu": cpu, "rss": rss,
                      "summary": summary})
         return summary
 
     common = ("--repository", str(repository))
-    snapshot = step("snapshot", "--catalog", str(catalog), *common, "--version", CURRENT)
+    snapshot = step("snapshot", "--catalog", str(catalog), *common, "--version", version)
     for shard in snapshot["shard_ids"]:
         step("preprocess", *common, shard=shard)
         step("embed", *common, "--device", "auto", shard=shard)
@@ -209,10 +233,11 @@ def timed_run(root: Path, catalog: Path, repository: Path) -> list[dict[str, Any
     return rows
 
 
-def report(rows: list[dict[str, Any]], items: int, changed: int, total: float) -> None:
-    print(f"\n{items:,} items, {changed:,} changed ({changed / items:.1%}); 2-core CPU\n")
-    print("| step | wall s | peak RSS MB | fetched | embedded | reused |")
-    print("|---|---:|---:|---:|---:|---:|")
+def report(rows: list[dict[str, Any]], items: int, changed: int, total: float, load: float) -> None:
+    print(f"\n{items:,} items, {changed:,} changed ({changed / items:.1%}); {os.cpu_count()} CPUs, "
+          f"1-min load average {load:.1f} before the run and {os.getloadavg()[0]:.1f} after\n")
+    print("| step | wall s | CPU s | peak RSS MB | fetched | embedded | reused |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         summary = row["summary"]
         fetched = summary.get("items", "") if row["step"].startswith("preprocess") else ""
@@ -220,7 +245,9 @@ def report(rows: list[dict[str, Any]], items: int, changed: int, total: float) -
         reused = summary.get("reused", "") if row["step"].startswith("build_index") else ""
         if row["step"] == "snapshot":
             fetched, reused = summary["to_fetch"], summary["unchanged"]
-        print(f"| {row['step']} | {row['seconds']:.1f} | {row['rss'] / 2**20:.0f} | {fetched} | {embedded} | {reused} |")
+        cells = (row["step"], f"{row['seconds']:.1f}", f"{row['cpu']:.1f}", f"{row['rss'] / 2**20:.0f}",
+                 fetched, embedded, reused)
+        print("| " + " | ".join(str(cell) for cell in cells) + " |")
     shards = sum(row["step"].startswith("preprocess") for row in rows)
     snapshot = rows[0]["summary"]
     final = rows[-2]["summary"]
@@ -232,19 +259,25 @@ def report(rows: list[dict[str, Any]], items: int, changed: int, total: float) -
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", type=int, default=20_000)
-    parser.add_argument("--churn", type=float, default=0.01, help="share of items whose image changed (0: none)")
+    parser.add_argument("--churn", type=float, nargs="+", default=[0.01],
+                        help="share of items whose image changed (0: none); several: one run each, in order, "
+                             "on the same fabricated catalog")
     parser.add_argument("--scratch", help="folder for the fabricated data (default: a temporary one, removed after)")
     parser.add_argument("--serve", action="store_true", help="then fetch the new version and start a server on it")
     args = parser.parse_args(argv)
     root = Path(tempfile.mkdtemp(prefix="bench-pipeline-", dir=args.scratch))
     try:
         catalog, repository = fabricate(root, args.items)
-        changed = change(catalog, args.churn) if args.churn else 0
-        began = time.perf_counter()
-        rows = timed_run(root, catalog, repository)
-        report(rows, args.items, changed, time.perf_counter() - began)
-        if args.serve and "version" in rows[-2]["summary"]:
-            serve(root, repository, rows[-2]["summary"]["version"])
+        env = serving_previous(root, repository)
+        published = None
+        for hour, churn in enumerate(args.churn, start=1):
+            changed = change(catalog, churn) if churn else 0
+            load, began = os.getloadavg()[0], time.perf_counter()
+            rows = timed_run(catalog, repository, f"20260101T{hour:02d}0000Z", env)
+            report(rows, args.items, changed, time.perf_counter() - began, load)
+            published = rows[-2]["summary"].get("version", published)
+        if args.serve and published:
+            serve(root, repository, published)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

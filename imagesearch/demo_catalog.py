@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import subprocess
 import sys
 import tarfile
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -134,36 +136,38 @@ def fetch_fashion_mnist(downloads: Path, *, download: bool = True) -> Path:
     return package
 
 
-def fashion_items(package: Path, images_dir: Path, limit: int) -> list[CatalogItem]:
-    """Round-robin over the 10 classes so any limit is balanced; each picture written as a PNG."""
+def fashion_pictures(package: Path) -> Iterator[tuple[int, int, np.ndarray]]:
+    """(label, index within the class, 28x28 grey picture), round-robin over the 10 classes so any prefix is balanced."""
     per_class = [
         np.asarray([r for r in json.loads(path.read_text())["data"] if len(r) == 28 * 28], np.uint8).reshape(-1, 28, 28)
         for path in (package / "src" / "clothes" / f"{label}.json" for label in range(10))
     ]
+    for index in range(max(len(pictures) for pictures in per_class)):
+        for label, pictures in enumerate(per_class):
+            if index < len(pictures):
+                yield label, index, pictures[index]
+
+
+def fashion_items(package: Path, images_dir: Path, limit: int) -> list[CatalogItem]:
+    """The first ``limit`` pictures, balanced over the classes; each written as a PNG."""
     images_dir.mkdir(parents=True, exist_ok=True)
     items: list[CatalogItem] = []
-    longest = max(len(pictures) for pictures in per_class)
-    for index in range(longest):
-        for label, pictures in enumerate(per_class):
-            if len(items) >= limit:
-                return items
-            if index >= len(pictures):
-                continue
-            item_id = f"fm-{label}-{index:05d}"
-            path = images_dir / f"{item_id}.png"
-            if not path.exists():
-                Image.fromarray(pictures[index], "L").save(path)
-            items.append(
-                CatalogItem(
-                    item_id=item_id,
-                    image_uri=f"images/{item_id}.png",
-                    title=f"{FASHION_CLASSES[label]} #{index}",
-                    category=FASHION_CLASSES[label],
-                    price=made_up_price(item_id),
-                    on_sale=made_up_on_sale(item_id),
-                    updated_at=EPOCH + timedelta(minutes=stable_number(item_id) % 100_000),
-                )
+    for label, index, picture in itertools.islice(fashion_pictures(package), limit):
+        item_id = f"fm-{label}-{index:05d}"
+        path = images_dir / f"{item_id}.png"
+        if not path.exists():
+            Image.fromarray(picture, "L").save(path)
+        items.append(
+            CatalogItem(
+                item_id=item_id,
+                image_uri=f"images/{item_id}.png",
+                title=f"{FASHION_CLASSES[label]} #{index}",
+                category=FASHION_CLASSES[label],
+                price=made_up_price(item_id),
+                on_sale=made_up_on_sale(item_id),
+                updated_at=EPOCH + timedelta(minutes=stable_number(item_id) % 100_000),
             )
+        )
     return items
 
 
