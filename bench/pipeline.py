@@ -46,8 +46,9 @@ from imagesearch.input_policy import InputPolicy
 from imagesearch.repository import open_repository
 from imagesearch.settings import DATA_DIR, PROJECT_ROOT, Settings
 from imagesearch.stamps import image_stamps
+from tasks.pipeline import REPOSITORY, SERVING_OVERLAY, VERSION, Step, default_params
+from tasks.run_all import run_pipeline
 from tasks.snapshot import snapshot_sha256
-from tasks.steps import step_argv
 
 PATTERNS = 512
 SIDE = 64
@@ -217,19 +218,18 @@ def timed_run(catalog: Path, repository: Path, version: str, env: dict[str, str]
     workspace = str(repository / "runs" / version)
     rows = []
 
-    def step(name: str, *options: str, shard: int | None = None) -> dict[str, Any]:
-        seconds, cpu, rss, summary = run_step(step_argv(name, workspace, *options, shard=shard), env)
-        rows.append({"step": name if shard is None else f"{name} [{shard}]", "seconds": seconds, "cpu": cpu, "rss": rss,
-                     "summary": summary})
+    def step(declared: Step, argv: list[str]) -> dict[str, Any]:
+        seconds, cpu, rss, summary = run_step(argv, env)
+        shard = argv[argv.index("--shard") + 1] if "--shard" in argv else None
+        rows.append({"step": declared.name if shard is None else f"{declared.name} [{shard}]", "seconds": seconds,
+                     "cpu": cpu, "rss": rss, "summary": summary})
         return summary
 
-    common = ("--repository", str(repository))
-    snapshot = step("snapshot", "--catalog", str(catalog), *common, "--version", version)
-    for shard in snapshot["shard_ids"]:
-        step("preprocess", *common, shard=shard)
-        step("embed", *common, "--device", "auto", shard=shard)
-    for name in ("build_index", "evaluate", "publish", "deploy"):
-        step(name, *(common if name in ("publish", "deploy") else ()))
+    settings = Settings.from_env(env)
+    # What the DAG's steps get from a run with the default trigger form.
+    inputs = {**default_params(settings, {"catalog_uri": str(catalog)}), REPOSITORY: str(repository), VERSION: version,
+              SERVING_OVERLAY: settings.gitops_overlay}
+    run_pipeline(workspace, inputs, step)
     return rows
 
 

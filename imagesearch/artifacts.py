@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from imagesearch.errors import ArtifactError, VersionTakenError
+from imagesearch.errors import ArtifactError, VersionNotCommittedError, VersionTakenError
 from imagesearch.repository import ModelRepository
 
 INDEXES = "indexes"
@@ -206,7 +206,7 @@ def latest_version(repo: ModelRepository) -> str | None:
 
 def read_manifest(repo: ModelRepository, version: str) -> Manifest:
     if not is_committed(repo, version):
-        raise ArtifactError(f"index version {version} is not committed in {repo.uri}")
+        raise VersionNotCommittedError(f"index version {version} is not committed in {repo.uri}")
     manifest = Manifest.decode(repo.get_bytes(version_key(version, MANIFEST)))
     if manifest.version != version:
         raise ArtifactError(f"the manifest of {version} in {repo.uri} names version {manifest.version}")

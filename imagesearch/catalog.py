@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from imagesearch import uri as uris
-from imagesearch.errors import CatalogError, ImageFetchError, InputRefusedError
+from imagesearch.errors import CatalogError, CatalogUnavailableError, ImageFetchError, InputRefusedError, is_transient
 from imagesearch.input_policy import InputPolicy
 from imagesearch.settings import get_settings
 
@@ -199,8 +199,9 @@ def read_catalog(uri: str, policy: InputPolicy | None = None) -> Catalog:
         data = uris.read_bytes(uri, policy, max_bytes=MAX_CATALOG_BYTES)
     except InputRefusedError as exc:
         raise CatalogError(f"catalog {uri} is refused by the input policy: {exc}") from None
-    except ImageFetchError as exc:
-        raise CatalogError(f"cannot read catalog {uri}: {exc}") from None
+    except ImageFetchError as exc:  # a timeout or an unavailable store may pass; a 4xx or a bad file will not
+        error = CatalogUnavailableError if is_transient(exc) else CatalogError
+        raise error(f"cannot read catalog {uri}: {exc}") from None
     return parse_catalog(data, fmt, base_uri=uri)
 
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from imagesearch import kustomize, pins
 from imagesearch.artifacts import check_version, is_committed
-from imagesearch.errors import ImageSearchError
+from imagesearch.errors import GitOpsError, VersionNotCommittedError
 from imagesearch.repository import ModelRepository
 from imagesearch.settings import PROJECT_ROOT, Settings
 
@@ -39,10 +39,6 @@ SOURCE_DIR = PROJECT_ROOT / "gitops"
 BeforePush = Callable[[int], None]
 # Edits a checkout synced to the branch tip (see Edit).
 Change = Callable[["Checkout"], "Edit"]
-
-
-class GitOpsError(ImageSearchError):
-    """The GitOps repo cannot be read or updated as asked; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -364,7 +360,7 @@ def forbidden(target: Checkout, version: str, force: bool = False) -> str | None
 
 def _require_committed(repository: ModelRepository | None, version: str) -> None:
     if repository is not None and not is_committed(repository, version):
-        raise GitOpsError(f"index version {version} is not committed in the model repository {repository.uri}: "
+        raise VersionNotCommittedError(f"index version {version} is not committed in the model repository {repository.uri}: "
                           "refusing to deploy it")
 
 

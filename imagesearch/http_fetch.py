@@ -24,6 +24,7 @@ from imagesearch.errors import (
     ImageFetchError,
     ImageFetchTimeoutError,
     ImageFetchTooSlowError,
+    ImageFetchUnavailableError,
     ImageMissingError,
     InputRefusedError,
 )
@@ -31,6 +32,7 @@ from imagesearch.input_policy import InputPolicy
 from imagesearch.uri import too_large
 
 REDIRECTS = (301, 302, 303, 307, 308)
+RETRY_LATER = (408, 429)  # and every 5xx: the server may answer later
 RATE_GRACE_S = 1.0
 HEADERS = [(b"User-Agent", b"imagesearch-pipeline"), (b"Accept", b"image/*, */*;q=0.5")]
 
@@ -98,10 +100,12 @@ def read_http(url: str, policy: InputPolicy, max_bytes: int | None = None) -> by
             raise InputRefusedError(f"more than {policy.max_redirects} redirects")
     except httpcore.TimeoutException:
         raise _timeout(url, policy) from None
-    except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol, OSError) as exc:
+    except httpcore.UnsupportedProtocol as exc:
+        raise ImageFetchError(f"cannot fetch {url}: {exc}") from None
+    except (httpcore.NetworkError, httpcore.ProtocolError, OSError) as exc:
         if backend.aborted:
             raise _timeout(url, policy) from None
-        raise ImageFetchError(f"cannot fetch {url}: {exc or type(exc).__name__}") from None
+        raise ImageFetchUnavailableError(f"cannot fetch {url}: {exc or type(exc).__name__}") from None
     finally:
         watchdog.cancel()
 
@@ -130,6 +134,8 @@ def _redirect_target(url: str, response: httpcore.Response) -> str:
 def _body(url: str, response: httpcore.Response, policy: InputPolicy, max_bytes: int | None) -> bytes:
     if response.status == 404:
         raise ImageMissingError(f"HTTP 404 for {url}")
+    if response.status >= 500 or response.status in RETRY_LATER:
+        raise ImageFetchUnavailableError(f"HTTP {response.status} for {url}")
     if response.status >= 400:
         raise ImageFetchError(f"HTTP {response.status} for {url}")
     declared = _header(response, b"content-length")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from imagesearch import uri as uris
-from imagesearch.errors import ArtifactError
+from imagesearch.errors import ArtifactError, RepositoryUnavailableError, is_transient
 
 CHUNK_SIZE = 8 * 1024 * 1024
 
@@ -172,8 +172,9 @@ def gcs_client():  # type: ignore[no-untyped-def]
 
 
 class GCSRepository(ModelRepository):
-    """gs://bucket/prefix. Transient errors are retried for at most ``retry_s`` seconds per call; then, as
-    for any other failure, an :class:`ArtifactError` says which operation on which object failed."""
+    """gs://bucket/prefix. Transient errors are retried for at most ``retry_s`` seconds per call; then a
+    :class:`RepositoryUnavailableError` (transient) or, for any other failure, an :class:`ArtifactError` says which
+    operation on which object failed."""
 
     def __init__(self, bucket: str, prefix: str = "", timeout: float = 60.0, retry_s: float = 60.0,
                  client: Callable[[], Any] = gcs_client) -> None:
@@ -203,8 +204,10 @@ class GCSRepository(ModelRepository):
         except (GoogleAPIError, OSError, ValueError) as exc:  # requests' connection errors are OSErrors
             if target is not None:
                 target.unlink(missing_ok=True)
-            raise ArtifactError(f"model repository unreachable or failing: {operation} {where} failed "
-                                f"(retried for up to {self.retry_s:g}s): {exc}") from None
+            if is_transient(exc):
+                raise RepositoryUnavailableError(f"model repository unreachable or failing: {operation} {where} failed "
+                                                 f"(retried for up to {self.retry_s:g}s): {exc}") from None
+            raise ArtifactError(f"model repository refused {operation} {where}: {exc}") from None
 
     @property
     def _bucket(self):  # type: ignore[no-untyped-def]

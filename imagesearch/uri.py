@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
-from imagesearch.errors import ImageFetchError, ImageMissingError, ImageTooLargeError
+from imagesearch.errors import ImageFetchError, ImageFetchUnavailableError, ImageMissingError, ImageTooLargeError, is_transient
 
 if TYPE_CHECKING:
     from imagesearch.input_policy import InputPolicy
@@ -102,4 +102,5 @@ def _read_gcs(uri: str, policy: InputPolicy, max_bytes: int | None) -> bytes:
     except gexc.NotFound:
         raise ImageMissingError(f"no such object: {uri}") from None
     except gexc.GoogleAPIError as exc:
-        raise ImageFetchError(f"cannot read {uri}: {exc}") from None
+        error = ImageFetchUnavailableError if is_transient(exc) else ImageFetchError
+        raise error(f"cannot read {uri}: {exc}") from None

@@ -14,6 +14,7 @@ from airflow.sdk import BaseOperatorLink
 
 from imagesearch.settings import Settings, search_page
 from plugins.hooks.model_repository import ModelRepositoryHook
+from tasks.pipeline import Step
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator
@@ -66,13 +67,10 @@ class SearchPageLink(BaseOperatorLink):
         return search_page(Settings.from_env()) if _summary(operator) else ""
 
 
-STEP_LINKS: dict[str, tuple[type[BaseOperatorLink], ...]] = {
-    "publish": (ModelVersionLink, SearchPageLink),
-    "deploy": (GitOpsCommitLink, SearchPageLink),
-}
 ALL_LINKS = (ModelVersionLink, GitOpsCommitLink, SearchPageLink)
 
 
-def step_links(step: str) -> list[BaseOperatorLink]:
-    """The links of one step's task (none for most steps)."""
-    return [link() for link in STEP_LINKS.get(step, ())]
+def step_links(step: Step) -> list[BaseOperatorLink]:
+    """The links of one step's task: to the version it published, to the commit it pushed (none for most steps)."""
+    links = [*([ModelVersionLink] if step.publishes_version else []), *([GitOpsCommitLink] if step.commits_to_git else [])]
+    return [link() for link in (*links, *([SearchPageLink] if links else []))]

@@ -20,7 +20,7 @@ import httpx
 
 from imagesearch.settings import Settings, search_page
 from plugins.links import commit_url, version_url
-from tasks.workspace import Workspace
+from tasks.workspace import LAYOUT, Workspace
 
 log = logging.getLogger(__name__)
 NOTE_MAX_CHARS = 1000  # the REST API's limit on a note
@@ -31,10 +31,10 @@ def gate_verdict(workspace: str) -> tuple[dict[str, float], str]:
     """evaluate's metrics and its verdict ("passed", "failed: why", or "not reached"), from the run workspace."""
     try:
         store = Workspace(workspace)
-        metrics = store.read_json("evaluate/metrics.json") if store.exists("evaluate/metrics.json") else {}
-        if not store.exists("evaluate/gate.json"):
+        metrics = store.read_json(LAYOUT.METRICS.key) if store.exists(LAYOUT.METRICS.key) else {}
+        if not store.exists(LAYOUT.GATE.key):
             return metrics, "not reached"
-        gate = store.read_json("evaluate/gate.json")
+        gate = store.read_json(LAYOUT.GATE.key)
     except (OSError, ValueError) as exc:  # e.g. no access to the repository from this worker
         return {}, f"unknown (could not read the workspace: {exc})"
     return metrics, "passed" if gate.get("passed") else "failed: " + "; ".join(gate.get("failures", []))

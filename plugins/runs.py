@@ -10,13 +10,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol
 
+from airflow.sdk import Param
+
 from imagesearch.artifacts import new_version
 from imagesearch.settings import Settings
 from plugins.hooks.model_repository import ModelRepositoryHook
+from tasks.pipeline import PARAMS, REPOSITORY, SERVING_OVERLAY
+from tasks.pipeline import VERSION as VERSION_INPUT
 
 VERSION = "{{ index_version(dag_run) }}"
 WORKSPACE = "{{ run_workspace(index_version(dag_run)) }}"
 NO_SCHEDULE = frozenset({"", "none", "manual"})
+JSON_TYPES = {str: "string", bool: "boolean", int: "integer", float: "number"}
 
 
 class DagRunLike(Protocol):
@@ -37,6 +42,25 @@ def run_macros(repository: ModelRepositoryHook) -> dict[str, Any]:
 def schedule(settings: Settings) -> str | None:
     """``IMAGESEARCH_SCHEDULE`` (a cron expression or preset); ``none``, ``manual`` or empty: triggered runs only."""
     return None if settings.schedule.strip().lower() in NO_SCHEDULE else settings.schedule
+
+
+def dag_params(settings: Settings) -> dict[str, Param]:
+    """The trigger form: one typed, validated Param per run parameter of :data:`tasks.pipeline.PARAMS`."""
+    params = {}
+    for param in PARAMS:
+        schema: dict[str, Any] = {"type": JSON_TYPES[param.kind]}
+        if param.minimum is not None:
+            schema["minLength" if param.kind is str else "minimum"] = param.minimum
+        if param.maximum is not None:
+            schema["maximum"] = param.maximum
+        params[param.name] = Param(param.default(settings), title=param.title, description=param.description, **schema)
+    return params
+
+
+def step_inputs(settings: Settings, repository: ModelRepositoryHook) -> dict[str, Any]:
+    """What the run gives its steps (:data:`tasks.pipeline.Inputs`): the params as templates, and the run's facts."""
+    return {**{param.name: f"{{{{ params.{param.name} }}}}" for param in PARAMS},
+            REPOSITORY: repository.uri, VERSION_INPUT: VERSION, SERVING_OVERLAY: settings.gitops_overlay}
 
 
 def shard_ids(snapshot_summary: dict[str, Any]) -> list[int]:

@@ -45,7 +45,7 @@ from imagesearch.whitening import Whitening
 from tasks import cli, samples, unchanged
 from tasks.previous import previous_vectors
 from tasks.snapshot import SNAPSHOT_FIELDS, snapshot_sha256
-from tasks.workspace import PLAN, Workspace, shard_key
+from tasks.workspace import LAYOUT, Workspace
 
 log = logging.getLogger("build_index")
 WHITENING_SAMPLE = 200_000  # rows the whitening is learned on (a seeded sample beyond that)
@@ -74,14 +74,14 @@ def gather_shards(workspace: Workspace, shards: int) -> tuple[dict[str, tuple[st
     models: dict[str, dict[str, Any]] = {}
     fresh = 0
     for shard in range(shards):
-        records = workspace.read_jsonl(shard_key("preprocess", shard, "items.jsonl"))
-        shard_vectors = workspace.read_array(shard_key("embed", shard, "embeddings.npy"))
-        model = workspace.read_json(shard_key("embed", shard, "model.json"))
+        records = workspace.read_jsonl(LAYOUT.PREPROCESSED.of(shard))
+        shard_vectors = workspace.read_array(LAYOUT.EMBEDDINGS.of(shard))
+        model = workspace.read_json(LAYOUT.MODEL.of(shard))
         models[model["model_id"]] = model
         embedded = sum(record["status"] == "embed" for record in records)
         if embedded != len(shard_vectors):
             raise cli.StepFailed(f"shard {shard}: {embedded} images to embed but {len(shard_vectors)} vectors")
-        stamps.update(workspace.read_json(shard_key("preprocess", shard, "failed.json")))
+        stamps.update(workspace.read_json(LAYOUT.FAILED_STAMPS.of(shard)))
         stamps.update((record["item_id"], record["image_stamp"]) for record in records)
         for record in records:
             if record["status"] == "embed":
@@ -97,7 +97,7 @@ def gather_shards(workspace: Workspace, shards: int) -> tuple[dict[str, tuple[st
 
 
 def assemble(workspace: Workspace, info: dict[str, Any]) -> Assembly:
-    plan = pq.read_table(io.BytesIO(workspace.store.get_bytes(PLAN)))
+    plan = pq.read_table(io.BytesIO(workspace.store.get_bytes(LAYOUT.PLAN.key)))
     outcomes, stamps, fresh, model = gather_shards(workspace, info["shards"])
     ids = plan.column("item_id").to_pylist()
     if stamps:
@@ -162,11 +162,11 @@ def write_samples(workspace: Workspace, assembly: Assembly, previous: tuple[Mode
     picked = {item_id: stored[item_id] for item_id in chosen_reused}
     wanted = set(chosen_fresh)
     for shard in range(shards):
-        records = workspace.read_jsonl(shard_key("preprocess", shard, "items.jsonl"))
+        records = workspace.read_jsonl(LAYOUT.PREPROCESSED.of(shard))
         embedded = [record["item_id"] for record in records if record["status"] == "embed"]
         if wanted.isdisjoint(embedded):
             continue
-        pixels = workspace.read_array(shard_key("preprocess", shard, "pixels.npz"))
+        pixels = workspace.read_array(LAYOUT.PIXELS.of(shard))
         for item_id, image in zip(embedded, pixels, strict=True):
             if item_id in wanted:
                 picked[item_id] = samples.encode(image)
@@ -213,12 +213,12 @@ def build_index(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         pq.write_table(assembly.items, directory / ITEMS)
         sampled = write_samples(workspace, assembly, previous, directory / SAMPLES, settings, info["shards"])
         VectorIndex.build(vectors.search_space(whitening), params).save(directory)
-        workspace.check_writable("index")
-        workspace.store.delete_prefix("index")
-        workspace.upload_dir("index", directory)
+        workspace.check_writable(LAYOUT.INDEX.key)
+        workspace.store.delete_prefix(LAYOUT.INDEX.key)
+        workspace.upload_dir(LAYOUT.INDEX.key, directory)
         size = sum(path.stat().st_size for path in directory.rglob("*") if path.is_file())
     whitened = None if whitening is None else {"dims": whitening.out_dim, "shrinkage": settings.whitening_shrinkage}
-    workspace.write_json("build/index.json", {
+    workspace.write_json(LAYOUT.BUILD.key, {
         "params": params.to_dict(), "model": model, "items": count, "whitening": whitened,
         "snapshot_sha256": assembly.snapshot_sha256,
         # The version's own timestamp, not the clock: a rebuilt version keeps the same manifest.

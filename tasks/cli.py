@@ -7,23 +7,24 @@ import json
 import logging
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from typing import Any
 
-from imagesearch.errors import CatalogError, ImageSearchError, VersionTakenError
-from imagesearch.settings import Settings, SettingsError
+from imagesearch.errors import ImageSearchError, is_transient
+from imagesearch.settings import Settings
 from imagesearch.signals import EXIT_TERMINATED, Terminated, terminate_on_sigterm
 
 
 class StepFailed(ImageSearchError):
     """A step refuses to go on (a gate failed, inputs are unusable); the message says why.
 
-    ``retryable``: whether running the step again may succeed (images that were missing may appear).
+    ``transient``: whether running the step again may succeed (images that were missing may appear).
     """
 
-    def __init__(self, message: str, *, retryable: bool = False) -> None:
+    def __init__(self, message: str, *, transient: bool = False) -> None:
         super().__init__(message)
-        self.retryable = retryable
+        self.transient = transient
 
 
 class StepSkipped(ImageSearchError):
@@ -37,11 +38,13 @@ class StepSkipped(ImageSearchError):
         self.summary = summary
 
 
-# Exit codes: a retry may help (an I/O error, a lost connection) or cannot (a quality gate, a corrupt catalog);
-# or the step decided it must not act (the task ends as skipped).
+# Exit codes: a retry may help (a transient error: the network, a timeout, a 5xx) or cannot (a permanent one: bad
+# input, a quality gate, a refused version), as imagesearch.errors.RETRY declares; or the step decided it must not
+# act (the task ends as skipped).
 EXIT_RETRYABLE = 1
 EXIT_PERMANENT = 2
 EXIT_SKIPPED = 3
+EXPECTED = (ImageSearchError, OSError, ValueError)  # errors whose message says it all: no traceback
 
 
 def parser(step: str, description: str) -> argparse.ArgumentParser:
@@ -62,15 +65,17 @@ def run(step: str, main: Callable[[argparse.Namespace, Settings], dict[str, Any]
         print(f"{step} skipped: {exc}", file=sys.stderr, flush=True)
         print(json.dumps({"step": step, "skipped": str(exc), **exc.summary}, sort_keys=True), flush=True)
         return EXIT_SKIPPED
-    except (StepFailed, CatalogError, SettingsError, VersionTakenError) as exc:
-        print(f"{step} failed: {exc}", file=sys.stderr, flush=True)
-        return EXIT_RETRYABLE if getattr(exc, "retryable", False) else EXIT_PERMANENT
-    except (ImageSearchError, ValueError, OSError) as exc:
-        print(f"{step} failed: {exc}", file=sys.stderr, flush=True)
-        return EXIT_RETRYABLE
     except Terminated as exc:
         print(f"{step} failed: {exc}", file=sys.stderr, flush=True)
         return EXIT_TERMINATED
+    except Exception as exc:
+        if not isinstance(exc, EXPECTED):  # a bug or a library's surprise: where it happened matters
+            traceback.print_exc(file=sys.stderr)
+        transient = is_transient(exc)
+        print(f"{step}: {type(exc).__name__} is {'transient: a retry may help' if transient else 'permanent: no retry'}",
+              file=sys.stderr)
+        print(f"{step} failed: {exc}", file=sys.stderr, flush=True)  # last: a failed pod's termination message
+        return EXIT_RETRYABLE if transient else EXIT_PERMANENT
     summary = {"step": step, "seconds": round(time.perf_counter() - began, 3), **summary}
     print(json.dumps(summary, sort_keys=True), flush=True)
     return 0

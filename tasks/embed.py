@@ -15,7 +15,7 @@ from imagesearch.embedder import Embedder
 from imagesearch.preprocess import normalize
 from imagesearch.settings import Settings
 from tasks import cli
-from tasks.workspace import Workspace, shard_key
+from tasks.workspace import LAYOUT, Workspace
 
 log = logging.getLogger("embed")
 
@@ -35,12 +35,12 @@ def embed_pixels(embedder: Embedder, pixels: np.ndarray, batch_size: int) -> np.
 def embed(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     """Vectors for the shard's images with new bytes; build_index gathers the reused ones, once per run."""
     workspace = Workspace(args.workspace)
-    records = workspace.read_jsonl(shard_key("preprocess", args.shard, "items.jsonl"))
-    pixels = workspace.read_array(shard_key("preprocess", args.shard, "pixels.npz"))
+    records = workspace.read_jsonl(LAYOUT.PREPROCESSED.of(args.shard))
+    pixels = workspace.read_array(LAYOUT.PIXELS.of(args.shard))
     embedder = Embedder(device=args.device, threads=settings.torch_threads)
     fresh = embed_pixels(embedder, pixels, args.batch_size or settings.embed_batch_size)
-    workspace.write_array(shard_key("embed", args.shard, "embeddings.npy"), fresh)
-    workspace.write_json(shard_key("embed", args.shard, "model.json"), msgspec.to_builtins(embedder.info))
+    workspace.write_array(LAYOUT.EMBEDDINGS.of(args.shard), fresh)
+    workspace.write_json(LAYOUT.MODEL.of(args.shard), msgspec.to_builtins(embedder.info))
     reused = sum(record["status"] == "reuse" for record in records)
     return {"shard": args.shard, "items": len(records), "embedded": len(fresh), "reused": reused,
             "model_id": embedder.model_id, "device": str(embedder.device)}

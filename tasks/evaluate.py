@@ -45,7 +45,7 @@ from imagesearch.settings import Settings
 from imagesearch.whitening import Whitening
 from tasks import cli, unchanged
 from tasks.samples import read_samples
-from tasks.workspace import Workspace
+from tasks.workspace import LAYOUT, Workspace
 
 log = logging.getLogger("evaluate")
 K = 10
@@ -128,8 +128,8 @@ def score(version: Scorable, query_ids: list[str], copies: dict[str, np.ndarray]
 
 def candidate_index(workspace: Workspace, directory: Path, version: str) -> tuple[Scorable, dict[str, list[Any]], str]:
     """The run's own index from the workspace: (scorable, items, model id)."""
-    build = workspace.read_json("build/index.json")
-    workspace.download_dir("index", directory)
+    build = workspace.read_json(LAYOUT.BUILD.key)
+    workspace.download_dir(LAYOUT.INDEX.key, directory)
     items = read_items(directory / ITEMS)
     whitening = read_whitening(directory)
     embeddings = StoredVectors(directory / EMBEDDINGS).search_space(whitening)
@@ -223,7 +223,7 @@ def thresholds(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
 
 def evaluate(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     workspace = Workspace(args.workspace)
-    workspace.check_writable("evaluate")
+    workspace.check_writable(LAYOUT.METRICS.top)
     run = workspace.run_info()
     if (skipped := unchanged.summary(run, "evaluate")) is not None:
         return skipped
@@ -259,8 +259,8 @@ def evaluate(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     report = {"candidate": version, "serving": served, "comparison": comparison,
               **gate_report(metrics, floors, tolerances, serving_metrics, shared_metrics)}
     log_report(report)
-    workspace.write_json("evaluate/metrics.json", metrics)
-    workspace.write_json("evaluate/gate.json", report)
+    workspace.write_json(LAYOUT.METRICS.key, metrics)
+    workspace.write_json(LAYOUT.GATE.key, report)
     if not report["passed"]:
         raise cli.StepFailed("quality gate failed, nothing will be published: " + "; ".join(report["failures"]))
     return {"metrics": metrics, "passed": True, "gate": report}

@@ -19,7 +19,7 @@ from imagesearch.preprocess import PreprocessConfig, decode_image, fit_image
 from imagesearch.settings import Settings
 from imagesearch.stamps import image_stamps
 from tasks import cli
-from tasks.workspace import Workspace, shard_key
+from tasks.workspace import LAYOUT, Workspace
 
 log = logging.getLogger("preprocess")
 
@@ -51,7 +51,7 @@ def prepare(record: dict[str, Any], settings: Settings, policy: InputPolicy, con
 def preprocess(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     workspace = Workspace(args.workspace)
     info = workspace.run_info()
-    records = workspace.read_jsonl(shard_key("shards", args.shard, "items.jsonl"))
+    records = workspace.read_jsonl(LAYOUT.SHARD_ITEMS.of(args.shard))
     policy = InputPolicy.for_images(settings, info.get("catalog_uri", ""))
     # Stamped again just before the fetch: the version records the stamp of the bytes it was built from.
     for record, stamp in zip(records, image_stamps([record["image_uri"] for record in records], policy), strict=True):
@@ -67,7 +67,7 @@ def preprocess(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     for outcome in failed[:20]:
         log.warning("skipping %s: %s (%s)", outcome.record["item_id"], outcome.reason, outcome.message)
     workspace.write_jsonl(
-        shard_key("preprocess", args.shard, "failures.jsonl"),
+        LAYOUT.FAILURES.of(args.shard),
         (
             {"item_id": o.record["item_id"], "image_uri": o.record["image_uri"], "image_stamp": o.record["image_stamp"],
              "reason": o.reason, "message": o.message}
@@ -75,20 +75,20 @@ def preprocess(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         ),
     )
     # Never empty (an empty object is awkward to download from some stores): build_index reads the stamps from it.
-    workspace.write_json(shard_key("preprocess", args.shard, "failed.json"),
+    workspace.write_json(LAYOUT.FAILED_STAMPS.of(args.shard),
                          {o.record["item_id"]: o.record["image_stamp"] for o in failed})
     ratio = len(failed) / max(len(records), 1)
     if ratio > settings.max_failure_ratio:
         raise cli.StepFailed(
             f"shard {args.shard}: {len(failed)} of {len(records)} images failed ({ratio:.0%} > "
             f"{settings.max_failure_ratio:.0%}); first: {failed[0].record['item_id']}: {failed[0].message}",
-            retryable=True,  # images may be missing for a moment (an upload in flight, a storage hiccup)
+            transient=True,  # images may be missing for a moment (an upload in flight, a storage hiccup)
         )
     to_embed = [o for o in good if o.reuse_row is None]
     pixels = np.stack([o.pixels for o in to_embed]) if to_embed else np.zeros((0, config.size, config.size, 3), np.uint8)
-    workspace.write_array(shard_key("preprocess", args.shard, "pixels.npz"), pixels, compressed=True)
+    workspace.write_array(LAYOUT.PIXELS.of(args.shard), pixels, compressed=True)
     workspace.write_jsonl(
-        shard_key("preprocess", args.shard, "items.jsonl"),
+        LAYOUT.PREPROCESSED.of(args.shard),
         (
             {**o.record, "image_sha256": o.sha256, "status": "embed" if o.reuse_row is None else "reuse",
              "reuse_row": o.reuse_row}

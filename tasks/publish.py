@@ -14,7 +14,7 @@ from imagesearch.artifacts import Manifest, ModelInfo, publish, seal
 from imagesearch.repository import open_repository
 from imagesearch.settings import Settings
 from tasks import cli, unchanged
-from tasks.workspace import Workspace
+from tasks.workspace import LAYOUT, Workspace
 
 
 def publish_step(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
@@ -22,14 +22,14 @@ def publish_step(args: argparse.Namespace, settings: Settings) -> dict[str, Any]
     info = workspace.run_info()
     if (skipped := unchanged.summary(info, "publish")) is not None:
         return skipped
-    build = workspace.read_json("build/index.json")
-    gate = workspace.read_json("evaluate/gate.json") if workspace.exists("evaluate/gate.json") else {"passed": False}
+    build = workspace.read_json(LAYOUT.BUILD.key)
+    gate = workspace.read_json(LAYOUT.GATE.key) if workspace.exists(LAYOUT.GATE.key) else {"passed": False}
     if not gate["passed"]:
         raise cli.StepFailed("the index has not passed evaluation; refusing to publish")
-    metrics = workspace.read_json("evaluate/metrics.json")
+    metrics = workspace.read_json(LAYOUT.METRICS.key)
     repo = open_repository(args.repository or settings.model_repository)
     with tempfile.TemporaryDirectory(prefix="publish-") as scratch:
-        directory = workspace.download_dir("index", Path(scratch))
+        directory = workspace.download_dir(LAYOUT.INDEX.key, Path(scratch))
         manifest = Manifest(
             version=info["version"],
             created_at=build["created_at"],

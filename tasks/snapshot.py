@@ -31,7 +31,7 @@ from imagesearch.settings import Settings
 from imagesearch.stamps import image_stamps
 from tasks import cli, unchanged
 from tasks.previous import PreviousVersion, load_previous
-from tasks.workspace import PLAN, Workspace, shard_key
+from tasks.workspace import LAYOUT, Workspace
 
 log = logging.getLogger("snapshot")
 SNAPSHOT_FIELDS = (*COLUMNS, "image_stamp")
@@ -135,12 +135,12 @@ def write_plan(workspace: Workspace, records: list[dict[str, Any]], reuse: list[
     })
     buffer = pa.BufferOutputStream()
     pq.write_table(table, buffer)
-    workspace.store.put_bytes(PLAN, buffer.getvalue().to_pybytes())
+    workspace.store.put_bytes(LAYOUT.PLAN.key, buffer.getvalue().to_pybytes())
     work = [record for record, row in zip(records, reuse, strict=True) if row < 0]
     shards = plan_shards(len(work), shard_size, max_shards)
-    workspace.store.delete_prefix("shards")
+    workspace.store.delete_prefix(LAYOUT.SHARD_ITEMS.top)
     for shard, (start, end) in enumerate(shards):
-        workspace.write_jsonl(shard_key("shards", shard, "items.jsonl"), work[start:end])
+        workspace.write_jsonl(LAYOUT.SHARD_ITEMS.of(shard), work[start:end])
     return shards
 
 
@@ -176,7 +176,7 @@ def snapshot(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     previous, why_full = read_previous(repo, args.full_rebuild, model_id)
     if previous is None:
         log.info("full rebuild: %s", why_full)
-    existing = workspace.read_json("snapshot/run.json") if workspace.exists("snapshot/run.json") else {}
+    existing = workspace.read_json(LAYOUT.RUN.key) if workspace.exists(LAYOUT.RUN.key) else {}
     version = check_version(args.version or existing.get("version") or new_version())
     if is_committed(repo, version):  # a committed version is immutable: its run's files are never rewritten
         raise version_taken(version, repo, "committed")
@@ -186,7 +186,7 @@ def snapshot(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     reuse = classify(records, previous)
     shards = [] if nothing_changed else write_plan(
         workspace, records, reuse, previous, args.shard_size or settings.shard_size, settings.max_shards)
-    workspace.write_jsonl("snapshot/errors.jsonl", ({"line": e.line, "reason": e.reason} for e in catalog.errors))
+    workspace.write_jsonl(LAYOUT.REJECTED.key, ({"line": e.line, "reason": e.reason} for e in catalog.errors))
     work = sum(row < 0 for row in reuse)
     info = {
         "version": version,
@@ -206,7 +206,7 @@ def snapshot(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         "rejected_rows": len(catalog.errors),
         "duplicates_dropped": duplicates,
     }
-    workspace.write_json("snapshot/run.json", info)
+    workspace.write_json(LAYOUT.RUN.key, info)
     if nothing_changed:
         log.info("%s", unchanged.message(info))
     else:

@@ -1,19 +1,7 @@
 """A run workspace: a prefix in the model repository (local or gs://) that the steps share.
 
-    snapshot/run.json             version, catalog uri, snapshot hash, model, shard count, previous version,
-                                  whether nothing changed
-    snapshot/items.parquet        every item of the version, with its row in the previous version (-1: new or
-                                  changed, it is in a shard)
-    snapshot/errors.jsonl         catalog rows rejected, with line and reason
-    shards/<i>/items.jsonl        the new or changed items of work shard i
-    preprocess/<i>/pixels.npz     uint8 (n, S, S, 3) fitted images of items to embed
-    preprocess/<i>/items.jsonl    per item: image_sha256 and status (embed / reuse: same bytes as before)
-    preprocess/<i>/failures.jsonl per failed item: reason and message
-    preprocess/<i>/failed.json    per failed item: the image stamp seen when it was fetched
-    embed/<i>/embeddings.npy      (n, dim) float32 for the shard's items with status embed, in items order
-    index/...                     the version directory (see imagesearch.index_store)
-    evaluate/metrics.json, gate.json   the candidate's metrics; the gate's report (vs the serving version)
-    publish/committed.json        written once the version is committed: the workspace is read-only from then on
+Its files are named once, by :class:`WorkspaceLayout` (whose docstring lists them, generated from the
+entries); no step spells a workspace path.
 """
 
 from __future__ import annotations
@@ -21,18 +9,93 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 import tempfile
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from imagesearch.errors import VersionTakenError
 from imagesearch.repository import ModelRepository, open_repository
 
-COMMITTED = "publish/committed.json"
-PLAN = "snapshot/items.parquet"
+
+@dataclass(frozen=True)
+class WorkspaceFile:
+    """One file (or, with ``folder``, one folder) of the run workspace; ``{shard}`` in the path: per work shard."""
+
+    path: str
+    about: str
+    folder: bool = False
+
+    @property
+    def sharded(self) -> bool:
+        return "{shard" in self.path
+
+    @property
+    def key(self) -> str:
+        """The key of an unsharded file."""
+        if self.sharded:
+            raise ValueError(f"{self.path} is per shard: use .of(shard)")
+        return self.path
+
+    def of(self, shard: int) -> str:
+        """The key of shard ``shard``'s file."""
+        return self.path.format(shard=shard)
+
+    @property
+    def top(self) -> str:
+        """The folder the file is in, at the workspace's top."""
+        return self.path.split("/", 1)[0]
+
+    def matches(self, key: str) -> bool:
+        """Whether ``key`` is this file (or inside this folder)."""
+        pattern = re.escape(self.path).replace(re.escape("{shard:05d}"), r"\d{5}")
+        return re.fullmatch(pattern + ("/.+" if self.folder else ""), key) is not None
+
+
+class WorkspaceLayout:
+    RUN = WorkspaceFile("snapshot/run.json", "version, catalog uri, snapshot hash, model, shard count, previous "
+                        "version, whether nothing changed")
+    PLAN = WorkspaceFile("snapshot/items.parquet", "every item of the version, with its row in the previous version "
+                         "(-1: new or changed, it is in a shard)")
+    REJECTED = WorkspaceFile("snapshot/errors.jsonl", "catalog rows rejected, with line and reason")
+    SHARD_ITEMS = WorkspaceFile("shards/{shard:05d}/items.jsonl", "the new or changed items of work shard i")
+    PIXELS = WorkspaceFile("preprocess/{shard:05d}/pixels.npz", "uint8 (n, S, S, 3) fitted images of items to embed")
+    PREPROCESSED = WorkspaceFile("preprocess/{shard:05d}/items.jsonl", "per item: image_sha256 and status (embed / "
+                                 "reuse: same bytes as before)")
+    FAILURES = WorkspaceFile("preprocess/{shard:05d}/failures.jsonl", "per failed item: reason and message")
+    FAILED_STAMPS = WorkspaceFile("preprocess/{shard:05d}/failed.json", "per failed item: the image stamp seen when "
+                                  "it was fetched")
+    EMBEDDINGS = WorkspaceFile("embed/{shard:05d}/embeddings.npy", "(n, dim) float32 for the shard's items with "
+                               "status embed, in items order")
+    MODEL = WorkspaceFile("embed/{shard:05d}/model.json", "the model the shard was embedded with")
+    INDEX = WorkspaceFile("index", "the version directory (see imagesearch.index_store)", folder=True)
+    BUILD = WorkspaceFile("build/index.json", "the index's parameters, model, item count, whitening, snapshot hash")
+    METRICS = WorkspaceFile("evaluate/metrics.json", "the candidate's metrics")
+    GATE = WorkspaceFile("evaluate/gate.json", "the gate's report (vs the serving version)")
+    COMMITTED = WorkspaceFile("publish/committed.json", "written once the version is committed: the workspace is "
+                              "read-only from then on")
+
+    FILES: ClassVar[tuple[WorkspaceFile, ...]]
+
+    @classmethod
+    def describe(cls) -> str:
+        width = max(len(file.path) + file.folder * 4 for file in cls.FILES)
+        return "\n".join(f"    {file.path + ('/...' if file.folder else ''):<{width}}  {file.about}" for file in cls.FILES)
+
+    @classmethod
+    def file_of(cls, key: str) -> WorkspaceFile | None:
+        """The layout entry ``key`` is (None: a key the layout does not name)."""
+        return next((file for file in cls.FILES if file.matches(key)), None)
+
+
+WorkspaceLayout.FILES = tuple(value for value in vars(WorkspaceLayout).values() if isinstance(value, WorkspaceFile))
+WorkspaceLayout.__doc__ = ("The files of a run workspace (``{shard:05d}``: a work shard's number):\n\n"
+                           + WorkspaceLayout.describe())
+LAYOUT = WorkspaceLayout
 
 
 class Workspace:
@@ -44,7 +107,7 @@ class Workspace:
     def check_writable(self, key: str) -> None:
         """A committed version's workspace is never rewritten (its files are what was published)."""
         if not self._writable:
-            if self.store.exists(COMMITTED):
+            if self.store.exists(LAYOUT.COMMITTED.key):
                 raise VersionTakenError(
                     f"refusing to write {key}: the version of workspace {self.uri} is already committed and immutable; "
                     "re-run as a new version")
@@ -55,7 +118,7 @@ class Workspace:
         self.store.put_bytes(key, data)
 
     def mark_committed(self, record: dict[str, Any]) -> None:
-        self.store.put_bytes(COMMITTED, json.dumps(record, indent=2, sort_keys=True).encode())
+        self.store.put_bytes(LAYOUT.COMMITTED.key, json.dumps(record, indent=2, sort_keys=True).encode())
 
     def exists(self, key: str) -> bool:
         return self.store.exists(key)
@@ -114,8 +177,4 @@ class Workspace:
 
     # Shared run facts written by ``snapshot``.
     def run_info(self) -> dict[str, Any]:
-        return self.read_json("snapshot/run.json")
-
-
-def shard_key(step: str, shard: int, name: str) -> str:
-    return f"{step}/{shard:05d}/{name}"
+        return self.read_json(LAYOUT.RUN.key)

@@ -1,6 +1,6 @@
 """The GitOps repo as Airflow sees it: bump an overlay's index version, read its history, roll it back.
 
-A thin wrapper over ``imagesearch.gitops`` — the same code ``python -m tasks.deploy`` (the DAG's last
+A thin wrapper over ``imagesearch.gitops`` — the same code ``python -m tasks.commit_version`` (the DAG's last
 step, a pod) and ``python -m tasks.rollback`` run — for tasks that work in the worker instead.
 
 Where the repo is: an Airflow connection (``gitops_conn_id``; host = the clone URL, extras ``branch``,

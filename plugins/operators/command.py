@@ -1,6 +1,6 @@
 """What both step operators share: the step's argv, the run gate, and the step's one-line JSON summary.
 
-The argv is built by ``tasks.steps.step_argv`` (the single definition of a step's command line) from
+The argv is built by :meth:`tasks.pipeline.Step.argv` (the single definition of a step's command line) from
 templated parts, after Airflow rendered them:
 
 * ``workspace``: the run workspace URI (templated: it holds the run's index version);
@@ -26,7 +26,7 @@ from airflow.sdk import Asset
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 
 from plugins.links import step_links
-from tasks.steps import flag, option, step_argv
+from tasks.pipeline import STEP, truthy
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -35,12 +35,7 @@ if TYPE_CHECKING:
 STEP_TEMPLATE_FIELDS = ("workspace", "options", "flags", "shard", "enabled")
 STEP_TEMPLATE_RENDERERS = {"options": "json", "flags": "json"}
 SUMMARY_TAIL_LINES = 200  # how much of a finished step's output is searched for its summary line
-TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
-
-
-def truthy(value: object) -> bool:
-    """A rendered template (``"True"``, ``"False"``...) or a plain bool, as a bool."""
-    return value if isinstance(value, bool) else str(value).strip().lower() in TRUE_WORDS
+__all__ = ["STEP_TEMPLATE_FIELDS", "STEP_TEMPLATE_RENDERERS", "StepCommandMixin", "parse_summary", "truthy"]
 
 
 def parse_summary(lines: Iterable[str]) -> dict[str, Any] | None:
@@ -61,7 +56,7 @@ def parse_summary(lines: Iterable[str]) -> dict[str, Any] | None:
 class StepCommandMixin:
     """Mixed into both step operators, before their Airflow base class."""
 
-    step: str
+    step: str  # the step's name in tasks.pipeline.STEPS
     workspace: str
     options: Mapping[str, Any]
     flags: Mapping[str, Any]
@@ -88,13 +83,11 @@ class StepCommandMixin:
         self.shard = shard
         self.enabled = enabled
         self.summary = None
-        self.operator_extra_links = step_links(step)
+        self.operator_extra_links = step_links(STEP[step])
 
     def step_argv(self) -> list[str]:
-        """``python -m tasks.<step> --workspace URI [--shard i] ...``: the pod's command, or the subprocess."""
-        parts = [part for name, value in self.options.items() for part in option(name, "" if value is None else str(value))]
-        parts += [part for name, condition in self.flags.items() for part in flag(name, truthy(condition))]
-        return step_argv(self.step, self.workspace, *parts, shard=self.shard)
+        """``python -m tasks.<module> --workspace URI [--shard i] ...``: the pod's command, or the subprocess."""
+        return STEP[self.step].argv(self.workspace, self.options, self.flags, self.shard)
 
     @contextlib.contextmanager
     def explaining_skips(self) -> Iterator[None]:

@@ -1,16 +1,18 @@
-"""The one step operator factory: from settings, a Kubernetes pod or a local subprocess, same argv.
+"""The one step operator factory: a declared step (:mod:`tasks.pipeline`) as an Airflow task, by runner.
 
-    step_operator("embed", settings, workspace=..., options={"--device": "auto"}, shard=shard)
+    step_operator(STEP["embed"], settings, workspace=WORKSPACE, inputs=inputs, shard=shard)
 
-``runner=kubernetes`` gives a :class:`StepPodOperator`, ``runner=gke`` the same pod on a GKE cluster
-(:class:`StepGKEPodOperator`), ``runner=local`` a :class:`LocalStepOperator`;
-both get the step's execution timeout, and per-shard tasks the parallelism cap of
-``max_parallel_shards``.
+The step declaration gives the argv, timeout, doc, retries and the switch that may skip it; the runner
+(``IMAGESEARCH_RUNNER``) picks the operator class from :data:`RUNNERS`: ``local`` a
+:class:`LocalStepOperator`, ``kubernetes`` a :class:`StepPodOperator`, ``gke`` the same pod on a GKE cluster
+(:class:`~plugins.operators.gke.StepGKEPodOperator`). Another runner is one more entry.
+Per-shard tasks run at most ``max_parallel_shards`` at a time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import BaseOperator
@@ -18,34 +20,52 @@ from airflow.sdk import BaseOperator
 from imagesearch.settings import Settings
 from plugins.operators.local import LocalStepOperator
 from plugins.operators.pod import StepPodOperator, pod_kwargs
-from plugins.operators.specs import step_spec
+from tasks.pipeline import Inputs, RetryPolicy, Step
+
+# runner -> (the step, settings, the operator's arguments) -> the task
+RUNNERS: dict[str, Callable[[Step, Settings, dict[str, Any]], BaseOperator]] = {
+    "local": lambda step, settings, arguments: LocalStepOperator(**arguments),
+    "kubernetes": lambda step, settings, arguments: StepPodOperator(**arguments, **pod_kwargs(step, settings)),
+    "gke": lambda step, settings, arguments: gke_operator(step, settings, arguments),
+}
 
 
-def step_operator(
-    step: str,
-    settings: Settings,
-    *,
-    workspace: str,
-    options: Mapping[str, Any] | None = None,
-    flags: Mapping[str, Any] | None = None,
-    enabled: str | bool = True,
-    shard: Any = None,
-    **kwargs: Any,
-) -> BaseOperator:
-    """The task running ``tasks.<step>``; ``shard`` may be a mapped task group's argument.
+def gke_operator(step: Step, settings: Settings, arguments: dict[str, Any]) -> BaseOperator:
+    from plugins.operators.gke import StepGKEPodOperator, gke_pod_kwargs  # the Google provider only when used
 
-    Extra ``kwargs`` (task_id, outlets, doc_md...) go to the operator. Per-shard tasks run at most
-    ``settings.max_parallel_shards`` at a time.
+    return StepGKEPodOperator(**arguments, **gke_pod_kwargs(pod_kwargs(step, settings), settings))
+
+
+def retry_arguments(policy: RetryPolicy, settings: Settings) -> dict[str, Any]:
+    """A task's retries and their delays, from the policy and settings."""
+    return {
+        "retries": policy.attempts(settings),
+        "retry_delay": timedelta(seconds=settings.retry_delay_s),
+        "retry_exponential_backoff": policy.backoff,
+        "max_retry_delay": timedelta(seconds=settings.max_retry_delay_s),
+    }
+
+
+def enabled_template(step: Step) -> str | bool:
+    """The template that renders whether the run switched the step on (True when no parameter switches it)."""
+    if not step.enabled_by:
+        return True
+    return "{{ " + " and ".join(f"params.{name}" for name in step.enabled_by) + " }}"
+
+
+def step_operator(step: Step, settings: Settings, *, workspace: str, inputs: Inputs, shard: Any = None,
+                  **kwargs: Any) -> BaseOperator:
+    """The task running ``step``; ``shard`` may be a mapped task group's argument.
+
+    ``inputs``: the run's inputs as templates (``{"limit": "{{ params.limit }}", ...}``). Extra ``kwargs``
+    (outlets, trigger_rule...) go to the operator.
     """
-    spec = step_spec(step, settings)
-    common: dict[str, Any] = {"task_id": step, "execution_timeout": spec.timeout, "doc_md": spec.doc, **kwargs}
-    if shard is not None:
-        common["max_active_tis_per_dag"] = settings.max_parallel_shards
-    command = {"step": step, "workspace": workspace, "options": options, "flags": flags, "shard": shard, "enabled": enabled}
-    if settings.runner == "gke":
-        from plugins.operators.gke import StepGKEPodOperator, gke_pod_kwargs  # the Google provider only when used
-
-        return StepGKEPodOperator(**command, **gke_pod_kwargs(pod_kwargs(step, spec, settings), settings), **common)
-    if settings.runner == "kubernetes":
-        return StepPodOperator(**command, **pod_kwargs(step, spec, settings), **common)
-    return LocalStepOperator(**command, **common)
+    arguments: dict[str, Any] = {
+        "task_id": step.name, "execution_timeout": step.timeout, "doc_md": step.doc,
+        **retry_arguments(step.retry, settings),
+        "step": step.name, "workspace": workspace, "options": step.options(inputs), "flags": step.flags(inputs),
+        "shard": shard, "enabled": enabled_template(step), **kwargs,
+    }
+    if step.sharded:
+        arguments["max_active_tis_per_dag"] = settings.max_parallel_shards
+    return RUNNERS[settings.runner](step, settings, arguments)

@@ -25,14 +25,14 @@ from plugins.operators.command import (
     StepCommandMixin,
     parse_summary,
 )
-from plugins.operators.specs import StepSpec
+from plugins.operators.specs import step_resources
 from tasks.cli import EXIT_PERMANENT, EXIT_SKIPPED
+from tasks.pipeline import Step
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 POD_LABELS = {"app.kubernetes.io/name": "image-index", "app.kubernetes.io/part-of": "imagesearch"}
-GIT_STEP = "deploy"  # the only step that pushes to git, so the only one that gets the credentials Secret
 SCRATCH = "/tmp"  # an emptyDir: the root filesystem is read-only, so HOME and every cache live here
 SCRATCH_ENV = {"HOME": SCRATCH, "XDG_CACHE_HOME": f"{SCRATCH}/.cache", "TORCH_HOME": f"{SCRATCH}/torch",
                "MPLCONFIGDIR": f"{SCRATCH}/matplotlib", "TMPDIR": SCRATCH}
@@ -122,11 +122,12 @@ def exit_code(pod: k8s.V1Pod | None, container: str) -> int | None:
     return None
 
 
-def pod_kwargs(step: str, spec: StepSpec, settings: Settings) -> dict[str, Any]:
-    """The KubernetesPodOperator arguments of one step, from settings and the step's spec."""
-    gpu = spec.gpu and settings.kubernetes_gpu_count > 0
-    limits = {**spec.limits, **({settings.kubernetes_gpu_resource: str(settings.kubernetes_gpu_count)} if gpu else {})}
-    component = f"image-index-{step.replace('_', '-')}"
+def pod_kwargs(step: Step, settings: Settings) -> dict[str, Any]:
+    """The KubernetesPodOperator arguments of one step, from settings and the step's declaration."""
+    gpu = step.gpu and settings.kubernetes_gpu_count > 0
+    requests, limits = step_resources(step, settings)
+    limits = {**limits, **({settings.kubernetes_gpu_resource: str(settings.kubernetes_gpu_count)} if gpu else {})}
+    component = f"image-index-{step.name.replace('_', '-')}"
     kwargs: dict[str, Any] = {
         "kubernetes_conn_id": settings.kubernetes_conn_id,
         "namespace": settings.kubernetes_namespace,
@@ -141,7 +142,7 @@ def pod_kwargs(step: str, spec: StepSpec, settings: Settings) -> dict[str, Any]:
         "env_from": env_sources(step, settings),
         "volumes": [k8s.V1Volume(name="scratch", empty_dir=k8s.V1EmptyDirVolumeSource())],
         "volume_mounts": [k8s.V1VolumeMount(name="scratch", mount_path=SCRATCH)],
-        "container_resources": k8s.V1ResourceRequirements(requests=dict(spec.requests), limits=limits),
+        "container_resources": k8s.V1ResourceRequirements(requests=requests, limits=limits),
         "security_context": k8s.V1PodSecurityContext(
             run_as_non_root=True, run_as_user=settings.kubernetes_run_as_user,
             run_as_group=settings.kubernetes_run_as_user, fs_group=settings.kubernetes_run_as_user,
@@ -156,9 +157,9 @@ def pod_kwargs(step: str, spec: StepSpec, settings: Settings) -> dict[str, Any]:
         "on_finish_action": "delete_pod",
         # A failed step's last log line ("<step> failed: why") becomes the pod's termination message.
         "termination_message_policy": "FallbackToLogsOnError",
-        "active_deadline_seconds": int(spec.timeout.total_seconds()),
+        "active_deadline_seconds": int(step.timeout.total_seconds()),
         "startup_timeout_seconds": GPU_STARTUP_TIMEOUT_S if gpu else STARTUP_TIMEOUT_S,
-        "deferrable": spec.deferrable and settings.kubernetes_deferrable,
+        "deferrable": step.deferrable and settings.kubernetes_deferrable,
     }
     if gpu:
         kwargs["node_selector"] = dict(
@@ -170,11 +171,11 @@ def pod_kwargs(step: str, spec: StepSpec, settings: Settings) -> dict[str, Any]:
     return kwargs
 
 
-def env_sources(step: str, settings: Settings) -> list[k8s.V1EnvFromSource]:
+def env_sources(step: Step, settings: Settings) -> list[k8s.V1EnvFromSource]:
     """Every step: the settings ConfigMap. Only the step that pushes to git: the credentials Secret too."""
     sources = []
     if settings.kubernetes_env_config_map:
         sources.append(k8s.V1EnvFromSource(config_map_ref=k8s.V1ConfigMapEnvSource(name=settings.kubernetes_env_config_map)))
-    if step == GIT_STEP and settings.kubernetes_env_secret:
+    if step.commits_to_git and settings.kubernetes_env_secret:
         sources.append(k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=settings.kubernetes_env_secret)))
     return sources

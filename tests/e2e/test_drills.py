@@ -43,7 +43,7 @@ def env(tmp_path: Path, models: Path) -> Iterator[dict[str, str]]:
 
 def serve(env: dict[str, str], tmp_path: Path, workspace: Path) -> tuple[str, str]:
     """Deploy the workspace's version through git and the local deploy; (url, version)."""
-    cli(env, "tasks.deploy", "--workspace", str(workspace))
+    cli(env, "tasks.commit_version", "--workspace", str(workspace))
     started = json.loads(cli(env, "serving.deploy", "--state-dir", str(tmp_path / "serving"), "--port", "0"))
     return str(started["url"]), str(started["version"])
 
@@ -83,7 +83,7 @@ def test_publish_killed_mid_upload_leaves_nothing_visible(
     publish.wait()
     assert target.exists() and not (target / "_COMMIT").exists()
     assert version not in committed_versions(open_repository(str(models)))
-    refused = subprocess.run([sys.executable, "-m", "tasks.deploy", "--workspace", str(workspace)], cwd=ROOT, env=env,
+    refused = subprocess.run([sys.executable, "-m", "tasks.commit_version", "--workspace", str(workspace)], cwd=ROOT, env=env,
                              capture_output=True, text=True)
     assert refused.returncode != 0 and "not committed" in refused.stderr
     assert served_version(url) == v1
@@ -117,25 +117,27 @@ def test_gitops_remote_rejecting_pushes_fails_clearly_and_a_rerun_deploys(
     tmp_path: Path, models: Path, published_repository: tuple[Path, str], env: dict[str, str]
 ) -> None:
     v1 = published_repository[1]
-    cli(env, "tasks.deploy", "--workspace", str(models / "runs" / v1))
+    cli(env, "tasks.commit_version", "--workspace", str(models / "runs" / v1))
     hook = tmp_path / "gitops.git" / "hooks" / "pre-receive"
     hook.write_text("#!/bin/sh\necho 'pushes are frozen' >&2\nexit 1\n")
     hook.chmod(0o755)
-    rejected = subprocess.run([sys.executable, "-m", "tasks.deploy", "--workspace", str(models / "runs" / V2)], cwd=ROOT,
+    rejected = subprocess.run([sys.executable, "-m", "tasks.commit_version", "--workspace", str(models / "runs" / V2)], cwd=ROOT,
                               env=env, capture_output=True, text=True, timeout=300)
     assert rejected.returncode == 1  # retryable: Airflow tries the task again
-    assert "deploy failed: git push to" in rejected.stderr and "pushes are frozen" in rejected.stderr
+    assert "commit_version failed: git push to" in rejected.stderr and "pushes are frozen" in rejected.stderr
     config = gitops.GitOpsConfig(url=env["IMAGESEARCH_GITOPS_REPO_URL"])
     assert rendered_version(config, tmp_path / "clone")[0] == v1  # published, not deployed
     assert V2 in committed_versions(open_repository(str(models)))
 
-    unreachable = subprocess.run([sys.executable, "-m", "tasks.deploy", "--workspace", str(models / "runs" / V2)], cwd=ROOT,
+    unreachable = subprocess.run([sys.executable, "-m", "tasks.commit_version", "--workspace", str(models / "runs" / V2)],
+                                 cwd=ROOT,
                                  env={**env, "IMAGESEARCH_GITOPS_REPO_URL": str(tmp_path / "missing.git")},
                                  capture_output=True, text=True, timeout=300)
-    assert unreachable.returncode == 1 and "deploy failed:" in unreachable.stderr and "Traceback" not in unreachable.stderr
+    assert unreachable.returncode == 1 and "commit_version failed:" in unreachable.stderr
+    assert "Traceback" not in unreachable.stderr
 
     hook.unlink()
-    cli(env, "tasks.deploy", "--workspace", str(models / "runs" / V2))
+    cli(env, "tasks.commit_version", "--workspace", str(models / "runs" / V2))
     assert rendered_version(config, tmp_path / "clone2")[0] == V2
 
 
@@ -176,13 +178,13 @@ def test_racing_bumps_keep_history_linear_and_never_regress(
     tmp_path: Path, models: Path, published_repository: tuple[Path, str], env: dict[str, str]
 ) -> None:
     v1 = published_repository[1]
-    cli(env, "tasks.deploy", "--workspace", str(models / "runs" / v1))
+    cli(env, "tasks.commit_version", "--workspace", str(models / "runs" / v1))
     newer = tmp_path / "run-v3"
     shutil.copytree(models / "runs" / V2, newer)
     shutil.copytree(models / "indexes" / V2, models / "indexes" / V3)  # same artifacts, published as v3 too
     run = json.loads((newer / "snapshot" / "run.json").read_text())
     (newer / "snapshot" / "run.json").write_text(json.dumps({**run, "version": V3}))
-    racers = [subprocess.Popen([sys.executable, "-m", "tasks.deploy", "--workspace", str(workspace)], cwd=ROOT, env=env,
+    racers = [subprocess.Popen([sys.executable, "-m", "tasks.commit_version", "--workspace", str(workspace)], cwd=ROOT, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
               for workspace in (models / "runs" / V2, newer)]
     outcomes = [racer.communicate(timeout=300) for racer in racers]

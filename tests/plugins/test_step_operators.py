@@ -17,8 +17,8 @@ from plugins.hooks.process import StepProcessHook
 from plugins.operators.command import parse_summary, truthy
 from plugins.operators.local import LocalStepOperator
 from plugins.operators.pod import StepPodOperator
-from tasks.steps import step_argv
 from tests.dags.airflow_support import write_corrupt_catalog
+from tests.flaky_server import flaky_server
 
 
 def local_step(step: str, workspace: str | Path, **kwargs: Any) -> LocalStepOperator:
@@ -37,12 +37,18 @@ def test_truthy_reads_rendered_templates() -> None:
     assert [truthy(v) for v in ("False", "", "0", "None", False)] == [False] * 5
 
 
-def test_argv_is_built_by_tasks_steps_from_options_and_flags() -> None:
+def test_argv_is_built_from_rendered_options_and_flags() -> None:
     operator = local_step("snapshot", "/repo/runs/v", options={"--catalog": "c.csv", "--limit": "0", "--version": ""},
                           flags={"--full-rebuild": "True", "--on-sale-only": "False"})
-    assert operator.step_argv() == step_argv("snapshot", "/repo/runs/v", "--catalog", "c.csv", "--limit", "0", "--full-rebuild")
+    # An empty option is left out (the step's default applies); "0" is a value; a switch renders true or false.
+    assert operator.step_argv() == ["python", "-m", "tasks.snapshot", "--workspace", "/repo/runs/v", "--catalog", "c.csv",
+                                    "--limit", "0", "--full-rebuild"]
     shard = local_step("embed", "/repo/runs/v", options={"--device": "auto"}, shard=3)
     assert shard.step_argv() == ["python", "-m", "tasks.embed", "--workspace", "/repo/runs/v", "--shard", "3", "--device", "auto"]
+    with pytest.raises(ValueError, match="step embed needs shard"):
+        local_step("embed", "/repo/runs/v").step_argv()
+    deploy = local_step("deploy", "/repo/runs/v", options={"--repository": "/repo"})
+    assert deploy.step_argv()[:3] == ["python", "-m", "tasks.commit_version"]  # the task keeps its name
 
 
 def test_the_hook_runs_python_as_this_interpreter_and_logs_its_output(capfd: pytest.CaptureFixture[str]) -> None:
@@ -73,6 +79,21 @@ def test_a_failing_step_fails_the_task_with_its_reason(photo_catalog: Path, tmp_
     reason = r"step snapshot failed and a retry cannot help, exit code 2: snapshot failed: catalog .*: 15 of 20 rows are invalid"
     with pytest.raises(AirflowFailException, match=reason):  # not retried: the catalog will not fix itself
         operator.execute(context={})  # type: ignore[arg-type]
+
+
+def test_a_transient_failure_is_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from imagesearch.repository import gcs_client
+
+    with flaky_server() as store:  # the model repository answers 503 to everything
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", store)
+        monkeypatch.setenv("IMAGESEARCH_REPOSITORY_RETRY_S", "0.5")
+        gcs_client.cache_clear()
+        operator = local_step("build_index", "gs://models/runs/v")
+        with pytest.raises(AirflowException, match="step build_index failed, exit code 1: build_index failed: model "
+                                                   "repository unreachable") as caught:
+            operator.execute(context={})  # type: ignore[arg-type]
+    gcs_client.cache_clear()
+    assert not isinstance(caught.value, AirflowFailException)  # Airflow tries it again
 
 
 def test_a_switched_off_step_is_skipped_without_running_and_logs_why(tmp_path: Path,

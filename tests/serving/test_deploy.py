@@ -44,14 +44,14 @@ def test_bump_and_rollback_reach_the_server_without_a_failed_request(
         return json.loads(cli(environment, *deploy))
 
     cli(environment, "tasks.rollback", "init")
-    cli(environment, "tasks.deploy", "--workspace", str(models / "runs" / v1))
+    cli(environment, "tasks.commit_version", "--workspace", str(models / "runs" / v1))
     started = sync()
     assert (started["action"], started["version"]) == ("started", v1)
     client = Client(str(started["url"]))
     client.start()
     client.wait_for(v1)
 
-    cli(environment, "tasks.deploy", "--workspace", str(models / "runs" / V2))
+    cli(environment, "tasks.commit_version", "--workspace", str(models / "runs" / V2))
     rolled = sync()
     assert (rolled["action"], rolled["version"], rolled["previous"], rolled["pid"]) == ("rolled", V2, v1, started["pid"])
     client.wait_for(V2)

@@ -11,6 +11,11 @@ from typing import Any
 
 import pytest
 
+from imagesearch.settings import Settings
+from tasks.cli import EXIT_SKIPPED
+from tasks.pipeline import REPOSITORY, SERVING_OVERLAY, VERSION, Step, default_params
+from tasks.run_all import run_pipeline
+
 
 @dataclass
 class StepResult:
@@ -19,13 +24,35 @@ class StepResult:
     stderr: str
 
 
-def run_step(step: str, workspace: Path | str, *argv: str) -> StepResult:
-    """Run a step's CLI in-process with its real argv; capture the summary line and the log."""
+def run_module(module: str, argv: list[str]) -> StepResult:
+    """Run ``python -m <module> argv...`` in-process; capture the summary line and the log."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = importlib.import_module(f"tasks.{step}").main(["--workspace", str(workspace), *argv])
+        code = importlib.import_module(module).main(argv)
     lines = out.getvalue().strip().splitlines()
-    return StepResult(code, json.loads(lines[-1]) if code == 0 and lines else {}, err.getvalue())
+    return StepResult(code, json.loads(lines[-1]) if code in (0, EXIT_SKIPPED) and lines else {}, err.getvalue())
+
+
+def run_step(module: str, workspace: Path | str, *argv: str) -> StepResult:
+    """Run the step CLI ``tasks.<module>`` in-process with its real argv."""
+    return run_module(f"tasks.{module}", ["--workspace", str(workspace), *argv])
+
+
+def run_in_process(step: Step, argv: list[str]) -> dict[str, Any]:
+    """A :data:`tasks.run_all.StepRunner` for tests: the step's pod argv (``python -m tasks.<module> ...``) run in
+    this process, so monkeypatches and caplog see it; its summary."""
+    result = run_module(argv[2], argv[3:])
+    assert result.code in (0, EXIT_SKIPPED), result.stderr
+    return result.summary
+
+
+def run_steps(workspace: Path, catalog: Path, repository: Path, version: str, **params: Any) -> dict[str, Any]:
+    """Every step of ``tasks.pipeline`` in order with its real argv, as ``tasks.run_all`` runs them (the trigger form's
+    ``params`` over settings' defaults), in this process; the summaries by step."""
+    settings = Settings.from_env()
+    inputs = {**default_params(settings, {"catalog_uri": str(catalog), **params}), REPOSITORY: str(repository),
+              VERSION: version, SERVING_OVERLAY: settings.gitops_overlay}
+    return run_pipeline(str(workspace), inputs, run_in_process)
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from tasks.snapshot import plan_shards
 from tasks.workspace import Workspace
 from tests.conftest import photo, png_bytes
 from tests.gitops.support import bootstrapped, clone
-from tests.tasks.conftest import run_step
+from tests.tasks.conftest import run_step, run_steps
 
 
 class CountingFetches:
@@ -49,26 +49,9 @@ def no_gitops_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IMAGESEARCH_GITOPS_REPO_URL", str(tmp_path / "absent-gitops.git"))
 
 
-def build(workspace: Path, catalog: Path, repository: Path, version: str, *flags: str, deploy: bool = False) -> dict[str, Any]:
+def build(workspace: Path, catalog: Path, repository: Path, version: str, *, deploy: bool = False) -> dict[str, Any]:
     """Every step in order with its real argv, as the local runner runs them; the summaries."""
-    summaries: dict[str, Any] = {}
-    result = run_step("snapshot", workspace, "--catalog", str(catalog), "--repository", str(repository),
-                      "--version", version, *flags)
-    assert result.code == 0, result.stderr
-    summaries["snapshot"] = result.summary
-    summaries["shards"] = []
-    for shard in result.summary["shard_ids"]:
-        shard_summaries = {}
-        for step in ("preprocess", "embed"):
-            result = run_step(step, workspace, "--shard", str(shard), "--repository", str(repository))
-            assert result.code == 0, result.stderr
-            shard_summaries[step] = result.summary
-        summaries["shards"].append(shard_summaries)
-    for step in ("build_index", "evaluate", "publish", *(["deploy"] if deploy else [])):
-        result = run_step(step, workspace, *(["--repository", str(repository)] if step in ("publish", "deploy") else []))
-        assert result.code == 0, result.stderr
-        summaries[step] = result.summary
-    return summaries
+    return run_steps(workspace, catalog, repository, version, deploy=deploy)
 
 
 def vectors(repository: Path, version: str) -> dict[str, np.ndarray]:
@@ -199,7 +182,7 @@ def test_a_run_with_nothing_to_do_publishes_nothing_and_commits_nothing(
     fetches = CountingFetches(monkeypatch)
     run = build(tmp_path / "ws", photo_catalog, repository, "20260110T000000Z", deploy=True)
     assert run["snapshot"]["nothing_changed"] is True and run["snapshot"]["shard_ids"] == []
-    for step in ("build_index", "evaluate", "publish", "deploy"):
+    for step in ("build_index", "evaluate", "publish", "deploy"):  # every step after the shards
         assert run[step]["nothing_changed"] is True, step
         assert run[step]["message"].startswith("nothing changed: ")
     assert "nothing changed: catalog snapshot" in caplog.text

@@ -13,7 +13,7 @@ import pytest
 
 from imagesearch import gitops
 from imagesearch.repository import open_repository
-from tasks.workspace import COMMITTED, Workspace
+from tasks.workspace import LAYOUT, Workspace
 from tests.gitops.support import bootstrapped
 from tests.tasks.conftest import run_step
 
@@ -35,7 +35,7 @@ def candidate(published_repository: tuple[Path, str], target: Path, version: str
     """The serving version's run workspace, copied as a new run that has not been published."""
     models, served = published_repository
     shutil.copytree(models / "runs" / served, target)
-    (target / COMMITTED).unlink()
+    (target / LAYOUT.COMMITTED.key).unlink()
     workspace = Workspace(str(target))
     workspace.write_json("snapshot/run.json", {**workspace.run_info(), "version": version})
     return target

@@ -1,6 +1,6 @@
-"""Deploy: bump the GitOps overlay to this run's index version (the DAG's last step).
+"""Commit the run's index version to the GitOps overlay (the DAG's last step, task ``deploy``).
 
-    python -m tasks.deploy --workspace URI [--repository URI] [--overlay gitops/overlays/staging]
+    python -m tasks.commit_version --workspace URI [--repository URI] [--overlay gitops/overlays/staging]
 
 Clones the GitOps repo (IMAGESEARCH_GITOPS_REPO_URL, _BRANCH, _OVERLAY), sets the overlay's index
 version and pushes one commit naming the version, its item count and evaluation metrics; none when the
@@ -20,17 +20,17 @@ from imagesearch import gitops
 from imagesearch.repository import open_repository
 from imagesearch.settings import Settings
 from tasks import cli, unchanged
-from tasks.workspace import Workspace
+from tasks.workspace import LAYOUT, Workspace
 
 
-def deploy_step(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+def commit_version(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     workspace = Workspace(args.workspace)
     info = workspace.run_info()
-    if (skipped := unchanged.summary(info, "deploy")) is not None:
+    if (skipped := unchanged.summary(info, "commit_version")) is not None:
         return {**skipped, "changed": False}  # no commit: no rollout
     version = info["version"]
-    items = workspace.read_json("build/index.json")["items"]
-    metrics = workspace.read_json("evaluate/metrics.json")
+    items = workspace.read_json(LAYOUT.BUILD.key)["items"]
+    metrics = workspace.read_json(LAYOUT.METRICS.key)
     config = gitops.GitOpsConfig.from_settings(settings, overlay=args.overlay)
     repository = open_repository(args.repository or settings.model_repository)
     result = gitops.bump(config, version, repository, items=items, metrics=metrics)
@@ -41,10 +41,10 @@ def deploy_step(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = cli.parser("deploy", __doc__ or "")
+    parser = cli.parser("commit_version", __doc__ or "")
     parser.add_argument("--repository", help="model repository URI; default from settings")
     parser.add_argument("--overlay", help="overlay path in the GitOps repo; default from settings (IMAGESEARCH_GITOPS_OVERLAY)")
-    return cli.run("deploy", deploy_step, parser.parse_args(argv))
+    return cli.run("commit_version", commit_version, parser.parse_args(argv))
 
 
 if __name__ == "__main__":

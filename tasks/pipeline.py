@@ -1,0 +1,251 @@
+"""The pipeline, declared once: its run parameters and its steps, in run order.
+
+The DAG (``dags/image_index.py``), the operator factory (``plugins/operators/factory.py``), the local runner
+(``tasks/run_all.py``) and ``bench/pipeline.py`` all read :data:`PARAMS` and :data:`STEPS`; none of them names
+a step. To add a step: write ``tasks/<module>.py`` (a CLI on :mod:`tasks.cli`) and add one :class:`Step` here,
+in run order. To change a step's pod size, give it another :class:`ResourceClass` (or change the class).
+
+A step's command line is built from the run's inputs (:class:`Inputs`: the run parameters, the model
+repository, the version and the serving overlay) by :meth:`Step.argv`, the same for a pod, a local task and
+``run_all``. The DAG passes Airflow templates as the inputs (``{{ params.limit }}``); they render to the same
+strings ``run_all`` passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any
+
+from imagesearch.settings import Settings
+
+# Run facts every step may take besides the run parameters.
+REPOSITORY = "repository"  # the model repository URI
+VERSION = "version"  # the index version the run builds
+SERVING_OVERLAY = "serving_overlay"  # the GitOps overlay whose version the candidate is compared with
+RUN_FACTS = (REPOSITORY, VERSION, SERVING_OVERLAY)
+
+Inputs = Mapping[str, Any]  # run parameter or run fact name -> value (or the Airflow template that renders it)
+
+
+@dataclass(frozen=True)
+class RunParam:
+    """One run parameter: a field of the DAG's trigger form, and an option of ``run_all``."""
+
+    name: str
+    kind: type[str] | type[bool] | type[int] | type[float]
+    title: str
+    description: str
+    default: Callable[[Settings], Any]
+    minimum: float | None = None  # the least value; for a string, its least length
+    maximum: float | None = None
+    option: str = ""  # run_all's option; default: --<name with dashes>
+
+    @property
+    def flag(self) -> str:
+        return self.option or f"--{self.name.replace('_', '-')}"
+
+
+def _regression(metric: str, label: str) -> RunParam:
+    return RunParam(
+        f"max_regression_{metric}", float, f"Largest drop in {label} vs serving",
+        f"Regression gate: the candidate's {label} may be at most this much lower than the version the overlay "
+        "serves, both scored on the same query sample.",
+        lambda settings: getattr(settings, f"max_regression_{metric}"), 0, 1)
+
+
+PARAMS: tuple[RunParam, ...] = (
+    RunParam("catalog_uri", str, "Catalog URI", "CSV, JSONL or Parquet catalog: a local path, file:// or gs:// URI.",
+             lambda settings: settings.catalog_uri, minimum=1, option="--catalog"),
+    RunParam("full_rebuild", bool, "Full rebuild",
+             "Embed every image again instead of reusing the last version's embeddings.", lambda settings: False),
+    RunParam("limit", int, "Item limit", "Index at most this many catalog items (0: all of them).",
+             lambda settings: 0, minimum=0),
+    RunParam("publish", bool, "Publish", "Publish the evaluated index as a new version in the model repository.",
+             lambda settings: True),
+    RunParam("deploy", bool, "Deploy", "Commit the published version to the GitOps repo (Argo CD rolls it out).",
+             lambda settings: True),
+    RunParam("min_recall_at_10", float, "Minimum recall@10", "Quality gate: ScaNN vs exact search.",
+             lambda settings: settings.min_recall_at_10, 0, 1),
+    RunParam("min_near_duplicate_top1", float, "Minimum near-duplicate top-1",
+             "Quality gate: transformed copies must find their original first.",
+             lambda settings: settings.min_near_duplicate_top1, 0, 1),
+    _regression("recall_at_10", "recall@10"),
+    _regression("near_duplicate_top1", "near-duplicate top-1"),
+    _regression("category_precision_at_10", "category precision@10"),
+)
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One option of a step's command line: ``flag`` with the run input ``source``, or with a fixed ``value``.
+
+    A ``switch`` is passed bare when its input is true. An option whose value is empty is left out (the step
+    then uses its default from settings).
+    """
+
+    flag: str
+    source: str = ""
+    value: str = ""
+    switch: bool = False
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpu: str
+    memory: str
+    cpu_limit: str
+    memory_limit: str
+
+    @property
+    def requests(self) -> dict[str, str]:
+        return {"cpu": self.cpu, "memory": self.memory}
+
+    @property
+    def limits(self) -> dict[str, str]:
+        return {"cpu": self.cpu_limit, "memory": self.memory_limit}
+
+
+class ResourceClass(StrEnum):
+    """A pod size (``IMAGESEARCH_KUBERNETES_RESOURCES`` overrides one step's requests or limits)."""
+
+    TINY = "tiny"
+    SMALL = "small"
+    MEDIUM = "medium"
+    LARGE = "large"
+
+    @property
+    def resources(self) -> Resources:
+        return RESOURCES[self]
+
+
+RESOURCES = {
+    ResourceClass.TINY: Resources("250m", "256Mi", "1", "1Gi"),
+    ResourceClass.SMALL: Resources("500m", "1Gi", "2", "4Gi"),
+    ResourceClass.MEDIUM: Resources("2", "4Gi", "4", "16Gi"),
+    ResourceClass.LARGE: Resources("4", "8Gi", "8", "32Gi"),
+}
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a step's task is tried again after a transient failure (exit code 1; exit code 2 is never retried)."""
+
+    retries: int | None = None  # None: IMAGESEARCH_TASK_RETRIES
+    # Each delay this many times the last, from IMAGESEARCH_RETRY_DELAY_S up to IMAGESEARCH_MAX_RETRY_DELAY_S.
+    backoff: float = 2.0
+
+    def attempts(self, settings: Settings) -> int:
+        return settings.task_retries if self.retries is None else self.retries
+
+
+@dataclass(frozen=True)
+class Step:
+    """One pipeline step: a task in the DAG (``name`` is its task id), a pod, a subprocess of ``run_all``."""
+
+    name: str
+    doc: str  # the task's doc in the Airflow UI
+    timeout: timedelta  # the task's execution_timeout, and its pod's activeDeadlineSeconds
+    size: ResourceClass
+    args: tuple[Arg, ...] = ()
+    module: str = ""  # tasks.<module>; default: the step's name
+    sharded: bool = False  # one task per work shard (``--shard i``), mapped over the shards snapshot wrote
+    gpu: bool = False  # a GPU node, when settings give the pods GPUs
+    deferrable: bool = False  # long steps: wait for the pod in the triggerer, not in a worker slot
+    publishes_version: bool = False  # its summary names a published version (the DAG's index Asset, links)
+    commits_to_git: bool = False  # pushes to the GitOps repo: only its pod gets the git credentials Secret
+    enabled_by: tuple[str, ...] = ()  # boolean run parameters that must all be true, else the step is skipped
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    @property
+    def command(self) -> list[str]:
+        return ["python", "-m", f"tasks.{self.module or self.name}"]
+
+    def options(self, inputs: Inputs) -> dict[str, Any]:
+        """``{flag: value}`` of the step's valued options, from the run's inputs (values or templates)."""
+        return {arg.flag: arg.value or inputs[arg.source] for arg in self.args if not arg.switch}
+
+    def flags(self, inputs: Inputs) -> dict[str, Any]:
+        """``{flag: condition}`` of the step's switches, from the run's inputs (values or templates)."""
+        return {arg.flag: inputs[arg.source] for arg in self.args if arg.switch}
+
+    def argv(self, workspace: str, options: Mapping[str, Any], flags: Mapping[str, Any],
+             shard: int | None = None) -> list[str]:
+        """``python -m tasks.<module> --workspace URI [--shard i] [options...]``: a pod's command, or a subprocess.
+
+        ``options`` and ``flags`` as :meth:`options` and :meth:`flags` give them, with their values rendered."""
+        if self.sharded != (shard is not None):
+            raise ValueError(f"step {self.name} {'needs' if self.sharded else 'takes no'} shard")
+        argv = [*self.command, "--workspace", workspace, *(["--shard", str(shard)] if shard is not None else [])]
+        for name, value in options.items():
+            if value is not None and str(value) != "":
+                argv += [name, str(value)]
+        return argv + [name for name, condition in flags.items() if truthy(condition)]
+
+
+TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
+
+
+def truthy(value: object) -> bool:
+    """A rendered template (``"True"``, ``"False"``...) or a plain bool, as a bool."""
+    return value if isinstance(value, bool) else str(value).strip().lower() in TRUE_WORDS
+
+
+_REPOSITORY = Arg("--repository", REPOSITORY)
+_FULL_REBUILD = Arg("--full-rebuild", "full_rebuild", switch=True)
+
+STEPS: tuple[Step, ...] = (
+    Step("snapshot",
+         "Read and validate the catalog, de-duplicate it and split it into shards; fails on a corrupt catalog.",
+         timedelta(minutes=30), ResourceClass.SMALL,
+         (Arg("--catalog", "catalog_uri"), _REPOSITORY, Arg("--version", VERSION), Arg("--limit", "limit"),
+          _FULL_REBUILD)),
+    Step("preprocess",
+         "One shard: fetch, hash, decode and fit its images; unchanged images are reused from the last version.",
+         timedelta(hours=1), ResourceClass.MEDIUM, (_REPOSITORY, _FULL_REBUILD), sharded=True, deferrable=True),
+    # auto: CUDA when the node has a GPU (embed's pod asks for one), so pods and local runs share one argv.
+    Step("embed", "One shard: embed its new images with the CNN (on a GPU node in Kubernetes).",
+         timedelta(hours=2), ResourceClass.LARGE, (_REPOSITORY, Arg("--device", value="auto")),
+         sharded=True, gpu=True, deferrable=True),
+    Step("build_index", "Merge the shards' embeddings and build the ScaNN index.",
+         timedelta(hours=1), ResourceClass.LARGE, deferrable=True),
+    Step("evaluate", "Measure recall@10 and near-duplicate hit rates; fail the run below the quality gates.",
+         timedelta(hours=1), ResourceClass.MEDIUM,
+         (Arg("--min-recall", "min_recall_at_10"), Arg("--min-near-duplicate-top1", "min_near_duplicate_top1"),
+          Arg("--max-regression-recall", "max_regression_recall_at_10"),
+          Arg("--max-regression-near-duplicate-top1", "max_regression_near_duplicate_top1"),
+          Arg("--max-regression-category-precision", "max_regression_category_precision_at_10"),
+          _REPOSITORY, Arg("--serving-overlay", SERVING_OVERLAY)), deferrable=True),
+    Step("publish",
+         "Seal the index as a checksummed version in the model repository, _COMMIT last (the index Asset).",
+         timedelta(minutes=30), ResourceClass.SMALL, (_REPOSITORY,), publishes_version=True, enabled_by=("publish",)),
+    Step("deploy", "GitOps bump: commit the new index version to the GitOps repo, which Argo CD rolls out.",
+         timedelta(minutes=15), ResourceClass.TINY, (_REPOSITORY,), module="commit_version",
+         commits_to_git=True, enabled_by=("publish", "deploy")),
+)
+STEP = {step.name: step for step in STEPS}
+
+
+def stages() -> tuple[tuple[Step, ...], tuple[Step, ...], tuple[Step, ...]]:
+    """(the steps before the shards, the per-shard steps, the steps after them); the first step writes the shards."""
+    sharded = [index for index, step in enumerate(STEPS) if step.sharded]
+    first, last = sharded[0], sharded[-1] + 1
+    if sharded != list(range(first, last)) or first == 0:
+        raise ValueError("the per-shard steps must be consecutive and follow the step that writes the shards")
+    return STEPS[:first], STEPS[first:last], STEPS[last:]
+
+
+def default_params(settings: Settings, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Every run parameter: ``given`` ones, else their defaults from settings."""
+    given = given or {}
+    return {param.name: given[param.name] if given.get(param.name) is not None else param.default(settings)
+            for param in PARAMS}
+
+
+def unknown_sources(steps: Iterable[Step] = STEPS) -> list[str]:
+    """Inputs the steps name that are neither a run parameter nor a run fact (a test keeps this empty)."""
+    known = {param.name for param in PARAMS} | set(RUN_FACTS)
+    return [f"{step.name}: {name}" for step in steps
+            for name in (*(arg.source for arg in step.args if not arg.value), *step.enabled_by) if name not in known]
