@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 STEP_TEMPLATE_FIELDS = ("workspace", "options", "flags", "shard", "enabled")
 STEP_TEMPLATE_RENDERERS = {"options": "json", "flags": "json"}
 SUMMARY_TAIL_LINES = 200  # how much of a finished step's output is searched for its summary line
-__all__ = ["STEP_TEMPLATE_FIELDS", "STEP_TEMPLATE_RENDERERS", "StepCommandMixin", "parse_summary", "truthy"]
 
 
 def parse_summary(lines: Iterable[str]) -> dict[str, Any] | None:
