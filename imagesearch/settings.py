@@ -38,6 +38,9 @@ class Settings:
     runner: Literal["local", "kubernetes", "gke"] = "local"
     schedule: str = "@hourly"
     catalog_uri: str = str(DATA_DIR / "catalogs" / "tuxpaint" / "catalog.csv")
+    # A gs:// catalog is watched (dags/catalog_watch.py): this often, and for this long per wait (then a new wait).
+    catalog_watch_interval_s: float = 300.0
+    catalog_watch_timeout_s: float = 6 * 3600.0
     # The input policy (imagesearch/input_policy.py), comma-separated lists. Catalogs are read only under
     # catalog_prefixes (local folders, gs://bucket/prefix, https://host/prefix). Images: these schemes, these
     # local roots, these buckets and hosts ("" hosts: any public host), plus the catalog's own folder.

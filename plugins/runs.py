@@ -10,10 +10,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol
 
-from airflow.sdk import Param
+from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param
 
 from imagesearch.artifacts import new_version
 from imagesearch.settings import Settings
+from plugins.catalog_watch import catalog_asset
 from plugins.hooks.model_repository import ModelRepositoryHook
 from tasks.pipeline import PARAMS, REPOSITORY, SERVING_OVERLAY
 from tasks.pipeline import VERSION as VERSION_INPUT
@@ -39,9 +40,23 @@ def run_macros(repository: ModelRepositoryHook) -> dict[str, Any]:
     return {"index_version": index_version, "run_workspace": repository.workspace_uri}
 
 
-def schedule(settings: Settings) -> str | None:
+def schedule_expression(settings: Settings) -> str | None:
     """``IMAGESEARCH_SCHEDULE`` (a cron expression or preset); ``none``, ``manual`` or empty: triggered runs only."""
     return None if settings.schedule.strip().lower() in NO_SCHEDULE else settings.schedule
+
+
+def watched_catalog(settings: Settings) -> Asset | None:
+    """The catalog's Asset when a new snapshot also starts a run: a ``gs://`` catalog and a scheduled DAG."""
+    return catalog_asset(settings) if schedule_expression(settings) is not None else None
+
+
+def schedule(settings: Settings) -> str | AssetOrTimeSchedule | None:
+    """image_index's schedule: ``IMAGESEARCH_SCHEDULE``, or else a new snapshot of a ``gs://`` catalog
+    (``plugins/catalog_watch.py``), whichever comes first; None: triggered runs only."""
+    expression, catalog = schedule_expression(settings), watched_catalog(settings)
+    if expression is None or catalog is None:
+        return expression
+    return AssetOrTimeSchedule(timetable=CronTriggerTimetable(expression, timezone="UTC"), assets=catalog)
 
 
 def dag_params(settings: Settings) -> dict[str, Param]:

@@ -247,13 +247,13 @@ def _serve(home: Path, port: int, parallelism: int, unpause: bool, lock: HomeLoc
         print("Airflow stopped.", flush=True)
 
 
-def dags_test(home: Path, conf: str | None) -> int:
-    """``airflow dags test image_index``: one run, every task in this process, the local runner by default."""
+def dags_test(home: Path, conf: str | None, dag_id: str = DAG_ID) -> int:
+    """``airflow dags test image_index`` (or ``dag_id``): one run, every task in this process, the local runner by default."""
     with HomeLock(home, "make demo (scripts.airflow_local dags-test)"):
         env = airflow_env(home)
         prepare(home, env)
         ensure_gitops_repo(Settings.from_env())
-        command = [airflow_bin(), "dags", "test", DAG_ID, *(["--conf", conf] if conf else [])]
+        command = [airflow_bin(), "dags", "test", dag_id, *(["--conf", conf] if conf else [])]
         print(f"$ {shlex.join(command)} (AIRFLOW_HOME={home})", flush=True)
         return subprocess.run(command, env=env, cwd=PROJECT_ROOT).returncode
 
@@ -270,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
                               help=f"unpause {DAG_ID} so it runs on its schedule (default: IMAGESEARCH_AIRFLOW_UNPAUSE, false)")
     test_parser = commands.add_parser("dags-test", help=f"run {DAG_ID} once with `airflow dags test`")
     test_parser.add_argument("--conf", help='the run\'s params as JSON, e.g. \'{"limit": 100, "deploy": false}\'')
+    test_parser.add_argument("--dag", default=DAG_ID, help=f"the DAG to run (default {DAG_ID})")
     commands.add_parser("env", help="print this Airflow's environment as shell exports")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
@@ -278,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             return serve(home, args.port, args.parallelism, settings.airflow_unpause if args.unpause is None else True)
         if args.command == "dags-test":
-            return dags_test(home, args.conf)
+            return dags_test(home, args.conf, args.dag)
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -46,8 +46,8 @@ def isolate_airflow() -> Path:
     return home
 
 
-def load_dag(**env: str) -> Any:
-    """The image_index DAG parsed the way the dag-processor parses it, with ``IMAGESEARCH_*`` from ``env``."""
+def load_dag(dag_id: str = DAG_ID, **env: str) -> Any:
+    """The image_index DAG (or ``dag_id``) parsed the way the dag-processor parses it, with ``IMAGESEARCH_*`` from ``env``."""
     from airflow.dag_processing.dagbag import DagBag
 
     saved = {key: os.environ.get(key) for key in env}
@@ -61,7 +61,7 @@ def load_dag(**env: str) -> Any:
             else:
                 os.environ[key] = value
     assert bag.import_errors == {}, bag.import_errors
-    return bag.dags[DAG_ID]
+    return bag.dags[dag_id]
 
 
 def render(dag: Any, task_id: str, *, shard: int | None = None, run_id: str = RUN_ID, **params: Any) -> Any:
@@ -88,19 +88,25 @@ def run_conf(catalog: Path, **params: Any) -> dict[str, Any]:
     return {"catalog_uri": str(catalog), "min_near_duplicate_top1": 0.5, **params}
 
 
-def dags_test(home: Path, env: Mapping[str, str], conf: Mapping[str, Any]) -> subprocess.CompletedProcess[str]:
-    """``airflow dags test image_index`` through the repo's launcher (what ``make demo`` runs)."""
-    return subprocess.run(
-        [sys.executable, "-m", "scripts.airflow_local", "--home", str(home), "dags-test", "--conf", json.dumps(conf)],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **env}, capture_output=True, text=True, timeout=900,
-    )
+def dags_test_argv(home: Path, conf: Mapping[str, Any], dag_id: str = DAG_ID) -> list[str]:
+    """``airflow dags test image_index`` (or ``dag_id``) through the repo's launcher (what ``make demo`` runs)."""
+    return [sys.executable, "-m", "scripts.airflow_local", "--home", str(home), "dags-test", "--conf", json.dumps(conf),
+            "--dag", dag_id]
 
 
-def task_states(home: Path) -> dict[tuple[str, int], tuple[str, int]]:
-    """(task_id, map_index) -> (state, try_number) of the last run in a local Airflow's metadata DB."""
+def dags_test(home: Path, env: Mapping[str, str], conf: Mapping[str, Any],
+              dag_id: str = DAG_ID) -> subprocess.CompletedProcess[str]:
+    """One run of :func:`dags_test_argv`, to its end."""
+    return subprocess.run(dags_test_argv(home, conf, dag_id), cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+                          capture_output=True, text=True, timeout=900)
+
+
+def task_states(home: Path, dag_id: str = DAG_ID) -> dict[tuple[str, int], tuple[str, int]]:
+    """(task_id, map_index) -> (state, try_number) of the last run of ``dag_id`` in a local Airflow's metadata DB."""
     with sqlite3.connect(home / "airflow.db") as db:
-        run_id = db.execute("SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", (DAG_ID,)).fetchone()[0]
-        rows = db.execute("SELECT task_id, map_index, state, try_number FROM task_instance WHERE run_id = ?", (run_id,))
+        run_id = db.execute("SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", (dag_id,)).fetchone()[0]
+        rows = db.execute("SELECT task_id, map_index, state, try_number FROM task_instance WHERE dag_id = ? AND run_id = ?",
+                          (dag_id, run_id))
         return {(task, index): (state, tries) for task, index, state, tries in rows}
 
 

@@ -1,0 +1,1 @@
+"""Sensors: the catalog watch's wait for a new snapshot."""
