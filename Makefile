@@ -37,7 +37,7 @@ setup: $(STAMP) $(VENV)/bin/promtool $(VENV)/bin/prometheus $(FASHION_TARBALL)
 demo: setup
 	$(PY) -m imagesearch.demo_catalog tuxpaint
 	$(PY) -m scripts.airflow_local dags-test
-	$(PY) -m serving.demo
+	$(PY) -m localdev.demo
 
 # The container tests run here too (never skipped): the images first, a warm build takes seconds. A dockerd
 # started for this run is stopped at the end, whatever the outcome; one that was already running is left alone.
@@ -124,5 +124,5 @@ airflow: setup
 
 # Removes what make demo built (not the downloads); stops the demo server first.
 clean:
-	-$(PY) -m serving.deploy --stop
+	-$(PY) -m localdev.argocd --stop
 	rm -rf data/model-repository data/serving data/serving-index data/gitops.git data/airflow data/airflow-demo

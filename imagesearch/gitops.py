@@ -7,7 +7,7 @@ every bump, and a reverted version is never deployed again automatically. Pushes
 pushes: when one is rejected (someone pushed first) the change is made again on the new tip, where it is
 checked again (a pin that landed meanwhile wins), and pushed again a bounded number of times. Nothing is
 ever force-pushed, so history keeps every deploy, rollback, pin and promotion. Argo CD turns what lands on the
-branch into pods (``python -m serving.deploy`` does it on one machine).
+branch into pods (``python -m localdev.argocd`` does it on one machine).
 """
 
 from __future__ import annotations

@@ -1,1 +1,1 @@
-"""The search service (Litestar), the index fetcher and the local deploy runner."""
+"""The search service (Litestar) and the index fetcher: what the serving image ships."""

@@ -7,7 +7,7 @@ version and pushes one commit naming the version, its item count and evaluation 
 overlay already names it (or a newer one). A version not committed in the model repository is refused.
 A pinned overlay (``python -m tasks.rollback rollback``) or a version that was reverted is left alone: the
 step then exits 3 with the reason, which the DAG shows as a *skipped* deploy task. Argo CD (or
-``python -m serving.deploy`` on one machine) rolls the servers from there.
+``python -m localdev.argocd`` on one machine) rolls the servers from there.
 """
 
 from __future__ import annotations

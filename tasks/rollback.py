@@ -62,7 +62,7 @@ def describe_sync(root: Path, config: gitops.GitOpsConfig, result: gitops.Result
         name = app["metadata"]["name"]
         lines = [f"Argo CD will show {name} OutOfSync and waits for `argocd app sync {name}`; then {rollout}"]
     if config.environment == "local":
-        lines.append("On one machine: `python -m serving.deploy` (or a running `--watch`) rolls the local server.")
+        lines.append("On one machine: `python -m localdev.argocd` (or a running `--watch`) rolls the local server.")
     return "\n".join(lines)
 
 

@@ -38,18 +38,18 @@ def env(tmp_path: Path, models: Path) -> Iterator[dict[str, str]]:
                    "IMAGESEARCH_MODEL_REPOSITORY": str(models), "IMAGESEARCH_GITOPS_PUSH_RETRIES": "2"}
     cli(environment, "tasks.rollback", "init")
     yield environment
-    cli(environment, "serving.deploy", "--state-dir", str(tmp_path / "serving"), "--stop")
+    cli(environment, "localdev.argocd", "--state-dir", str(tmp_path / "serving"), "--stop")
 
 
 def serve(env: dict[str, str], tmp_path: Path, workspace: Path) -> tuple[str, str]:
     """Deploy the workspace's version through git and the local deploy; (url, version)."""
     cli(env, "tasks.commit_version", "--workspace", str(workspace))
-    started = json.loads(cli(env, "serving.deploy", "--state-dir", str(tmp_path / "serving"), "--port", "0"))
+    started = json.loads(cli(env, "localdev.argocd", "--state-dir", str(tmp_path / "serving"), "--port", "0"))
     return str(started["url"]), str(started["version"])
 
 
 def sync(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "serving.deploy", "--state-dir", str(tmp_path / "serving")],
+    return subprocess.run([sys.executable, "-m", "localdev.argocd", "--state-dir", str(tmp_path / "serving")],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 

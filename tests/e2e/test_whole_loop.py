@@ -50,7 +50,7 @@ def changed_catalog(source: Path, folder: Path) -> Path:
 def loop_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), **pipeline_env(tmp_path)}
     yield env
-    cli(env, "serving.deploy", "--state-dir", str(tmp_path / "serving"), "--stop")
+    cli(env, "localdev.argocd", "--state-dir", str(tmp_path / "serving"), "--stop")
 
 
 def search(url: str, image: bytes, k: int = 10) -> list[str]:
@@ -63,7 +63,7 @@ def test_catalog_change_rolls_out_without_failed_requests_and_rolls_back(
     tmp_path: Path, photo_catalog: Path, loop_env: dict[str, str]
 ) -> None:
     home = tmp_path / "airflow"
-    deploy = ("serving.deploy", "--state-dir", str(tmp_path / "serving"), "--port", "0")
+    deploy = ("localdev.argocd", "--state-dir", str(tmp_path / "serving"), "--port", "0")
 
     first = dags_test(home, loop_env, run_conf(photo_catalog))
     assert first.returncode == 0, first.stderr[-4000:]

@@ -50,7 +50,7 @@ def test_init_history_rollback(tmp_path: Path, models: ModelRepository, capsys: 
     assert code == 0, err
     assert out.startswith(f"Rolled gitops/overlays/local back from {V2} to {V1}: commit ")
     assert f"reverts {(second.commit or '')[:12]} and pins {V1} (V2 misses items)" in out
-    assert "Argo CD syncs imagesearch-local automatically" in out and "python -m serving.deploy" in out
+    assert "Argo CD syncs imagesearch-local automatically" in out and "python -m localdev.argocd" in out
     assert rendered_version(config, tmp_path / "clone")[0] == V1
     assert git_output(tmp_path / "clone", "rev-list", "--count", "HEAD") == "4"  # bootstrap, 2 bumps, the revert
     # The pin and the reverted version are in the revert's own commit, beside the overlay's kustomization.

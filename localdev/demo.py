@@ -1,8 +1,8 @@
 """The last part of ``make demo``: roll out what git names, show it answering, serve until Ctrl-C.
 
-    python -m serving.demo [--interval 5]
+    python -m localdev.demo [--interval 5]
 
-1. ``LocalDeploy.sync()`` (Argo CD's part, see ``serving.deploy``): start the server on the version the
+1. ``LocalDeploy.sync()`` (Argo CD's part, see ``localdev.argocd``): start the server on the version the
    local overlay names, or roll a running one to it with no failed requests;
 2. print the served version's evaluation metrics and a sample query's top results: a catalog picture
    re-photographed (resized, cropped, rotated, brightened, JPEG) searched over real HTTP;
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from PIL import Image
 from imagesearch import gitops
 from imagesearch.augment import near_duplicate
 from imagesearch.settings import DATA_DIR, Settings
-from serving.deploy import LocalDeploy, command_line, pid_alive
+from localdev.argocd import LocalDeploy
 
 SAMPLE_ITEM = "tux-food-fruit-apple_red"
 
@@ -59,14 +58,6 @@ def show_sample_query(url: str) -> None:
     say(f"\ncurl -s -H 'Content-Type: image/jpeg' --data-binary @photo.jpg '{url}/v1/search?k=5'")
 
 
-def another_watch_running(deployer: LocalDeploy) -> bool:
-    if not deployer.watch_file.is_file():
-        return False
-    pid = int(deployer.watch_file.read_text() or 0)
-    command = " ".join(command_line(pid) or [])
-    return pid != os.getpid() and pid_alive(pid) and ("serving.demo" in command or "serving.deploy" in command)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between git polls while serving")
@@ -83,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     show_index(summary["url"])
     show_sample_query(summary["url"])
     say(f"\nWeb page: {summary['url']}/     OpenAPI: {summary['url']}/schema/openapi.json")
-    if args.no_wait or another_watch_running(deployer):
-        say("The server keeps running; stop it with: python -m serving.deploy --stop")
+    if args.no_wait or deployer.running_watch() is not None:
+        say("The server keeps running; stop it with: python -m localdev.argocd --stop")
         return 0
     say("Serving and watching git (rollouts and rollbacks are rolled in). Ctrl-C stops the server.")
     try:

@@ -1,8 +1,8 @@
 """Argo CD's part on one machine: render the overlay from git, fetch its index, start or roll the server.
 
-    python -m serving.deploy [--overlay gitops/overlays/local] [--gitops-repo URL] [--branch NAME]
-                             [--state-dir data/serving] [--host H] [--port P] [--watch [--interval S]]
-    python -m serving.deploy --status | --stop
+    python -m localdev.argocd [--overlay gitops/overlays/local] [--gitops-repo URL] [--branch NAME]
+                              [--state-dir data/serving] [--host H] [--port P] [--watch [--interval S]]
+    python -m localdev.argocd --status | --stop
 
 In production Argo CD does this job: it syncs the overlay to the cluster, and the Deployment's rolling
 update (maxUnavailable 0, readiness only once an index is loaded) replaces pods whose ``fetch-index``
@@ -13,14 +13,15 @@ command plays both parts for one server process:
 2. render the overlay with real kustomize (``kubectl kustomize``) and read the index version (the
    generated ConfigMap) and both containers' commands and env from the rendered Deployment;
 3. run the ``fetch-index`` command with IMAGESEARCH_INDEX_DIR=<state-dir>/versions/<version>;
-4. start the ``search`` command in the background (first time; pid, port and admin token go to
-   ``<state-dir>/state.json``) and wait for /readyz, or, if it is running, roll it with
+4. start the ``search`` command in the background (first time; pid and start time, port and admin token go
+   to ``<state-dir>/state.json``) and wait for /readyz, or, if it is running, roll it with
    ``POST /admin/index`` — the server verifies and swaps the new index in atomically while it keeps
    answering, so a rollout or a ``git revert`` rollback costs no failed request.
 
 ``--watch`` repeats 1-4 every ``--interval`` seconds (Argo CD polls git the same way; like Argo CD's
 self-heal it also restarts a server that died); ``--stop`` stops the server and a running ``--watch``.
-Each run prints one JSON line saying what it did.
+Each run prints one JSON line saying what it did. Processes are found again and stopped with psutil
+(:mod:`localdev.processes`). Local development only: the serving image does not ship this package.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ import logging
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -48,8 +48,9 @@ import httpx
 from imagesearch import gitops, kustomize
 from imagesearch.errors import ImageSearchError
 from imagesearch.settings import DATA_DIR, PROJECT_ROOT, Settings, SettingsError
+from localdev.processes import ProcessRef
 
-log = logging.getLogger("serving.deploy")
+log = logging.getLogger("localdev.argocd")
 KEEP_VERSIONS = 2  # the one served and the one before it (in-flight requests may still be reading it)
 
 
@@ -60,6 +61,7 @@ class DeployError(ImageSearchError):
 @dataclass
 class ServerState:
     pid: int
+    started_at: float  # the process's start time (psutil): with the pid, its identity (a pid may be recycled)
     host: str
     port: int
     token: str
@@ -67,32 +69,14 @@ class ServerState:
     directory: str
     command: list[str]
     log: str
-    started_at: float
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-
-def pid_alive(pid: int) -> bool:
-    with contextlib.suppress(ChildProcessError):  # reap it if it is our own exited child
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:
-            return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def command_line(pid: int) -> list[str] | None:
-    """A process's argv where /proc tells it (Linux), else None."""
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")[:-1]
-    except OSError:
-        return None
+    @property
+    def process(self) -> ProcessRef:
+        return ProcessRef(self.pid, self.started_at)
 
 
 def free_port(host: str) -> int:
@@ -120,7 +104,7 @@ class LocalDeploy:
         self.port = port
         self.ready_timeout = ready_timeout
         self.state_file = self.state_dir / "state.json"
-        self.watch_file = self.state_dir / "watch.pid"
+        self.watch_file = self.state_dir / "watch.json"  # the running --watch loop, as a ProcessRef
         self.versions = self.state_dir / "versions"
 
     # State -----------------------------------------------------------------------------------------
@@ -143,12 +127,10 @@ class LocalDeploy:
         temp.chmod(0o600)  # holds the admin token
         temp.replace(self.state_file)
 
-    def is_our_server(self, state: ServerState) -> bool:
+    @staticmethod
+    def is_our_server(state: ServerState) -> bool:
         """Alive, and really the process we started (not a recycled pid)."""
-        if not pid_alive(state.pid):
-            return False
-        arguments = command_line(state.pid)
-        return arguments[1 : len(state.command)] == state.command[1:] if arguments else self.healthy(state)
+        return state.process.alive()
 
     @staticmethod
     def healthy(state: ServerState) -> bool:
@@ -189,8 +171,8 @@ class LocalDeploy:
         with log_path.open("ab") as output:
             process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=output,
                                        stderr=subprocess.STDOUT, start_new_session=True)
-        state = ServerState(process.pid, self.host, port, token, workload.version, str(directory), command,
-                            str(log_path), time.time())
+        state = ServerState(process.pid, ProcessRef.of(process.pid).started, self.host, port, token, workload.version,
+                            str(directory), command, str(log_path))
         self.save_state(state)
         self.wait_ready(state, process)
         return state
@@ -249,28 +231,23 @@ class LocalDeploy:
             else:
                 if live is not None:
                     log.warning("the search command changed: restarting the server")
-                    self.terminate(live)
+                    live.process.stop()
                 new_state, action, previous = self.start(workload, directory), "started", None
             self.prune(workload.version, previous or "")
             return {**summary, "action": action, "previous": previous, "url": new_state.url, "pid": new_state.pid}
 
-    def terminate(self, state: ServerState, timeout: float = 20.0) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(state.pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while pid_alive(state.pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if pid_alive(state.pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(state.pid, signal.SIGKILL)
+    def running_watch(self) -> ProcessRef | None:
+        """Another process's --watch loop that is still running, if any."""
+        with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
+            watch = ProcessRef(**json.loads(self.watch_file.read_text()))
+            if watch.pid != os.getpid() and watch.alive():
+                return watch
+        return None
 
     def stop_watch(self) -> None:
         """A running --watch would start the server again at its next poll: stop it first."""
-        if not self.watch_file.is_file():
-            return
-        pid = int(self.watch_file.read_text())
-        if pid != os.getpid() and pid_alive(pid) and "serving.deploy" in (command_line(pid) or []):
-            os.kill(pid, signal.SIGTERM)
+        if (watch := self.running_watch()) is not None:
+            watch.stop()
         self.watch_file.unlink(missing_ok=True)
 
     def stop(self) -> dict[str, Any]:
@@ -279,9 +256,7 @@ class LocalDeploy:
             state = self.load_state()
             if state is None:
                 return {"action": "none", "reason": "no server state"}
-            was_running = self.is_our_server(state)
-            if was_running:
-                self.terminate(state)
+            was_running = state.process.stop()
             self.state_file.unlink(missing_ok=True)
             return {"action": "stopped" if was_running else "cleared", "pid": state.pid, "version": state.version}
 
@@ -294,7 +269,7 @@ class LocalDeploy:
 
     def watch(self, interval: float) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.watch_file.write_text(str(os.getpid()))
+        self.watch_file.write_text(json.dumps(asdict(ProcessRef.of(os.getpid()))))
         try:
             while True:
                 try:
@@ -310,7 +285,7 @@ class LocalDeploy:
 
 
 def parse_args(argv: list[str] | None, settings: Settings) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m serving.deploy", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m localdev.argocd", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--overlay", help=f"overlay path in the GitOps repo (default {settings.gitops_overlay})")
     parser.add_argument("--gitops-repo", help=f"GitOps repo URL (default {settings.gitops_repo_url})")

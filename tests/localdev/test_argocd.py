@@ -32,13 +32,13 @@ def environment(tmp_path: Path, models: Path) -> Iterator[dict[str, str]]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "IMAGESEARCH_GITOPS_REPO_URL": str(tmp_path / "gitops.git"),
            "IMAGESEARCH_MODEL_REPOSITORY": str(models)}
     yield env
-    cli(env, "serving.deploy", "--state-dir", str(tmp_path / "serving"), "--stop")
+    cli(env, "localdev.argocd", "--state-dir", str(tmp_path / "serving"), "--stop")
 
 
 def test_bump_and_rollback_reach_the_server_without_a_failed_request(
         tmp_path: Path, models: Path, published_repository: tuple[Path, str], environment: dict[str, str]) -> None:
     v1 = published_repository[1]
-    deploy = ("serving.deploy", "--state-dir", str(tmp_path / "serving"), "--port", "0")
+    deploy = ("localdev.argocd", "--state-dir", str(tmp_path / "serving"), "--port", "0")
 
     def sync() -> dict[str, object]:
         return json.loads(cli(environment, *deploy))
