@@ -4,17 +4,7 @@
 Turns the marketplace catalog into a new, versioned **ScaNN index** of CNN image embeddings, hourly
 (`IMAGESEARCH_SCHEDULE`) or when triggered here with the form below.
 
-| task | what it does |
-|---|---|
-| `snapshot` | validates the catalog, finds new or changed items from metadata (no download), shards them |
-| `shards` | the work shard ids `snapshot` wrote (none when nothing is new) |
-| `shard.preprocess` | per shard: fetches, hashes and fits the new or changed images (same bytes as before: reused) |
-| `shard.embed` | per shard: embeds the new images (a GPU pod in Kubernetes) |
-| `build_index` | gathers the reused vectors from the last version (one pass) and the new ones, builds the ScaNN index |
-| `evaluate` | recall@10, near-duplicate top-1, category precision@10 vs floors and vs the serving version; fails the run |
-| `publish` | seals the version in the model repository, `_COMMIT` last; updates the `<repository>/indexes` Asset |
-| `deploy` | commits the version to the GitOps overlay (`tasks.commit_version`); Argo CD rolls it out. *Skipped* while pinned |
-| `run_note` | writes the run's note: version, metrics, gate verdict, what was published and deployed, with links |
+<!-- the tasks: a table made from tasks/pipeline.py -->
 
 Each step task runs one `tasks` CLI (`python -m tasks.<module> --workspace ...`): as a Kubernetes pod with
 `IMAGESEARCH_RUNNER=kubernetes`, else as a local subprocess with the same argv. The steps, their arguments,
@@ -69,10 +59,20 @@ def step_task(step: Step, **kwargs: object) -> BaseOperator:
     return step_operator(step, settings, workspace=WORKSPACE, inputs=inputs, outlets=outlets, **kwargs)
 
 
+def task_table() -> str:
+    """The DAG's tasks in order, each with its doc: the steps' from their declaration."""
+    rows = [*((step.name, step.doc) for step in before_shards),
+            ("shards", "The work shard ids the steps before it wrote (none when nothing is new)."),
+            *((f"shard.{step.name}", step.doc) for step in per_shard_steps),
+            *((step.name, step.doc) for step in after_shards),
+            ("run_note", "Writes the run's note: version, metrics, gate verdict, what was published and deployed, with links.")]
+    return "\n".join(["| task | what it does |", "|---|---|", *(f"| `{task}` | {doc} |" for task, doc in rows)])
+
+
 with DAG(
     dag_id="image_index",
     description="Catalog -> embeddings -> ScaNN index -> evaluated, published version -> GitOps bump",
-    doc_md=__doc__,
+    doc_md=(__doc__ or "").replace("<!-- the tasks: a table made from tasks/pipeline.py -->", task_table()),
     schedule=schedule(settings),
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,

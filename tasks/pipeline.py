@@ -198,20 +198,23 @@ _FULL_REBUILD = Arg("--full-rebuild", "full_rebuild", switch=True)
 
 STEPS: tuple[Step, ...] = (
     Step("snapshot",
-         "Read and validate the catalog, de-duplicate it and split it into shards; fails on a corrupt catalog.",
+         "Validates the catalog, finds new or changed items from metadata (no download) and shards them; fails on a "
+         "corrupt catalog.",
          timedelta(minutes=30), ResourceClass.SMALL,
          (Arg("--catalog", "catalog_uri"), _REPOSITORY, Arg("--version", VERSION), Arg("--limit", "limit"),
           _FULL_REBUILD)),
     Step("preprocess",
-         "One shard: fetch, hash, decode and fit its images; unchanged images are reused from the last version.",
+         "Per shard: fetches, hashes, decodes and fits the new or changed images (the same bytes as before: reused).",
          timedelta(hours=1), ResourceClass.MEDIUM, (_REPOSITORY, _FULL_REBUILD), sharded=True, deferrable=True),
     # auto: CUDA when the node has a GPU (embed's pod asks for one), so pods and local runs share one argv.
-    Step("embed", "One shard: embed its new images with the CNN (on a GPU node in Kubernetes).",
+    Step("embed", "Per shard: embeds the new images with the CNN (a GPU pod in Kubernetes).",
          timedelta(hours=2), ResourceClass.LARGE, (_REPOSITORY, Arg("--device", value="auto")),
          sharded=True, gpu=True, deferrable=True),
-    Step("build_index", "Merge the shards' embeddings and build the ScaNN index.",
+    Step("build_index", "Gathers the reused vectors from the last version (one pass) and the new ones, builds the "
+         "ScaNN index.",
          timedelta(hours=1), ResourceClass.LARGE, deferrable=True),
-    Step("evaluate", "Measure recall@10 and near-duplicate hit rates; fail the run below the quality gates.",
+    Step("evaluate", "Recall@10, near-duplicate top-1, category precision@10 vs floors and vs the serving version; "
+         "fails the run below a gate.",
          timedelta(hours=1), ResourceClass.MEDIUM,
          (Arg("--min-recall", "min_recall_at_10"), Arg("--min-near-duplicate-top1", "min_near_duplicate_top1"),
           Arg("--max-regression-recall", "max_regression_recall_at_10"),
@@ -219,9 +222,10 @@ STEPS: tuple[Step, ...] = (
           Arg("--max-regression-category-precision", "max_regression_category_precision_at_10"),
           _REPOSITORY, Arg("--serving-overlay", SERVING_OVERLAY)), deferrable=True),
     Step("publish",
-         "Seal the index as a checksummed version in the model repository, _COMMIT last (the index Asset).",
+         "Seals the version in the model repository, `_COMMIT` last; updates the `<repository>/indexes` Asset.",
          timedelta(minutes=30), ResourceClass.SMALL, (_REPOSITORY,), publishes_version=True, enabled_by=("publish",)),
-    Step("deploy", "GitOps bump: commit the new index version to the GitOps repo, which Argo CD rolls out.",
+    Step("deploy", "Commits the version to the GitOps overlay (`tasks.commit_version`), which Argo CD rolls out; "
+         "*skipped* (why: in its log) while a rollback pins it.",
          timedelta(minutes=15), ResourceClass.TINY, (_REPOSITORY,), module="commit_version",
          commits_to_git=True, enabled_by=("publish", "deploy")),
 )

@@ -76,6 +76,9 @@ def test_the_dag_runs_the_declared_steps_in_order() -> None:
     expected = [*(s.name for s in before), *(f"shard.{s.name}" for s in per_shard), *(s.name for s in after)]
     assert [task_id for task_id, _ in step_tasks(dag, [0])] == expected
     assert {dag.task_dict[task_id].step for task_id in expected} == {step.name for step in STEPS}
+    for task_id in dag.task_dict:  # the DAG's doc lists its tasks, with the steps' docs from their declaration
+        assert f"| `{task_id}` |" in dag.doc_md, task_id
+    assert all(step.doc in dag.doc_md for step in STEPS)
 
 
 def test_dag_pods_and_run_all_run_the_same_argv(env: dict[str, str], photo_catalog: Path,

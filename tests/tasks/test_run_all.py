@@ -6,7 +6,6 @@ from imagesearch.artifacts import committed_versions, read_manifest
 from imagesearch.repository import open_repository
 from imagesearch.settings import Settings
 from tasks.run_all import parse_args
-from tasks.workspace import WorkspaceLayout
 
 
 def test_pipeline_publishes_a_committed_version(published_repository: tuple[Path, str]) -> None:
@@ -19,15 +18,6 @@ def test_pipeline_publishes_a_committed_version(published_repository: tuple[Path
     # Each photo has a mirrored twin in this catalog, so the copy may rank the twin first: top-10 is the check.
     assert manifest.metrics["near_duplicate_top10"] >= 0.9
     assert {entry.path for entry in manifest.files} >= {"items.parquet", "embeddings.npy"}
-
-
-def test_the_workspace_layout_names_every_file_a_run_writes(published_repository: tuple[Path, str]) -> None:
-    folder, version = published_repository
-    workspace = folder / "runs" / version
-    keys = sorted(path.relative_to(workspace).as_posix() for path in workspace.rglob("*") if path.is_file())
-    assert [key for key in keys if WorkspaceLayout.file_of(key) is None] == []
-    assert {WorkspaceLayout.file_of(key) for key in keys} == set(WorkspaceLayout.FILES)  # a run writes every one
-    assert all(file.path in (WorkspaceLayout.__doc__ or "") for file in WorkspaceLayout.FILES)
 
 
 @pytest.mark.parametrize("argv", [["--limit", "-1"], ["--min-recall-at-10", "1.5"], ["--catalog", ""],
