@@ -108,14 +108,14 @@ def memory_table(url: str, process: psutil.Process, settings: Settings, count: i
     # The refused burst first: memory a burst takes stays in the allocator afterwards.
     rows = [
         burst(url, process, "6300x6300 PNG (refused from its header)", huge_small_png(), count),
-        burst(url, process, f"16-bit grey PNG just under the {settings.query_max_image_pixels / 1e6:g} Mpx query cap",
-              worst_case_png(settings.query_max_image_pixels - 1), count),
+        burst(url, process, f"16-bit grey PNG just under the {settings.serving.query_max_image_pixels / 1e6:g} Mpx query cap",
+              worst_case_png(settings.serving.query_max_image_pixels - 1), count),
     ]
-    permits = decode_permits(settings.decode_memory_budget_mb, settings.query_max_image_pixels)
+    permits = decode_permits(settings.serving.decode_memory_budget_mb, settings.serving.query_max_image_pixels)
     lines = [
         f"server idle (baseline): **{idle:.0f} MiB** RSS; decode permits: {permits} "
-        f"(budget {settings.decode_memory_budget_mb} MiB ÷ worst case "
-        f"{worst_case_decode_bytes(settings.query_max_image_pixels) / MIB:.0f} MiB per image)",
+        f"(budget {settings.serving.decode_memory_budget_mb} MiB ÷ worst case "
+        f"{worst_case_decode_bytes(settings.serving.query_max_image_pixels) / MIB:.0f} MiB per image)",
         "",
         f"| burst of {count} concurrent searches | body KB | peak RSS MiB | over idle MiB | statuses | seconds |",
         "|---|---|---|---|---|---|",
@@ -138,7 +138,7 @@ def filtered_table(index_dir: Path, settings: Settings, repeats: int = 20) -> st
         return (time.perf_counter() - began) / len(queries) * 1000, results
 
     old_ms, old = timed(lambda q: exact_search(index.embeddings[subset], q[None], 10))
-    max_rows = settings.filtered_search_max_rows
+    max_rows = settings.serving.filtered_search_max_rows
     lines = [
         f"{index.size:,} items, filter `category=c0` ({len(subset):,} items) for queries from category c1, k=10, "
         f"{len(queries)} queries",
@@ -167,11 +167,11 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=40_000)
     parser.add_argument("--burst", type=int, default=16)
     args = parser.parse_args()
-    settings = Settings()
+    settings = Settings.from_env({})
     folder = Path(tempfile.mkdtemp(prefix="abuse-bench-"))
     try:
         index_dir = build_index(folder / VERSION, args.items)
-        server, url = start_server(index_dir, settings.batch_max_size, folder / "server.log")
+        server, url = start_server(index_dir, settings.serving.batch_max_size, folder / "server.log")
         try:
             print(memory_table(url, psutil.Process(server.pid), settings, args.burst))
         finally:

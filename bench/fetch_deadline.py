@@ -15,7 +15,7 @@ import httpx
 
 from imagesearch.errors import ImageError
 from imagesearch.input_policy import InputPolicy
-from imagesearch.settings import Settings
+from imagesearch.settings import InputSettings
 from imagesearch.uri import read_bytes
 from tests.security.hostile_server import serve
 
@@ -45,8 +45,9 @@ def with_policy(url: str, policy: InputPolicy) -> str:
 
 def main() -> None:
     # The bench's own loopback server is the one address allowed past the private-address refusal.
-    short = InputPolicy.for_images(Settings(fetch_timeout_s=2.0, image_schemes="http", fetch_allowed_networks="127.0.0.1/32"))
-    default = InputPolicy.for_images(Settings(image_schemes="http", fetch_allowed_networks="127.0.0.1/32"))
+    loopback = InputSettings(image_schemes="http", fetch_allowed_networks="127.0.0.1/32")
+    short = InputPolicy.for_images(loopback.model_copy(update={"fetch_timeout_s": 2.0}))
+    default = InputPolicy.for_images(loopback)
     print("| server | fetch | outcome | held for (s) |\n|---|---|---|---|")
     with serve(BODY) as port:
         for server, path in (("1 byte/s trickle", "trickle.png"), ("10 bytes, then stalls", "stall.png")):

@@ -23,7 +23,7 @@ from imagesearch.catalog import read_catalog
 from imagesearch.embedder import Embedder, l2_normalize
 from imagesearch.index import IndexParams, VectorIndex, choose_params, exact_search
 from imagesearch.input_policy import InputPolicy
-from imagesearch.settings import DATA_DIR, Settings
+from imagesearch.settings import DATA_DIR, Settings, get_settings
 from imagesearch.uri import read_bytes
 from imagesearch.whitening import Whitening
 
@@ -38,7 +38,7 @@ def real_embeddings(count: int) -> np.ndarray:
         return np.load(path)
     catalog = str(DATA_DIR / "catalogs/fashion-mnist/catalog.csv")
     items = read_catalog(catalog).items[:count]
-    policy = InputPolicy.for_images(Settings.from_env(), catalog)
+    policy = InputPolicy.for_images(get_settings().inputs, catalog)
     vectors = []
     began = time.perf_counter()
     for start in range(0, len(items), 256):
@@ -135,9 +135,9 @@ def report(title: str, rows: list[tuple[str, dict]]) -> None:
 
 def run(title: str, raw_database: np.ndarray, raw_queries: np.ndarray, with_hnsw: bool) -> None:
     """As the pipeline does: learn the PCA-whitening on the indexed vectors, project both sides, index."""
-    settings = Settings()
+    settings = Settings.from_env({})
     began = time.perf_counter()
-    whitening = Whitening.fit(raw_database, settings.whitening_dims, settings.whitening_shrinkage)
+    whitening = Whitening.fit(raw_database, settings.pipeline.whitening_dims, settings.pipeline.whitening_shrinkage)
     database, queries = whitening.apply(raw_database), whitening.apply(raw_queries)
     title += f"; whitened to {whitening.out_dim}-d in {time.perf_counter() - began:.1f}s"
     truth = exact_batched(database, queries, K)

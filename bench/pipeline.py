@@ -44,7 +44,7 @@ from imagesearch.embedder import Embedder, l2_normalize
 from imagesearch.index_store import EMBEDDINGS, ITEMS, write_items, write_vectors
 from imagesearch.input_policy import InputPolicy
 from imagesearch.repository import open_repository
-from imagesearch.settings import DATA_DIR, PROJECT_ROOT, Settings
+from imagesearch.settings import DATA_DIR, PROJECT_ROOT, Settings, get_settings
 from imagesearch.stamps import image_stamps
 from tasks.pipeline import REPOSITORY, SERVING_OVERLAY, VERSION, Step, default_params
 from tasks.run_all import run_pipeline
@@ -123,7 +123,7 @@ def fabricate(root: Path, count: int) -> tuple[Path, Path]:
 
     embedder = Embedder()
     base = embedder.embed_many([embedder.preprocess(item_image(0, index)) for index in range(PATTERNS)], 8)
-    image_policy = InputPolicy.for_images(Settings.from_env(), str(catalog))
+    image_policy = InputPolicy.for_images(get_settings().inputs, str(catalog))
     records = [item.to_record() for item in read_catalog(str(catalog), InputPolicy(local_roots=(root,))).items]
     for record, stamp, sha in zip(records, image_stamps([r["image_uri"] for r in records], image_policy), hashes, strict=True):
         record["image_stamp"], record["image_sha256"] = stamp, sha
@@ -228,7 +228,7 @@ def timed_run(catalog: Path, repository: Path, version: str, env: dict[str, str]
     settings = Settings.from_env(env)
     # What the DAG's steps get from a run with the default trigger form.
     inputs = {**default_params(settings, {"catalog_uri": str(catalog)}), REPOSITORY: str(repository), VERSION: version,
-              SERVING_OVERLAY: settings.gitops_overlay}
+              SERVING_OVERLAY: settings.gitops.overlay}
     run_pipeline(workspace, inputs, step)
     return rows
 

@@ -38,7 +38,7 @@ class Images:
 
 def load(catalog: str, limit: int, seed: int, per_class: bool = False) -> Images:
     items = read_catalog(catalog).items
-    policy = InputPolicy.for_images(get_settings(), catalog)
+    policy = InputPolicy.for_images(get_settings().inputs, catalog)
     rng = np.random.default_rng(seed)
     if limit < len(items):
         items = [items[i] for i in sorted(rng.choice(len(items), limit, replace=False))]

@@ -30,7 +30,7 @@ from bench.embed import jpegs
 from imagesearch.artifacts import fetch, latest_version
 from imagesearch.index_store import ITEMS, read_items
 from imagesearch.repository import open_repository
-from imagesearch.settings import PROJECT_ROOT, Settings
+from imagesearch.settings import PROJECT_ROOT, get_settings
 
 MODES = {"on": 16, "off": 1}  # batch_max_size per micro-batching mode
 BATCH_METRIC = re.compile(r"^imagesearch_inference_batch_size_(sum|count) (\S+)$", re.MULTILINE)
@@ -155,7 +155,7 @@ def summary(rows: list[Row]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--repository", default=Settings.from_env().model_repository)
+    parser.add_argument("--repository", default=get_settings().storage.model_repository)
     parser.add_argument("--concurrency", default="1,8,32", help="comma-separated")
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per cell")
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before each cell")

@@ -21,12 +21,12 @@ from datetime import UTC, datetime
 
 from airflow.sdk import DAG, task
 
-from imagesearch.settings import Settings
+from imagesearch.settings import get_settings
 from plugins.catalog_watch import WATCH_DAG_ID, announce_snapshot, catalog_asset
 from plugins.runs import watched_catalog
 from plugins.sensors.catalog_snapshot import CatalogSnapshotSensor
 
-settings = Settings.from_env()
+settings = get_settings()
 catalog = watched_catalog(settings)
 
 with DAG(
@@ -39,12 +39,12 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     tags=["imagesearch", "catalog"],
-    default_args={"owner": "search-platform", "retries": settings.task_retries},
+    default_args={"owner": "search-platform", "retries": settings.pipeline.task_retries},
 ) as dag:
     wait = CatalogSnapshotSensor(
-        task_id="wait_for_snapshot", catalog_uri=settings.catalog_uri, gcp_conn_id=settings.gcp_conn_id,
-        interval_s=settings.catalog_watch_interval_s, timeout_s=settings.catalog_watch_timeout_s,
+        task_id="wait_for_snapshot", catalog_uri=settings.pipeline.catalog_uri, gcp_conn_id=settings.google.gcp_conn_id,
+        interval_s=settings.pipeline.catalog_watch_interval_s, timeout_s=settings.pipeline.catalog_watch_timeout_s,
     )
     announce = task(task_id="announce_snapshot", outlets=[asset] if (asset := catalog_asset(settings)) else [])(
-        announce_snapshot)(settings.catalog_uri, settings.gcp_conn_id)
+        announce_snapshot)(settings.pipeline.catalog_uri, settings.google.gcp_conn_id)
     wait >> announce

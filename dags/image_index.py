@@ -40,7 +40,7 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import DAG, BaseOperator, TriggerRule, chain, task, task_group
 
-from imagesearch.settings import Settings
+from imagesearch.settings import get_settings
 from plugins.hooks.model_repository import ModelRepositoryHook
 from plugins.notifiers import FailureEmailNotifier
 from plugins.operators.factory import retry_arguments, step_operator
@@ -48,8 +48,8 @@ from plugins.run_note import write_run_note
 from plugins.runs import VERSION, WORKSPACE, dag_params, run_macros, schedule, shard_ids, step_inputs
 from tasks.pipeline import RetryPolicy, Step, stages
 
-settings = Settings.from_env()
-repository = ModelRepositoryHook(settings.model_repository)
+settings = get_settings()
+repository = ModelRepositoryHook(settings.storage.model_repository)
 inputs = step_inputs(settings, repository)
 before_shards, per_shard_steps, after_shards = stages()
 
@@ -78,7 +78,7 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=8),
-    tags=["imagesearch", "index", settings.runner],
+    tags=["imagesearch", "index", settings.pipeline.runner],
     user_defined_macros=run_macros(repository),
     default_args={  # the tasks that are not steps (shards, run_note); each step has its own
         "owner": "search-platform",

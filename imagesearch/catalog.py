@@ -194,7 +194,7 @@ def read_catalog(uri: str, policy: InputPolicy | None = None) -> Catalog:
     """Read and validate a catalog the input policy allows (default: from the settings); relative image
     URIs are resolved against the catalog's location."""
     fmt = catalog_format(uri)
-    policy = replace(policy or InputPolicy.for_catalogs(get_settings()), deadline_s=CATALOG_DEADLINE_S)
+    policy = replace(policy or InputPolicy.for_catalogs(get_settings().inputs), deadline_s=CATALOG_DEADLINE_S)
     try:
         data = uris.read_bytes(uri, policy, max_bytes=MAX_CATALOG_BYTES)
     except InputRefusedError as exc:

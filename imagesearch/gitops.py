@@ -53,9 +53,9 @@ class GitOpsConfig:
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> GitOpsConfig:
         values = {
-            "url": settings.gitops_repo_url, "branch": settings.gitops_branch, "overlay": settings.gitops_overlay,
-            "author_name": settings.gitops_author_name, "author_email": settings.gitops_author_email,
-            "push_retries": settings.gitops_push_retries,
+            "url": settings.gitops.repo_url, "branch": settings.gitops.branch, "overlay": settings.gitops.overlay,
+            "author_name": settings.gitops.author_name, "author_email": settings.gitops.author_email,
+            "push_retries": settings.gitops.push_retries,
         }
         return cls(**{**values, **{key: value for key, value in overrides.items() if value is not None}})
 

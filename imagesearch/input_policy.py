@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from imagesearch import uri as uris
 from imagesearch.errors import InputRefusedError
-from imagesearch.settings import Settings
+from imagesearch.settings import InputSettings
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -50,7 +50,7 @@ class InputPolicy:
     min_bytes_per_s: float = 16 * 1024
 
     @classmethod
-    def for_images(cls, settings: Settings, catalog_uri: str = "") -> InputPolicy:
+    def for_images(cls, settings: InputSettings, catalog_uri: str = "") -> InputPolicy:
         """Image sources from settings, plus the catalog's own folder (where its relative image URIs point)."""
         base = cls(
             schemes=frozenset(s.lower() for s in split_list(settings.image_schemes)),
@@ -62,7 +62,7 @@ class InputPolicy:
         return base.with_source_folder(catalog_uri) if catalog_uri else base
 
     @classmethod
-    def for_catalogs(cls, settings: Settings) -> InputPolicy:
+    def for_catalogs(cls, settings: InputSettings) -> InputPolicy:
         """Catalogs may be read only under ``catalog_prefixes`` (local folders, gs:// or http(s):// prefixes)."""
         roots: list[Path] = []
         gs: list[tuple[str, str]] = []
@@ -163,7 +163,7 @@ class InputPolicy:
         return addresses
 
 
-def _fetch_limits(settings: Settings) -> dict[str, object]:
+def _fetch_limits(settings: InputSettings) -> dict[str, object]:
     return {
         "allowed_networks": tuple(ipaddress.ip_network(n, strict=False) for n in split_list(settings.fetch_allowed_networks)),
         "max_redirects": settings.fetch_max_redirects,

@@ -34,7 +34,7 @@ class PreprocessConfig:
     @classmethod
     def for_pipeline(cls, settings: Settings) -> PreprocessConfig:
         """The catalog images' caps: preprocess and evaluate decode with exactly these."""
-        return cls(max_pixels=settings.max_image_pixels, min_side=settings.min_image_side)
+        return cls(max_pixels=settings.inputs.max_image_pixels, min_side=settings.inputs.min_image_side)
 
     @property
     def tag(self) -> str:

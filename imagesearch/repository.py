@@ -294,9 +294,9 @@ def open_repository(uri: str) -> ModelRepository:
         bucket, prefix = uris.split_gs(uri)
         if not bucket:
             raise ValueError(f"no bucket in {uri!r}")
-        from imagesearch.settings import Settings
+        from imagesearch.settings import get_settings
 
-        return GCSRepository(bucket, prefix, retry_s=Settings.from_env().repository_retry_s)
+        return GCSRepository(bucket, prefix, retry_s=get_settings().storage.repository_retry_s)
     path = uris.local_path(uri)
     if path is None:
         raise ValueError(f"unsupported model repository URI {uri!r}: use a path, file:// or gs://")

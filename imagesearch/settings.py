@@ -1,12 +1,29 @@
-"""The one typed settings object, read from ``IMAGESEARCH_*`` environment variables."""
+"""The one typed settings object, read from ``IMAGESEARCH_*`` environment variables by pydantic-settings.
+
+Settings are grouped by concern (``settings.pipeline.shard_size``, ``settings.kubernetes.image``, ...) while the
+variables stay flat: a field's variable is ``IMAGESEARCH_`` + its group's prefix (``KUBERNETES_``, ``GITOPS_``,
+``AIRFLOW_``, ``ALERT_`` or none) + the field's name in capitals, e.g. ``IMAGESEARCH_KUBERNETES_IMAGE``.
+``variable_names()`` lists them all; the README's configuration table must name every one (tests/docs).
+
+To add a setting: add a field with a description to the group it concerns, a row to the README's table, and
+read it as ``get_settings().<group>.<field>`` (or from the settings a caller passes in).
+
+A process reads its environment once, through ``get_settings()``. ``Settings.from_env(mapping)`` builds settings
+from a given mapping (tests, a pod's rendered environment); a bad value raises ``SettingsError`` naming the variable.
+"""
 
 from __future__ import annotations
 
+import functools
 import os
 import re
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, get_type_hints
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 PREFIX = "IMAGESEARCH_"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -21,212 +38,339 @@ class SettingsError(ValueError):
     pass
 
 
-@dataclass(frozen=True)
-class Settings:
-    # Where versioned indexes live: a local path, file:// URI or gs://bucket/prefix.
-    model_repository: str = str(DATA_DIR / "model-repository")
-    # How long a gs:// call keeps retrying transient errors before the step fails with a clear message.
-    repository_retry_s: float = 60.0
-    # The GitOps repo the DAG's last step commits to, and what it changes there.
-    gitops_repo_url: str = str(DATA_DIR / "gitops.git")
-    gitops_branch: str = "main"
-    gitops_overlay: str = "gitops/overlays/local"
-    gitops_author_name: str = "image-index-bot"
-    gitops_author_email: str = "image-index-bot@localhost"
-    gitops_push_retries: int = 5
-    # How pipeline steps run: local subprocesses, Kubernetes pods, or pods on a GKE cluster (GKEStartPodOperator).
-    runner: Literal["local", "kubernetes", "gke"] = "local"
-    schedule: str = "@hourly"
-    catalog_uri: str = str(DATA_DIR / "catalogs" / "tuxpaint" / "catalog.csv")
-    # A gs:// catalog is watched (dags/catalog_watch.py): this often, and for this long per wait (then a new wait).
-    catalog_watch_interval_s: float = 300.0
-    catalog_watch_timeout_s: float = 6 * 3600.0
-    # The input policy (imagesearch/input_policy.py), comma-separated lists. Catalogs are read only under
-    # catalog_prefixes (local folders, gs://bucket/prefix, https://host/prefix). Images: these schemes, these
-    # local roots, these buckets and hosts ("" hosts: any public host), plus the catalog's own folder.
-    catalog_prefixes: str = str(DATA_DIR)
-    image_schemes: str = "file,gs,https"
-    image_local_roots: str = str(DATA_DIR)
-    image_buckets: str = ""
-    image_hosts: str = ""
-    # Private, loopback and link-local addresses are refused unless inside one of these CIDRs.
-    fetch_allowed_networks: str = ""
-    fetch_max_redirects: int = 3
-    # Pipeline knobs. Shards are cut over the items that need fetching and embedding (new or changed):
-    # about shard_size each, never more than max_shards (larger shards then).
-    shard_size: int = 5000
-    max_shards: int = 32
-    max_parallel_shards: int = 4
-    max_failure_ratio: float = 0.2
-    # Every fetch's total deadline (connect, redirects and body), and the slowest body transfer accepted.
-    fetch_timeout_s: float = 10.0
-    fetch_min_bytes_per_s: int = 16 * 1024
-    fetch_workers: int = 8
-    max_image_bytes: int = 20 * 1024 * 1024
-    max_image_pixels: int = 40_000_000
-    min_image_side: int = 16
-    embed_batch_size: int = 8  # fastest on CPU here (bench/embed.py); raise it on a GPU
-    torch_threads: int = 0  # 0: torch's default
-    brute_force_below: int = 20_000
-    # PCA-whitening learned per version on the raw embeddings (bench/quality.py): output dims, eigenvalue
-    # shrinkage, and the smallest index it is learned for (0 dims: off).
-    whitening_dims: int = 512
-    whitening_shrinkage: float = 0.3
-    whitening_min_items: int = 200
-    # The quality gate: absolute floors, and the largest drop allowed against the version the overlay serves
-    # (scored on the same query sample).
-    min_recall_at_10: float = 0.9
-    min_near_duplicate_top1: float = 0.9
-    max_regression_recall_at_10: float = 0.01
-    max_regression_near_duplicate_top1: float = 0.02
-    max_regression_category_precision_at_10: float = 0.03
-    eval_sample_size: int = 500
-    eval_seed: int = 1234
-    # Serving: the fetcher fills index_dir with index_version; the server loads index_dir.
-    index_dir: str = str(DATA_DIR / "serving-index")
-    index_version: str = ""
-    # POST /admin/index swaps in only <index_root>/<version> folders; "" means the folder holding index_dir.
-    index_root: str = ""
-    # Enables POST /admin/index (the local deploy's in-process swap) for callers with this bearer token.
-    admin_token: str = ""
-    host: str = "127.0.0.1"
-    port: int = 8000
-    workers: int = 1
-    max_upload_bytes: int = 10 * 1024 * 1024
-    batch_max_size: int = 16
-    batch_max_wait_ms: float = 5.0
-    max_queue: int = 64
-    # Abuse limits of the server. Queries get a lower pixel cap than the catalog; decoding runs under a memory
-    # budget (permits = budget // worst case of one query image, see serving/decode_budget.py); a request body
-    # must arrive within body_read_timeout_s of admission (408 after); uvicorn refuses connections past
-    # max_connections; a filtered search examines at most filtered_search_max_rows rows.
-    query_max_image_pixels: int = 16_000_000
-    decode_memory_budget_mb: int = 512
-    body_read_timeout_s: float = 15.0
-    max_connections: int = 256
-    filtered_search_max_rows: int = 4096
-    # How long a stopping server lets in-flight requests finish; fits the pod's terminationGracePeriodSeconds
-    # together with the preStop sleep (tests/gitops check the sum).
-    shutdown_timeout_s: int = 30
-    # Result thumbnails are served at <image_base_url>/v1/items/<item_id>/image: "" keeps them relative to this
-    # server; set the public URL (e.g. https://search.example.com) when clients need absolute links.
-    image_base_url: str = ""
-    # The catalog's prices carry no currency: this ISO 4217 code is the one they are in, shown with every price.
-    currency: str = "USD"
-    # Threads for decoding and searching off the event loop; the seconds a saturated server asks clients to wait.
-    request_threads: int = 8
-    retry_after_s: int = 1
-    # Airflow (dags/image_index.py): task retries and, with runner=kubernetes, the step pods.
-    task_retries: int = 2
-    retry_delay_s: float = 30.0
-    max_retry_delay_s: float = 600.0
-    # make airflow's home, and make demo's (`airflow dags test`): separate SQLite DBs, so a scheduler never sees a
-    # test run; make airflow pauses the DAG's schedule at start unless airflow_unpause.
-    airflow_home: str = str(DATA_DIR / "airflow")
-    airflow_demo_home: str = str(DATA_DIR / "airflow-demo")
-    airflow_unpause: bool = False
-    # The DAG's task links: a GitOps commit's web page ({commit}, {version}; "": no link) and the search page
-    # ("": http://<host>:<port>/ of this server's settings).
-    gitops_commit_url_template: str = ""
-    search_page_url: str = ""
-    # The run_note task sets each run's note through this Airflow REST API with the bearer token in this file
-    # (make airflow sets both; "": the note is only logged).
-    airflow_api_url: str = ""
-    airflow_api_token_file: str = ""
-    # A task that fails for good emails these comma-separated addresses ("": nobody) through this SMTP server:
-    # smtp://[user:password@]host[:port] (STARTTLS when offered) or smtps://... (TLS).
-    alert_email_to: str = ""
-    alert_email_from: str = "image-index@localhost"
-    alert_smtp_url: str = "smtp://127.0.0.1:25"
-    kubernetes_conn_id: str = "kubernetes_default"
-    kubernetes_namespace: str = "imagesearch"
-    kubernetes_image: str = "imagesearch-tasks:latest"
-    kubernetes_image_pull_policy: str = "IfNotPresent"
-    kubernetes_service_account: str = "image-index-pipeline"
-    # A ConfigMap whose keys become every step container's environment (IMAGESEARCH_* settings, no credentials),
-    # and the Secret with the git push credentials, which only the deploy step gets; "" for none.
-    kubernetes_env_config_map: str = "imagesearch-pipeline"
-    kubernetes_env_secret: str = "imagesearch-pipeline-git"
-    # JSON overrides of the per-step requests/limits, e.g. {"embed": {"requests": {"memory": "16Gi"}}}.
-    kubernetes_resources: str = ""
-    # embed's GPUs (0: embed on CPU), the node pool it is pinned to (key=value[,key=value]) and the taint it tolerates.
-    kubernetes_gpu_count: int = 1
-    kubernetes_gpu_resource: str = "nvidia.com/gpu"
-    kubernetes_gpu_node_selector: str = "cloud.google.com/gke-accelerator=nvidia-l4"
-    kubernetes_gpu_toleration: str = "nvidia.com/gpu"
-    # Long steps wait for their pod in the triggerer instead of holding a worker slot.
-    kubernetes_deferrable: bool = True
-    # The step containers run as this non-root uid and gid; the task image must work as that user.
-    kubernetes_run_as_user: int = 10001
-    # Airflow's Google Cloud connection: the model-repository hook's gs:// access and, with runner=gke, the cluster's.
-    gcp_conn_id: str = "google_cloud_default"
-    # runner=gke: the cluster the step pods run in ("" project: the connection's own project).
-    gke_project: str = ""
-    gke_location: str = ""
-    gke_cluster: str = ""
+def _variables(group_prefix: str = "") -> ConfigDict:
+    """A group's model config: each field is read from ``IMAGESEARCH_<group_prefix><FIELD>`` (its alias)."""
+    return ConfigDict(frozen=True, extra="forbid", validate_by_name=True, validate_by_alias=True,
+                      alias_generator=lambda name: f"{PREFIX}{group_prefix}{name.upper()}")
+
+
+def _iso_4217(code: str) -> str:
+    if not re.fullmatch("[A-Z]{3}", code):
+        raise ValueError("must be an ISO 4217 code such as USD or EUR")
+    return code
+
+
+def _at_least_max_k(rows: int) -> int:
+    if rows < MAX_K:
+        raise ValueError(f"must be at least {MAX_K}, the largest k a request may ask for")
+    return rows
+
+
+AtLeastOne = Annotated[int, Field(ge=1)]
+NotNegative = Annotated[int, Field(ge=0)]
+Positive = Annotated[float, Field(gt=0)]
+Share = Annotated[float, Field(ge=0, le=1)]
+
+
+class PipelineSettings(BaseModel):
+    """How the image_index DAG runs its steps, cuts shards, embeds and builds the index."""
+
+    model_config = _variables()
+
+    runner: Literal["local", "kubernetes", "gke"] = Field(
+        "local", description="How pipeline steps run: local subprocesses, Kubernetes pods, or the same pods on a GKE "
+                             "cluster (GKEStartPodOperator, with the google settings).")
+    schedule: str = Field("@hourly", description="The DAG's schedule: a cron expression or preset; none or manual: "
+                                                 "triggered runs only.")
+    catalog_uri: str = Field(str(DATA_DIR / "catalogs" / "tuxpaint" / "catalog.csv"),
+                             description="The catalog the DAG reads (.csv, .jsonl, .parquet; a path, file:// or gs://).")
+    catalog_watch_interval_s: float = Field(300.0, description="A gs:// catalog is watched (dags/catalog_watch.py) "
+                                                                "this often for a new snapshot.")
+    catalog_watch_timeout_s: float = Field(6 * 3600.0, description="How long one wait for a new snapshot lasts "
+                                                                   "(then a new wait).")
+    shard_size: AtLeastOne = Field(5000, description="About this many items per shard: shards are cut over the items "
+                                                     "that need fetching and embedding (new or changed).")
+    max_shards: AtLeastOne = Field(32, description="The most shards (larger shards then).")
+    max_parallel_shards: int = Field(4, description="Shards processed at once (pods or processes).")
+    max_failure_ratio: Share = Field(0.2, description="A shard (or the catalog) fails above this share of bad images "
+                                                      "(rows).")
+    embed_batch_size: AtLeastOne = Field(8, description="Images per embedding batch; 8 is fastest on CPU here "
+                                                        "(bench/embed.py): raise it on a GPU.")
+    torch_threads: int = Field(0, description="torch's threads in the embed step (0: torch's default).")
+    brute_force_below: int = Field(20_000, description="Below this many items ScaNN searches exhaustively.")
+    whitening_dims: int = Field(512, description="Output dimensions of the PCA-whitening learned per version on the "
+                                                 "raw embeddings (bench/quality.py); 0: off.")
+    whitening_shrinkage: float = Field(0.3, description="The whitening's eigenvalue shrinkage.")
+    whitening_min_items: int = Field(200, description="The smallest index the whitening is learned for.")
+    task_retries: int = Field(2, description="Airflow retries of each step task.")
+    retry_delay_s: float = Field(30.0, description="The first retry's delay; it doubles with each retry.")
+    max_retry_delay_s: float = Field(600.0, description="The longest delay between retries.")
+
+
+class StorageSettings(BaseModel):
+    """Where published versions live."""
+
+    model_config = _variables()
+
+    model_repository: str = Field(str(DATA_DIR / "model-repository"),
+                                  description="Where versioned indexes live: a local path, file:// URI or "
+                                              "gs://bucket/prefix.")
+    repository_retry_s: float = Field(60.0, description="How long a gs:// call keeps retrying transient errors before "
+                                                        "the step fails with a clear message.")
+
+
+class InputSettings(BaseModel):
+    """The input policy (imagesearch/input_policy.py) and the limits of every image fetch; lists are comma-separated."""
+
+    model_config = _variables()
+
+    catalog_prefixes: str = Field(str(DATA_DIR), description="Where catalogs may be read: local folders, "
+                                                             "gs://bucket/prefix, https://host/prefix.")
+    image_schemes: str = Field("file,gs,https", description="Schemes image URIs may use (file: local paths too).")
+    image_local_roots: str = Field(str(DATA_DIR), description="Local folders images may be read from, besides the "
+                                                              "catalog's own folder.")
+    image_buckets: str = Field("", description="GCS buckets images may come from, besides the catalog's own bucket.")
+    image_hosts: str = Field("", description="HTTP(S) image hosts (img.example.com, *.example.com); empty: any "
+                                             "public host.")
+    fetch_allowed_networks: str = Field("", description="CIDRs exempt from the refusal of private, loopback and "
+                                                        "link-local addresses.")
+    fetch_max_redirects: NotNegative = Field(3, description="Redirects followed per fetch, each target checked again.")
+    fetch_timeout_s: Positive = Field(10.0, description="Every fetch's total deadline: connect, redirects and body.")
+    fetch_min_bytes_per_s: NotNegative = Field(16 * 1024, description="A body arriving slower than this (after its "
+                                                                      "first second) is dropped as too_slow.")
+    fetch_workers: AtLeastOne = Field(8, description="Fetches at once.")
+    max_image_bytes: int = Field(20 * 1024 * 1024, description="The largest image file accepted.")
+    max_image_pixels: int = Field(40_000_000, description="The most pixels of a catalog image (decompression bombs "
+                                                          "are refused before decoding).")
+    min_image_side: int = Field(16, description="The shortest image side accepted, in pixels.")
+
+
+class EvaluationSettings(BaseModel):
+    """The quality gate: absolute floors, the largest drops allowed against the version the overlay serves (scored
+    on the same query sample), and that sample."""
+
+    model_config = _variables()
+
+    min_recall_at_10: Share = Field(0.9, description="The gate's floor of recall@10 against exact search.")
+    min_near_duplicate_top1: Share = Field(0.9, description="The gate's floor of near-duplicate top-1 accuracy.")
+    max_regression_recall_at_10: Share = Field(0.01, description="The largest drop of recall@10 allowed.")
+    max_regression_near_duplicate_top1: Share = Field(0.02, description="The largest drop of near-duplicate top-1 "
+                                                                        "accuracy allowed.")
+    max_regression_category_precision_at_10: Share = Field(0.03, description="The largest drop of category "
+                                                                             "precision@10 allowed.")
+    eval_sample_size: int = Field(500, description="Evaluation queries.")
+    eval_seed: int = Field(1234, description="The seed that draws them.")
+
+
+class ServingSettings(BaseModel):
+    """The search server, its fetcher and its abuse limits."""
+
+    model_config = _variables()
+
+    index_dir: str = Field(str(DATA_DIR / "serving-index"), description="Where the fetcher puts a version and the "
+                                                                        "server loads it.")
+    index_version: str = Field("", description="The version the fetcher downloads (set by the overlay's ConfigMap).")
+    index_root: str = Field("", description="POST /admin/index swaps in only <index_root>/<version> folders; empty: "
+                                            "the folder holding index_dir.")
+    admin_token: str = Field("", description="Enables POST /admin/index (the in-process swap) for callers with this "
+                                             "bearer token.")
+    host: str = Field("127.0.0.1", description="The server's address.")
+    port: int = Field(8000, description="The server's port.")
+    workers: AtLeastOne = Field(1, description="uvicorn workers.")
+    request_threads: AtLeastOne = Field(8, description="Threads for decoding and searching off the event loop.")
+    max_upload_bytes: int = Field(10 * 1024 * 1024, description="Bigger request bodies get 413.")
+    body_read_timeout_s: Positive = Field(15.0, description="A search body must arrive in full within this many "
+                                                            "seconds of admission, else 408.")
+    query_max_image_pixels: AtLeastOne = Field(16_000_000, description="Pixel cap of query images (lower than the "
+                                                                       "catalog's); larger ones get 422.")
+    decode_memory_budget_mb: AtLeastOne = Field(512, description="Memory for decoding queries: permits = budget // "
+                                                                 "worst case of one query image "
+                                                                 "(serving/decode_budget.py).")
+    filtered_search_max_rows: Annotated[int, AfterValidator(_at_least_max_k)] = Field(
+        4096, description="The most rows a filtered search examines.")
+    max_connections: AtLeastOne = Field(256, description="uvicorn's limit_concurrency: connections past it get 503.")
+    shutdown_timeout_s: Annotated[int, Field(gt=0)] = Field(
+        30, description="How long a stopping server lets in-flight requests finish; fits the pod's "
+                        "terminationGracePeriodSeconds with the preStop sleep (tests/gitops check the sum).")
+    batch_max_size: AtLeastOne = Field(16, description="Micro-batching of concurrent image queries: the largest "
+                                                       "batch (1: off).")
+    batch_max_wait_ms: float = Field(5.0, description="How long a batch waits to fill.")
+    max_queue: AtLeastOne = Field(64, description="Searches admitted at once (body reading included) before 503.")
+    retry_after_s: int = Field(1, description="The seconds a saturated server asks clients to wait (Retry-After).")
+    image_base_url: str = Field("", description="Result thumbnails are served at <image_base_url>/v1/items/<id>/image; "
+                                                "empty: relative to this server.")
+    currency: Annotated[str, AfterValidator(_iso_4217)] = Field(
+        "USD", description="The ISO 4217 code the catalog's prices are in, shown with every price.")
+    search_page_url: str = Field("", description="The search page the DAG's task links point to; empty: "
+                                                 "http://<host>:<port>/ of these settings.")
+
+    def search_page(self) -> str:
+        """The search web page's URL: ``search_page_url``, else this server's host and port."""
+        return self.search_page_url or f"http://{self.host}:{self.port}/"
+
+
+class KubernetesSettings(BaseModel):
+    """The step pods, with runner=kubernetes or gke."""
+
+    model_config = _variables("KUBERNETES_")
+
+    conn_id: str = Field("kubernetes_default", description="The Airflow connection to the cluster.")
+    namespace: str = Field("imagesearch", description="Where step pods run.")
+    image: str = Field("imagesearch-tasks:latest", description="The task image (docker/Dockerfile.tasks).")
+    image_pull_policy: str = Field("IfNotPresent", description="Its pull policy.")
+    service_account: str = Field("image-index-pipeline", description="The pods' service account (Workload Identity "
+                                                                     "for GCS).")
+    env_config_map: str = Field("imagesearch-pipeline", description="A ConfigMap whose keys become every step "
+                                                                    "container's environment (settings, no "
+                                                                    "credentials); empty: none.")
+    env_secret: str = Field("imagesearch-pipeline-git", description="The Secret with the git push credentials, which "
+                                                                    "only the deploy step gets; empty: none.")
+    resources: str = Field("", description='JSON overrides of the per-step requests/limits, e.g. '
+                                           '{"embed": {"requests": {"memory": "16Gi"}}}.')
+    gpu_count: int = Field(1, description="embed's GPUs (0: embed on CPU).")
+    gpu_resource: str = Field("nvidia.com/gpu", description="The resource name of a GPU.")
+    gpu_node_selector: str = Field("cloud.google.com/gke-accelerator=nvidia-l4",
+                                   description="The node pool embed is pinned to (key=value[,key=value]).")
+    gpu_toleration: str = Field("nvidia.com/gpu", description="The taint embed tolerates.")
+    deferrable: bool = Field(True, description="Long steps wait for their pod in the triggerer instead of holding a "
+                                               "worker slot.")
+    run_as_user: int = Field(10001, description="The non-root uid and gid of the step containers; the task image "
+                                                "must work as that user.")
+
+
+class GoogleSettings(BaseModel):
+    """Airflow's Google Cloud connection and, with runner=gke, the cluster the step pods run in."""
+
+    model_config = _variables()
+
+    gcp_conn_id: str = Field("google_cloud_default", description="Airflow's Google Cloud connection: the DAG's gs:// "
+                                                                 "model-repository access, and the GKE cluster's "
+                                                                 "credentials with runner=gke.")
+    gke_project: str = Field("", description="runner=gke: the cluster's project; empty: the connection's own.")
+    gke_location: str = Field("", description="runner=gke (required): the cluster's region or zone.")
+    gke_cluster: str = Field("", description="runner=gke (required): the cluster's name.")
+
+
+class GitOpsSettings(BaseModel):
+    """The GitOps repo the DAG's deploy step commits to, and what it changes there."""
+
+    model_config = _variables("GITOPS_")
+
+    repo_url: str = Field(str(DATA_DIR / "gitops.git"), description="The GitOps repo the deploy step pushes to.")
+    branch: str = Field("main", description="Its branch.")
+    overlay: str = Field("gitops/overlays/local", description="The overlay whose version the deploy step bumps.")
+    author_name: str = Field("image-index-bot", description="The author of bump commits.")
+    author_email: str = Field("image-index-bot@localhost", description="The author's email.")
+    push_retries: int = Field(5, description="Push attempts (the change is re-made on the new tip) when someone else "
+                                             "pushed first.")
+    commit_url_template: str = Field("", description="A GitOps commit's web page ({commit}, {version}) for the "
+                                                     "deploy task's link and the run note; empty: no link.")
+
+
+class AirflowSettings(BaseModel):
+    """The local Airflow of make airflow and make demo, and the REST API the run_note task uses."""
+
+    model_config = _variables("AIRFLOW_")
+
+    home: str = Field(str(DATA_DIR / "airflow"), description="make airflow's Airflow home (SQLite).")
+    demo_home: str = Field(str(DATA_DIR / "airflow-demo"), description="make demo's (airflow dags test) own home, "
+                                                                      "never shared with a scheduler.")
+    unpause: bool = Field(False, description="make airflow unpauses the DAG at start (it pauses it otherwise).")
+    api_url: str = Field("", description="The REST API run_note sets each run's note through; empty: the note is "
+                                         "only logged.")
+    api_token_file: str = Field("", description="The file holding that API's bearer token.")
+
+
+class AlertSettings(BaseModel):
+    """Who a task that fails for good emails, and through which SMTP server."""
+
+    model_config = _variables("ALERT_")
+
+    email_to: str = Field("", description="Comma-separated addresses; empty: nobody.")
+    email_from: str = Field("image-index@localhost", description="The alerts' sender.")
+    smtp_url: str = Field("smtp://127.0.0.1:25", description="smtp://[user:password@]host[:port] (STARTTLS when "
+                                                             "offered) or smtps://... (TLS).")
+
+
+class _FlatVariables(PydanticBaseSettingsSource):
+    """Reads every group's fields from their flat variables (``IMAGESEARCH_PORT``, not a nested name)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        super().__init__(settings_cls)
+        self.environ = environ
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        raise NotImplementedError("read as whole groups by __call__")
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for group_name, group in _groups(self.settings_cls).items():
+            found = {name: self.environ[name] for name in _group_variables(group) if name in self.environ}
+            if found:
+                values[group_name] = found
+        return values
+
+
+class Settings(BaseSettings):
+    """Every setting, by concern. ``Settings()`` reads the process environment; prefer ``get_settings()``."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="forbid")
+
+    pipeline: PipelineSettings = PipelineSettings()
+    storage: StorageSettings = StorageSettings()
+    inputs: InputSettings = InputSettings()
+    evaluation: EvaluationSettings = EvaluationSettings()
+    serving: ServingSettings = ServingSettings()
+    kubernetes: KubernetesSettings = KubernetesSettings()
+    google: GoogleSettings = GoogleSettings()
+    gitops: GitOpsSettings = GitOpsSettings()
+    airflow: AirflowSettings = AirflowSettings()
+    alerts: AlertSettings = AlertSettings()
+
+    @model_validator(mode="after")
+    def _gke_names_its_cluster(self) -> Settings:
+        if self.pipeline.runner == "gke" and not (self.google.gke_location and self.google.gke_cluster):
+            raise ValueError(f"{PREFIX}RUNNER=gke needs {PREFIX}GKE_LOCATION and {PREFIX}GKE_CLUSTER")
+        return self
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
-        env = os.environ if environ is None else environ
-        hints = get_type_hints(cls)
-        values: dict[str, Any] = {}
-        for field in fields(cls):
-            raw = env.get(PREFIX + field.name.upper())
-            if raw is None:
-                continue
-            values[field.name] = _parse(field.name, hints[field.name], raw)
-        values.update(overrides)
-        return cls(**values)
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then the process environment's flat variables (no .env or secret files)."""
+        return init_settings, _FlatVariables(settings_cls, os.environ)
 
-    def __post_init__(self) -> None:
-        if self.runner not in ("local", "kubernetes", "gke"):
-            raise SettingsError(f"{PREFIX}RUNNER must be 'local', 'kubernetes' or 'gke', not {self.runner!r}")
-        if self.runner == "gke" and not (self.gke_location and self.gke_cluster):
-            raise SettingsError(f"{PREFIX}RUNNER=gke needs {PREFIX}GKE_LOCATION and {PREFIX}GKE_CLUSTER")
-        if self.fetch_timeout_s <= 0 or self.fetch_max_redirects < 0 or self.fetch_min_bytes_per_s < 0:
-            raise SettingsError(f"{PREFIX}FETCH_TIMEOUT_S must be positive, the redirect cap and minimum rate not negative")
-        if not 0 <= self.max_failure_ratio <= 1:
-            raise SettingsError(f"{PREFIX}MAX_FAILURE_RATIO must be within [0, 1], got {self.max_failure_ratio}")
-        for name in ("min_recall_at_10", "min_near_duplicate_top1", "max_regression_recall_at_10",
-                     "max_regression_near_duplicate_top1", "max_regression_category_precision_at_10"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise SettingsError(f"{PREFIX}{name.upper()} must be within [0, 1], got {getattr(self, name)}")
-        for name in (
-            "shard_size", "max_shards", "embed_batch_size", "batch_max_size", "max_queue", "fetch_workers", "workers",
-            "request_threads", "query_max_image_pixels", "decode_memory_budget_mb", "max_connections",
-        ):
-            if getattr(self, name) < 1:
-                raise SettingsError(f"{PREFIX}{name.upper()} must be at least 1")
-        if self.filtered_search_max_rows < MAX_K:
-            raise SettingsError(f"{PREFIX}FILTERED_SEARCH_MAX_ROWS must be at least {MAX_K}, the largest k a request may ask for")
-        for name in ("body_read_timeout_s", "shutdown_timeout_s"):
-            if not getattr(self, name) > 0:
-                raise SettingsError(f"{PREFIX}{name.upper()} must be above 0")
-        if not re.fullmatch("[A-Z]{3}", self.currency):
-            raise SettingsError(f"{PREFIX}CURRENCY must be an ISO 4217 code such as USD or EUR, not {self.currency!r}")
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **groups: BaseModel) -> Settings:
+        """Settings from ``environ`` (default: the process environment) only, with any ``groups`` given replacing
+        theirs (``Settings.from_env({}, serving=ServingSettings(port=0))``); a bad value raises SettingsError."""
+        sources = (InitSettingsSource(cls, init_kwargs=groups), _FlatVariables(cls, os.environ if environ is None else environ))
+        try:
+            return cls(_build_sources=(sources, groups))
+        except ValidationError as exc:
+            raise SettingsError(_explain(exc)) from None
 
 
-def _parse(name: str, kind: Any, raw: str) -> Any:
-    try:
-        if kind is bool:
-            if raw.lower() in ("1", "true", "yes", "on"):
-                return True
-            if raw.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(raw)
-        if kind is int:
-            return int(raw)
-        if kind is float:
-            return float(raw)
-    except ValueError:
-        raise SettingsError(f"{PREFIX}{name.upper()}={raw!r} is not a valid {kind.__name__}") from None
-    return raw
+def _groups(settings_cls: type[BaseSettings]) -> dict[str, type[BaseModel]]:
+    return {name: field.annotation for name, field in settings_cls.model_fields.items()}  # type: ignore[misc]
 
 
-def search_page(settings: Settings) -> str:
-    """The search web page's URL: ``search_page_url``, else this server's host and port."""
-    return settings.search_page_url or f"http://{settings.host}:{settings.port}/"
+def _group_variables(group: type[BaseModel]) -> list[str]:
+    return [field.alias for field in group.model_fields.values() if field.alias]
 
 
+def variables_by_group() -> dict[str, list[str]]:
+    """Every setting's environment variable, by group, in the order of the groups and their fields."""
+    return {name: _group_variables(group) for name, group in _groups(Settings).items()}
+
+
+def variable_names() -> list[str]:
+    """Every setting's environment variable."""
+    return [name for names in variables_by_group().values() for name in names]
+
+
+def _explain(error: ValidationError) -> str:
+    """One line per bad variable: its name, the value given and what it must be."""
+    lines = []
+    for problem in error.errors(include_url=False):
+        reason = problem["msg"].removeprefix("Value error, ")
+        lines.append(f"{problem['loc'][-1]}={problem['input']!r} is not valid: {reason}" if problem["loc"] else reason)
+    return "; ".join(lines)
+
+
+@functools.cache
 def get_settings() -> Settings:
+    """This process's settings, read from its environment once (tests that change it call get_settings.cache_clear)."""
     return Settings.from_env()

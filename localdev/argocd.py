@@ -47,7 +47,7 @@ import httpx
 
 from imagesearch import gitops, kustomize
 from imagesearch.errors import ImageSearchError
-from imagesearch.settings import DATA_DIR, PROJECT_ROOT, Settings, SettingsError
+from imagesearch.settings import DATA_DIR, PROJECT_ROOT, Settings, SettingsError, get_settings
 from localdev.processes import ProcessRef
 
 log = logging.getLogger("localdev.argocd")
@@ -287,12 +287,12 @@ class LocalDeploy:
 def parse_args(argv: list[str] | None, settings: Settings) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m localdev.argocd", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--overlay", help=f"overlay path in the GitOps repo (default {settings.gitops_overlay})")
-    parser.add_argument("--gitops-repo", help=f"GitOps repo URL (default {settings.gitops_repo_url})")
-    parser.add_argument("--branch", help=f"branch (default {settings.gitops_branch})")
+    parser.add_argument("--overlay", help=f"overlay path in the GitOps repo (default {settings.gitops.overlay})")
+    parser.add_argument("--gitops-repo", help=f"GitOps repo URL (default {settings.gitops.repo_url})")
+    parser.add_argument("--branch", help=f"branch (default {settings.gitops.branch})")
     parser.add_argument("--state-dir", default=str(DATA_DIR / "serving"), help="checkout, fetched versions, server state")
-    parser.add_argument("--host", default=settings.host, help="the server's address (default IMAGESEARCH_HOST)")
-    parser.add_argument("--port", type=int, default=settings.port, help="the server's port; 0 picks a free one")
+    parser.add_argument("--host", default=settings.serving.host, help="the server's address (default IMAGESEARCH_HOST)")
+    parser.add_argument("--port", type=int, default=settings.serving.port, help="the server's port; 0 picks a free one")
     parser.add_argument("--ready-timeout", type=float, default=180.0, help="seconds to wait for /readyz or a swap")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--watch", action="store_true", help="keep syncing every --interval seconds")
@@ -306,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s deploy %(levelname)s %(message)s", stream=sys.stderr)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
-        settings = Settings.from_env()
+        settings = get_settings()
     except SettingsError as exc:
         print(f"deploy failed: {exc}", file=sys.stderr)
         return 1

@@ -23,7 +23,7 @@ from PIL import Image
 
 from imagesearch import gitops
 from imagesearch.augment import near_duplicate
-from imagesearch.settings import DATA_DIR, Settings
+from imagesearch.settings import DATA_DIR, get_settings
 from localdev.argocd import LocalDeploy
 
 SAMPLE_ITEM = "tux-food-fruit-apple_red"
@@ -64,8 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", type=Path, default=DATA_DIR / "serving")
     parser.add_argument("--no-wait", action="store_true", help="report and leave the server running in the background")
     args = parser.parse_args(argv)
-    settings = Settings.from_env()
-    deployer = LocalDeploy(gitops.GitOpsConfig.from_settings(settings), args.state_dir, settings.host, settings.port)
+    settings = get_settings()
+    config = gitops.GitOpsConfig.from_settings(settings)
+    deployer = LocalDeploy(config, args.state_dir, settings.serving.host, settings.serving.port)
     summary = deployer.sync()
     if summary["action"] == "none":
         say(f"Nothing to serve: {summary['reason']}")

@@ -32,7 +32,7 @@ NEVER = datetime(1970, 1, 1, tzinfo=UTC)  # no snapshot announced yet: the one t
 
 def catalog_asset(settings: Settings) -> Asset | None:
     """The catalog object as an Asset when it is on GCS (else None: nothing to watch)."""
-    return Asset(uri=settings.catalog_uri) if settings.catalog_uri.startswith("gs://") else None
+    return Asset(uri=settings.pipeline.catalog_uri) if settings.pipeline.catalog_uri.startswith("gs://") else None
 
 
 def last_announced(context: Context) -> datetime:

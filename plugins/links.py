@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperatorLink
 
-from imagesearch.settings import Settings, search_page
+from imagesearch.settings import Settings, get_settings
 from plugins.hooks.model_repository import ModelRepositoryHook
 from tasks.pipeline import Step
 
@@ -34,9 +34,9 @@ def version_url(publish_summary: dict[str, Any]) -> str:
 
 def commit_url(deploy_summary: dict[str, Any], settings: Settings) -> str:
     """The bump commit's web page, from deploy's summary and the URL template ("" without either)."""
-    if not settings.gitops_commit_url_template or not deploy_summary.get("commit"):
+    if not settings.gitops.commit_url_template or not deploy_summary.get("commit"):
         return ""
-    return settings.gitops_commit_url_template.format(commit=deploy_summary["commit"],
+    return settings.gitops.commit_url_template.format(commit=deploy_summary["commit"],
                                                       version=deploy_summary.get("version", ""))
 
 
@@ -55,7 +55,7 @@ class GitOpsCommitLink(BaseOperatorLink):
     name = "GitOps commit"
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
-        return commit_url(_summary(operator), Settings.from_env())
+        return commit_url(_summary(operator), get_settings())
 
 
 class SearchPageLink(BaseOperatorLink):
@@ -64,7 +64,7 @@ class SearchPageLink(BaseOperatorLink):
     name = "Search page"
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
-        return search_page(Settings.from_env()) if _summary(operator) else ""
+        return get_settings().serving.search_page() if _summary(operator) else ""
 
 
 ALL_LINKS = (ModelVersionLink, GitOpsCommitLink, SearchPageLink)

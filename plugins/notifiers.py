@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlsplit
 
 from airflow.sdk import BaseNotifier
 
-from imagesearch.settings import Settings, SettingsError
+from imagesearch.settings import SettingsError, get_settings
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -67,13 +67,13 @@ class FailureEmailNotifier(BaseNotifier):
     """Emails ``IMAGESEARCH_ALERT_EMAIL_TO`` (read when the task fails, on the worker) about a failed task."""
 
     def notify(self, context: Context) -> None:
-        settings = Settings.from_env()
-        recipients = [address.strip() for address in settings.alert_email_to.split(",") if address.strip()]
+        settings = get_settings()
+        recipients = [address.strip() for address in settings.alerts.email_to.split(",") if address.strip()]
         if not recipients:
             return
-        message = failure_message(context, settings.alert_email_from, recipients)
+        message = failure_message(context, settings.alerts.email_from, recipients)
         try:
-            with smtp_client(settings.alert_smtp_url) as client:
+            with smtp_client(settings.alerts.smtp_url) as client:
                 client.send_message(message)
         except (OSError, smtplib.SMTPException, SettingsError) as exc:
             self.log.error("could not send the failure alert to %s: %s", ", ".join(recipients), exc)

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from imagesearch.settings import Settings, search_page
+from imagesearch.settings import Settings, get_settings
 from plugins.links import commit_url, version_url
 from tasks.workspace import LAYOUT, Workspace
 
@@ -71,26 +71,26 @@ def compose_note(version: str, states: Mapping[str, str | None], metrics: Mappin
         lines.append(f"- publish: {publish.get('items', '?')} items, {publish.get('files', '?')} files in {published}")
     lines += detail
     if deploy or publish:
-        lines.append(f"- [search page]({search_page(settings)})")
+        lines.append(f"- [search page]({settings.serving.search_page()})")
     note = "\n".join(lines)
     return note if len(note) <= NOTE_MAX_CHARS else note[: NOTE_MAX_CHARS - 1] + "…"
 
 
 def set_run_note(settings: Settings, dag_id: str, run_id: str, note: str) -> bool:
     """PATCH the run's note through the REST API; False (and a warning) when it is not configured or fails."""
-    if not settings.airflow_api_url or not settings.airflow_api_token_file:
+    if not settings.airflow.api_url or not settings.airflow.api_token_file:
         log.info("IMAGESEARCH_AIRFLOW_API_URL / _API_TOKEN_FILE are not set: the run note is this log")
         return False
     try:
-        token = Path(settings.airflow_api_token_file).read_text().strip()
+        token = Path(settings.airflow.api_token_file).read_text().strip()
         response = httpx.patch(
-            f"{settings.airflow_api_url.rstrip('/')}/api/v2/dags/{dag_id}/dagRuns/{run_id}",
+            f"{settings.airflow.api_url.rstrip('/')}/api/v2/dags/{dag_id}/dagRuns/{run_id}",
             params={"update_mask": "note"}, json={"note": note},
             headers={"Authorization": f"Bearer {token}"}, timeout=API_TIMEOUT_S,
         )
         response.raise_for_status()
     except (OSError, httpx.HTTPError) as exc:
-        log.warning("could not set the run note through %s: %s", settings.airflow_api_url, exc)
+        log.warning("could not set the run note through %s: %s", settings.airflow.api_url, exc)
         return False
     return True
 
@@ -98,7 +98,7 @@ def set_run_note(settings: Settings, dag_id: str, run_id: str, note: str) -> boo
 def write_run_note(version: str, workspace: str, **context: Any) -> str:
     """The ``run_note`` task: compose, log, set as the run's note, and return the summary."""
     ti, run = context["ti"], context["dag_run"]
-    settings = Settings.from_env()
+    settings = get_settings()
     states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[run.run_id]).get(run.run_id, {})
     publish = ti.xcom_pull(task_ids="publish") if states.get("publish") == "success" else None
     deploy = ti.xcom_pull(task_ids="deploy") if states.get("deploy") == "success" else None

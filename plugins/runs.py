@@ -42,7 +42,7 @@ def run_macros(repository: ModelRepositoryHook) -> dict[str, Any]:
 
 def schedule_expression(settings: Settings) -> str | None:
     """``IMAGESEARCH_SCHEDULE`` (a cron expression or preset); ``none``, ``manual`` or empty: triggered runs only."""
-    return None if settings.schedule.strip().lower() in NO_SCHEDULE else settings.schedule
+    return None if settings.pipeline.schedule.strip().lower() in NO_SCHEDULE else settings.pipeline.schedule
 
 
 def watched_catalog(settings: Settings) -> Asset | None:
@@ -75,7 +75,7 @@ def dag_params(settings: Settings) -> dict[str, Param]:
 def step_inputs(settings: Settings, repository: ModelRepositoryHook) -> dict[str, Any]:
     """What the run gives its steps (:data:`tasks.pipeline.Inputs`): the params as templates, and the run's facts."""
     return {**{param.name: f"{{{{ params.{param.name} }}}}" for param in PARAMS},
-            REPOSITORY: repository.uri, VERSION_INPUT: VERSION, SERVING_OVERLAY: settings.gitops_overlay}
+            REPOSITORY: repository.uri, VERSION_INPUT: VERSION, SERVING_OVERLAY: settings.gitops.overlay}
 
 
 def shard_ids(snapshot_summary: dict[str, Any]) -> list[int]:

@@ -40,7 +40,7 @@ import httpx
 import psutil
 
 from imagesearch import gitops
-from imagesearch.settings import PROJECT_ROOT, Settings
+from imagesearch.settings import PROJECT_ROOT, Settings, get_settings
 from scripts.home_lock import HomeLock
 
 USER = "admin"
@@ -102,7 +102,8 @@ def prepare(home: Path, env: Mapping[str, str]) -> str:
 def ensure_gitops_repo(settings: Settings) -> None:
     """Create the local bare GitOps repo that ``deploy`` pushes to from gitops/, once (a remote one is left alone)."""
     config = gitops.GitOpsConfig.from_settings(settings)
-    if gitops.local_repo_path(config.url) is not None and gitops.bootstrap(config, model_repository=settings.model_repository):
+    repository = settings.storage.model_repository
+    if gitops.local_repo_path(config.url) is not None and gitops.bootstrap(config, model_repository=repository):
         print(f"created the local GitOps repo {config.url} from gitops/", flush=True)
 
 
@@ -207,7 +208,7 @@ def serve(home: Path, port: int, parallelism: int, unpause: bool) -> int:
 
 
 def _serve(home: Path, port: int, parallelism: int, unpause: bool, lock: HomeLock) -> int:
-    settings = Settings.from_env()
+    settings = get_settings()
     env = airflow_env(home, port=port, parallelism=parallelism)
     token_file = home / API_TOKEN_FILE
     env.update({"IMAGESEARCH_AIRFLOW_API_URL": env["AIRFLOW__API__BASE_URL"],
@@ -215,7 +216,7 @@ def _serve(home: Path, port: int, parallelism: int, unpause: bool, lock: HomeLoc
     password = prepare(home, env)
     ensure_gitops_repo(settings)
     pause_before_start(env)
-    names = [*COMPONENTS, *(["triggerer"] if settings.runner == "kubernetes" and settings.kubernetes_deferrable else [])]
+    names = [*COMPONENTS, *(["triggerer"] if settings.pipeline.runner == "kubernetes" and settings.kubernetes.deferrable else [])]
     components = Components(env, home / "logs", lock)
     for signum in (signal.SIGINT, signal.SIGTERM):  # explicitly: a background job starts with SIGINT ignored
         signal.signal(signum, _raise_interrupt)
@@ -230,7 +231,7 @@ def _serve(home: Path, port: int, parallelism: int, unpause: bool, lock: HomeLoc
             unpause_when_parsed(url, token)
         schedule = "unpaused: runs on its schedule" if unpause else "paused: triggered runs only (--unpause to schedule)"
         print(f"\nAirflow is up: {url}/dags/{DAG_ID}\n  login: {USER} / {password}\n"
-              f"  runner: {settings.runner}, model repository: {settings.model_repository}\n"
+              f"  runner: {settings.pipeline.runner}, model repository: {settings.storage.model_repository}\n"
               f"  {DAG_ID} is {schedule}\n"
               "  Ctrl-C stops every Airflow process.\n", flush=True)
         while not (dead := components.exited()):
@@ -255,7 +256,7 @@ def dags_test(home: Path, conf: str | None, dag_id: str = DAG_ID) -> int:
     with HomeLock(home, "make demo (scripts.airflow_local dags-test)"):
         env = airflow_env(home)
         prepare(home, env)
-        ensure_gitops_repo(Settings.from_env())
+        ensure_gitops_repo(get_settings())
         command = [airflow_bin(), "dags", "test", dag_id, *(["--conf", conf] if conf else [])]
         print(f"$ {shlex.join(command)} (AIRFLOW_HOME={home})", flush=True)
         return subprocess.run(command, env=env, cwd=PROJECT_ROOT).returncode
@@ -276,11 +277,11 @@ def main(argv: list[str] | None = None) -> int:
     test_parser.add_argument("--dag", default=DAG_ID, help=f"the DAG to run (default {DAG_ID})")
     commands.add_parser("env", help="print this Airflow's environment as shell exports")
     args = parser.parse_args(argv)
-    settings = Settings.from_env()
-    home = (args.home or Path(settings.airflow_demo_home if args.command == "dags-test" else settings.airflow_home)).resolve()
+    settings = get_settings()
+    home = (args.home or Path(settings.airflow.demo_home if args.command == "dags-test" else settings.airflow.home)).resolve()
     try:
         if args.command == "serve":
-            return serve(home, args.port, args.parallelism, settings.airflow_unpause if args.unpause is None else True)
+            return serve(home, args.port, args.parallelism, settings.airflow.unpause if args.unpause is None else True)
         if args.command == "dags-test":
             return dags_test(home, args.conf, args.dag)
     except RuntimeError as exc:

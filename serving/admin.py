@@ -60,7 +60,7 @@ class AdminController(Controller):
         directory = Path(data.directory)
         if not directory.is_absolute():
             raise ApiError(f"directory must be an absolute path, not {data.directory!r}")
-        settings = service.settings
+        settings = service.settings.serving
         directory = version_directory(Path(settings.index_root or Path(settings.index_dir).absolute().parent), directory)
         loaded, previous = await service.holder.swap(directory, directory.name)
         return SwapResponse(

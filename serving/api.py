@@ -96,7 +96,7 @@ class SearchController(Controller):
     async def search(
         self, request: Request[Any, Any, Any], service: SearchService, filters: Filters, k: K = 10
     ) -> SearchResponse:
-        data = await read_image(request, service.settings.max_upload_bytes)
+        data = await read_image(request, service.settings.serving.max_upload_bytes)
         return await service.search_image(data, k, filters)
 
     @get(

@@ -17,7 +17,7 @@ from litestar import Litestar, Router
 from litestar.di import Provide
 
 from imagesearch.embedder import Embedder
-from imagesearch.settings import Settings
+from imagesearch.settings import Settings, get_settings
 from serving.admin import AdminController, bearer_token_guard
 from serving.admission import Admission, AdmissionMiddleware
 from serving.api import SearchController
@@ -41,22 +41,22 @@ def _warm_up(embedder: QueryEmbedder, batch_sizes: set[int]) -> None:
 
 
 def create_app(settings: Settings | None = None, embedder: QueryEmbedder | None = None) -> Litestar:
-    settings = settings or Settings.from_env()
-    embedder = embedder or Embedder(threads=settings.torch_threads)
+    settings = settings or get_settings()
+    embedder = embedder or Embedder(threads=settings.pipeline.torch_threads)
     metrics = Metrics()
     service = SearchService(settings, embedder, metrics)
-    index_dir = Path(settings.index_dir).resolve()
-    max_body_bytes = settings.max_upload_bytes + MULTIPART_OVERHEAD
+    index_dir = Path(settings.serving.index_dir).resolve()
+    max_body_bytes = settings.serving.max_upload_bytes + MULTIPART_OVERHEAD
     admission = AdmissionMiddleware(
-        Admission(settings.max_queue, settings.retry_after_s, metrics),
-        max_body_bytes, settings.body_read_timeout_s,
+        Admission(settings.serving.max_queue, settings.serving.retry_after_s, metrics),
+        max_body_bytes, settings.serving.body_read_timeout_s,
     )
 
     async def start() -> None:
         await service.start()
         if service.holder.current is None:
             await anyio.to_thread.run_sync(service.holder.try_load_at_start, index_dir)
-        await anyio.to_thread.run_sync(_warm_up, embedder, {1, settings.batch_max_size})
+        await anyio.to_thread.run_sync(_warm_up, embedder, {1, settings.serving.batch_max_size})
 
     def provide_service() -> SearchService:
         return service
@@ -65,8 +65,9 @@ def create_app(settings: Settings | None = None, embedder: QueryEmbedder | None 
         return metrics
 
     route_handlers: list[object] = [SearchController, OpsController, web_page, *asset_routers()]
-    if settings.admin_token:
-        route_handlers.append(Router("/", route_handlers=[AdminController], guards=[bearer_token_guard(settings.admin_token)]))
+    if settings.serving.admin_token:
+        admin_guard = bearer_token_guard(settings.serving.admin_token)
+        route_handlers.append(Router("/", route_handlers=[AdminController], guards=[admin_guard]))
     return Litestar(
         route_handlers=route_handlers,  # type: ignore[arg-type]
         dependencies={
@@ -83,7 +84,7 @@ def create_app(settings: Settings | None = None, embedder: QueryEmbedder | None 
 
 
 def main() -> None:
-    settings = Settings.from_env()
+    settings = get_settings().serving
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log.info("serving %s on %s:%d with %d worker(s)", settings.index_dir, settings.host, settings.port, settings.workers)
     uvicorn.run(

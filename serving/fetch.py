@@ -21,7 +21,7 @@ from pathlib import Path
 from imagesearch.artifacts import Manifest, check_version, fetch, verify_directory
 from imagesearch.errors import ArtifactError, ImageSearchError
 from imagesearch.repository import open_repository
-from imagesearch.settings import Settings, SettingsError
+from imagesearch.settings import SettingsError, get_settings
 from imagesearch.signals import EXIT_TERMINATED, Terminated, terminate_on_sigterm
 
 
@@ -69,10 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     terminate_on_sigterm()
     began = time.perf_counter()
     try:
-        settings = Settings.from_env()
-        version = args.version if args.version is not None else settings.index_version
-        summary = fetch_index(version, args.repository or settings.model_repository,
-                              args.index_dir or settings.index_dir, args.model_id)
+        settings = get_settings()
+        version = args.version if args.version is not None else settings.serving.index_version
+        summary = fetch_index(version, args.repository or settings.storage.model_repository,
+                              args.index_dir or settings.serving.index_dir, args.model_id)
     except (ImageSearchError, SettingsError, ValueError, OSError) as exc:
         print(f"fetch-index failed: {exc}", file=sys.stderr, flush=True)
         return 1

@@ -54,22 +54,23 @@ class SearchService:
         self.holder = IndexHolder(embedder.model_id, on_swap=self._serving, prepare=self._prepare)
         # The embedder's size and fit (they are part of the model id); this server's caps on what queries decode.
         self.preprocess_config: PreprocessConfig = replace(
-            embedder.config.preprocess, max_pixels=settings.query_max_image_pixels, min_side=settings.min_image_side
+            embedder.config.preprocess, max_pixels=settings.serving.query_max_image_pixels,
+            min_side=settings.inputs.min_image_side,
         )
-        self.decode_permits = decode_permits(settings.decode_memory_budget_mb, settings.query_max_image_pixels)
+        self.decode_permits = decode_permits(settings.serving.decode_memory_budget_mb, settings.serving.query_max_image_pixels)
         self._limiter: anyio.CapacityLimiter | None = None
         self._decode_limiter: anyio.CapacityLimiter | None = None
         self._batcher: MicroBatcher | None = None
 
     async def start(self) -> None:
         """Per event loop: the thread limiters and the micro-batcher."""
-        self._limiter = anyio.CapacityLimiter(self.settings.request_threads)
+        self._limiter = anyio.CapacityLimiter(self.settings.serving.request_threads)
         self._decode_limiter = anyio.CapacityLimiter(self.decode_permits)
         self._batcher = MicroBatcher(
             self.embedder.embed_arrays,
-            max_size=self.settings.batch_max_size,
-            max_wait_s=self.settings.batch_max_wait_ms / 1000,
-            max_pending=self.settings.max_queue,
+            max_size=self.settings.serving.batch_max_size,
+            max_wait_s=self.settings.serving.batch_max_wait_ms / 1000,
+            max_pending=self.settings.serving.max_queue,
             on_batch=self.metrics.observe_batch,
         )
 
@@ -79,7 +80,7 @@ class SearchService:
             self._batcher = None
 
     def _prepare(self, index: LoadedIndex) -> None:
-        build_category_indexes(index, self.settings.filtered_search_max_rows)
+        build_category_indexes(index, self.settings.serving.filtered_search_max_rows)
 
     def _serving(self, index: LoadedIndex) -> None:
         self.metrics.set_index(index)
@@ -90,7 +91,7 @@ class SearchService:
     def index(self) -> LoadedIndex:
         index = self.holder.current
         if index is None:
-            raise NotReadyError("no index is loaded yet", self.settings.retry_after_s)
+            raise NotReadyError("no index is loaded yet", self.settings.serving.retry_after_s)
         return index
 
     async def search_image(self, data: bytes, k: int, filters: Filters) -> SearchResponse:
@@ -149,7 +150,7 @@ class SearchService:
         """A URL a browser can load: the catalog's own http(s) URL, else this server's image route."""
         if image_uri.startswith(("http://", "https://")):
             return image_uri
-        return f"{self.settings.image_base_url.rstrip('/')}/v1/items/{quote(item_id, safe='')}/image"
+        return f"{self.settings.serving.image_base_url.rstrip('/')}/v1/items/{quote(item_id, safe='')}/image"
 
     def _hits(self, index: LoadedIndex, found: Neighbours) -> list[SearchHit]:
         items = index.items
@@ -157,7 +158,7 @@ class SearchService:
             SearchHit(
                 item_id=items["item_id"][row], score=round(float(score), 6), title=items["title"][row],
                 category=items["category"][row], price=float(items["price"][row]),
-                currency=self.settings.currency, on_sale=bool(items["on_sale"][row]),
+                currency=self.settings.serving.currency, on_sale=bool(items["on_sale"][row]),
                 image_url=self.image_url(items["item_id"][row], items["image_uri"][row]),
             )
             for row, score in zip(found.rows.tolist(), found.scores.tolist(), strict=True)
@@ -177,12 +178,12 @@ class SearchService:
 
     def _overloaded(self) -> OverloadedError:
         self.metrics.rejected.inc()
-        return OverloadedError("too many image queries are waiting; retry shortly", self.settings.retry_after_s)
+        return OverloadedError("too many image queries are waiting; retry shortly", self.settings.serving.retry_after_s)
 
     async def _search(
         self, index: LoadedIndex, query: np.ndarray, k: int, filters: Filters, exclude: int | None = None
     ) -> Neighbours:
-        max_rows = self.settings.filtered_search_max_rows
+        max_rows = self.settings.serving.filtered_search_max_rows
         # Handing a tiny search to a thread costs more than the search itself (~0.1 ms): small indexes search inline.
         if index.embeddings.size <= INLINE_SEARCH_MAX_FLOATS:
             found = nearest(index, query, k, filters, exclude, max_rows)

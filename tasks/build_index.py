@@ -143,12 +143,12 @@ def vector_chunks(assembly: Assembly, previous: StoredVectors | None, dim: int) 
 
 
 def whitening_for(vectors: StoredVectors, settings: Settings) -> Whitening | None:
-    if not settings.whitening_dims or len(vectors) < settings.whitening_min_items:
+    if not settings.pipeline.whitening_dims or len(vectors) < settings.pipeline.whitening_min_items:
         return None
     rows = np.arange(len(vectors))
     if len(rows) > WHITENING_SAMPLE:
         rows = np.sort(np.random.default_rng(0).choice(len(rows), WHITENING_SAMPLE, replace=False))
-    return Whitening.fit(vectors.take(rows), settings.whitening_dims, settings.whitening_shrinkage)
+    return Whitening.fit(vectors.take(rows), settings.pipeline.whitening_dims, settings.pipeline.whitening_shrinkage)
 
 
 def write_samples(workspace: Workspace, assembly: Assembly, previous: tuple[ModelRepository, Manifest] | None,
@@ -158,7 +158,8 @@ def write_samples(workspace: Workspace, assembly: Assembly, previous: tuple[Mode
     fresh_ids = [item_id for item_id, row in zip(ids, assembly.fresh_rows.tolist(), strict=True) if row >= 0]
     reused_ids = [item_id for item_id, row in zip(ids, assembly.previous_rows.tolist(), strict=True) if row >= 0]
     stored = samples.previous_samples(*previous, reused_ids) if previous is not None else {}
-    chosen_fresh, chosen_reused = samples.choose(fresh_ids, stored, settings.eval_sample_size, settings.eval_seed)
+    evaluation = settings.evaluation
+    chosen_fresh, chosen_reused = samples.choose(fresh_ids, stored, evaluation.eval_sample_size, evaluation.eval_seed)
     picked = {item_id: stored[item_id] for item_id in chosen_reused}
     wanted = set(chosen_fresh)
     for shard in range(shards):
@@ -193,7 +194,7 @@ def build_index(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     model = assembly.model or (msgspec.to_builtins(previous[1].model) if previous is not None else None)
     if model is None or model["model_id"] != info["model_id"]:
         raise cli.StepFailed(f"the vectors were made with {model and model['model_id']}, the run plans {info['model_id']}")
-    params = choose_params(count, settings.brute_force_below)
+    params = choose_params(count, settings.pipeline.brute_force_below)
     with tempfile.TemporaryDirectory(prefix="index-") as scratch, ExitStack() as stack:
         directory = Path(scratch)
         old = None
@@ -217,7 +218,7 @@ def build_index(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         workspace.store.delete_prefix(LAYOUT.INDEX.key)
         workspace.upload_dir(LAYOUT.INDEX.key, directory)
         size = sum(path.stat().st_size for path in directory.rglob("*") if path.is_file())
-    whitened = None if whitening is None else {"dims": whitening.out_dim, "shrinkage": settings.whitening_shrinkage}
+    whitened = None if whitening is None else {"dims": whitening.out_dim, "shrinkage": settings.pipeline.whitening_shrinkage}
     workspace.write_json(LAYOUT.BUILD.key, {
         "params": params.to_dict(), "model": model, "items": count, "whitening": whitened,
         "snapshot_sha256": assembly.snapshot_sha256,

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from imagesearch.errors import ImageSearchError, is_transient
-from imagesearch.settings import Settings
+from imagesearch.settings import Settings, get_settings
 from imagesearch.signals import EXIT_TERMINATED, Terminated, terminate_on_sigterm
 
 
@@ -60,7 +60,7 @@ def run(step: str, main: Callable[[argparse.Namespace, Settings], dict[str, Any]
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {step} %(levelname)s %(message)s", stream=sys.stderr)
     began = time.perf_counter()
     try:
-        summary = main(args, Settings.from_env())
+        summary = main(args, get_settings())
     except StepSkipped as exc:
         print(f"{step} skipped: {exc}", file=sys.stderr, flush=True)
         print(json.dumps({"step": step, "skipped": str(exc), **exc.summary}, sort_keys=True), flush=True)

@@ -32,7 +32,7 @@ def commit_version(args: argparse.Namespace, settings: Settings) -> dict[str, An
     items = workspace.read_json(LAYOUT.BUILD.key)["items"]
     metrics = workspace.read_json(LAYOUT.METRICS.key)
     config = gitops.GitOpsConfig.from_settings(settings, overlay=args.overlay)
-    repository = open_repository(args.repository or settings.model_repository)
+    repository = open_repository(args.repository or settings.storage.model_repository)
     result = gitops.bump(config, version, repository, items=items, metrics=metrics)
     summary = {**result.summary(), "gitops_repo": config.url, "branch": config.branch}
     if result.skipped:

@@ -155,7 +155,7 @@ def serving_version(args: argparse.Namespace, settings: Settings) -> str | None:
 def serving_index(args: argparse.Namespace, settings: Settings, version: str, model_id: str,
                   directory: Path) -> tuple[Scorable | None, str]:
     """The serving version, loaded and verified from the model repository; or None and why it is not compared."""
-    repository = open_repository(args.repository or settings.model_repository)
+    repository = open_repository(args.repository or settings.storage.model_repository)
     if not is_committed(repository, version):
         raise cli.StepFailed(f"the overlay {args.serving_overlay} serves {version}, which is not committed in "
                              f"{repository.uri}: the gate cannot compare with it (wrong --repository?)")
@@ -209,14 +209,14 @@ def _option(value: float | None, default: float) -> float:
 
 
 def thresholds(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, float], dict[str, float]]:
-    floors = {"recall_at_10": _option(args.min_recall, settings.min_recall_at_10),
-              "near_duplicate_top1": _option(args.min_near_duplicate_top1, settings.min_near_duplicate_top1)}
+    floors = {"recall_at_10": _option(args.min_recall, settings.evaluation.min_recall_at_10),
+              "near_duplicate_top1": _option(args.min_near_duplicate_top1, settings.evaluation.min_near_duplicate_top1)}
     tolerances = {
-        "recall_at_10": _option(args.max_regression_recall, settings.max_regression_recall_at_10),
+        "recall_at_10": _option(args.max_regression_recall, settings.evaluation.max_regression_recall_at_10),
         "near_duplicate_top1": _option(args.max_regression_near_duplicate_top1,
-                                       settings.max_regression_near_duplicate_top1),
+                                       settings.evaluation.max_regression_near_duplicate_top1),
         "category_precision_at_10": _option(args.max_regression_category_precision,
-                                            settings.max_regression_category_precision_at_10),
+                                            settings.evaluation.max_regression_category_precision_at_10),
     }
     return floors, tolerances
 
@@ -230,13 +230,13 @@ def evaluate(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     version = run["version"]
     floors, tolerances = thresholds(args, settings)
     served = serving_version(args, settings)
-    rng = np.random.default_rng(settings.eval_seed)
+    rng = np.random.default_rng(settings.evaluation.eval_seed)
     with tempfile.TemporaryDirectory(prefix="evaluate-") as scratch:
         candidate, _, model_id = candidate_index(workspace, Path(scratch) / "candidate", version)
-        embedder = Embedder(threads=settings.torch_threads)
+        embedder = Embedder(threads=settings.pipeline.torch_threads)
         if embedder.model_id != model_id:
             raise cli.StepFailed(f"index was built with {model_id}, evaluator embeds with {embedder.model_id}")
-        size = min(args.sample or settings.eval_sample_size, len(candidate.item_ids))
+        size = min(args.sample or settings.evaluation.eval_sample_size, len(candidate.item_ids))
         sample = np.sort(rng.choice(len(candidate.item_ids), size=size, replace=False))
         query_ids = [candidate.item_ids[row] for row in sample.tolist()]
         copies = embed_copies(embedder, read_samples(Path(scratch) / "candidate" / SAMPLES), settings)

@@ -53,12 +53,12 @@ def _regression(metric: str, label: str) -> RunParam:
         f"max_regression_{metric}", float, f"Largest drop in {label} vs serving",
         f"Regression gate: the candidate's {label} may be at most this much lower than the version the overlay "
         "serves, both scored on the same query sample.",
-        lambda settings: getattr(settings, f"max_regression_{metric}"), 0, 1)
+        lambda settings: getattr(settings.evaluation, f"max_regression_{metric}"), 0, 1)
 
 
 PARAMS: tuple[RunParam, ...] = (
     RunParam("catalog_uri", str, "Catalog URI", "CSV, JSONL or Parquet catalog: a local path, file:// or gs:// URI.",
-             lambda settings: settings.catalog_uri, minimum=1, option="--catalog"),
+             lambda settings: settings.pipeline.catalog_uri, minimum=1, option="--catalog"),
     RunParam("full_rebuild", bool, "Full rebuild",
              "Embed every image again instead of reusing the last version's embeddings.", lambda settings: False),
     RunParam("limit", int, "Item limit", "Index at most this many catalog items (0: all of them).",
@@ -68,10 +68,10 @@ PARAMS: tuple[RunParam, ...] = (
     RunParam("deploy", bool, "Deploy", "Commit the published version to the GitOps repo (Argo CD rolls it out).",
              lambda settings: True),
     RunParam("min_recall_at_10", float, "Minimum recall@10", "Quality gate: ScaNN vs exact search.",
-             lambda settings: settings.min_recall_at_10, 0, 1),
+             lambda settings: settings.evaluation.min_recall_at_10, 0, 1),
     RunParam("min_near_duplicate_top1", float, "Minimum near-duplicate top-1",
              "Quality gate: transformed copies must find their original first.",
-             lambda settings: settings.min_near_duplicate_top1, 0, 1),
+             lambda settings: settings.evaluation.min_near_duplicate_top1, 0, 1),
     _regression("recall_at_10", "recall@10"),
     _regression("near_duplicate_top1", "near-duplicate top-1"),
     _regression("category_precision_at_10", "category precision@10"),
@@ -138,7 +138,7 @@ class RetryPolicy:
     backoff: float = 2.0
 
     def attempts(self, settings: Settings) -> int:
-        return settings.task_retries if self.retries is None else self.retries
+        return settings.pipeline.task_retries if self.retries is None else self.retries
 
 
 @dataclass(frozen=True)

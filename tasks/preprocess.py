@@ -38,7 +38,7 @@ def prepare(record: dict[str, Any], settings: Settings, policy: InputPolicy, con
     """Fetch (if the input policy allows) + hash one image; decode and fit it unless the item's previous version has
     the same bytes. A refused URI is a failure like any bad image, with reason ``refused``."""
     try:
-        data = uris.read_bytes(record["image_uri"], policy, max_bytes=settings.max_image_bytes)
+        data = uris.read_bytes(record["image_uri"], policy, max_bytes=settings.inputs.max_image_bytes)
         sha = hashlib.sha256(data).hexdigest()
         if record.get("previous_sha256") == sha:  # metadata changed, bytes did not: the old vector stays right
             return Outcome(record, sha, reuse_row=record["previous_row"])
@@ -52,13 +52,13 @@ def preprocess(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     workspace = Workspace(args.workspace)
     info = workspace.run_info()
     records = workspace.read_jsonl(LAYOUT.SHARD_ITEMS.of(args.shard))
-    policy = InputPolicy.for_images(settings, info.get("catalog_uri", ""))
+    policy = InputPolicy.for_images(settings.inputs, info.get("catalog_uri", ""))
     # Stamped again just before the fetch: the version records the stamp of the bytes it was built from.
     for record, stamp in zip(records, image_stamps([record["image_uri"] for record in records], policy), strict=True):
         record["image_stamp"] = stamp
     config = PreprocessConfig.for_pipeline(settings)
     outcomes: list[Outcome] = []
-    with ThreadPoolExecutor(max_workers=settings.fetch_workers) as pool:
+    with ThreadPoolExecutor(max_workers=settings.inputs.fetch_workers) as pool:
         for done, outcome in enumerate(pool.map(lambda r: prepare(r, settings, policy, config), records), start=1):
             outcomes.append(outcome)
             cli.progress("preprocess", done, len(records), every=100)
@@ -78,10 +78,10 @@ def preprocess(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     workspace.write_json(LAYOUT.FAILED_STAMPS.of(args.shard),
                          {o.record["item_id"]: o.record["image_stamp"] for o in failed})
     ratio = len(failed) / max(len(records), 1)
-    if ratio > settings.max_failure_ratio:
+    if ratio > settings.pipeline.max_failure_ratio:
         raise cli.StepFailed(
             f"shard {args.shard}: {len(failed)} of {len(records)} images failed ({ratio:.0%} > "
-            f"{settings.max_failure_ratio:.0%}); first: {failed[0].record['item_id']}: {failed[0].message}",
+            f"{settings.pipeline.max_failure_ratio:.0%}); first: {failed[0].record['item_id']}: {failed[0].message}",
             transient=True,  # images may be missing for a moment (an upload in flight, a storage hiccup)
         )
     to_embed = [o for o in good if o.reuse_row is None]

@@ -23,7 +23,7 @@ from imagesearch import gitops, kustomize
 from imagesearch.artifacts import is_committed, read_manifest
 from imagesearch.errors import ImageSearchError
 from imagesearch.repository import open_repository
-from imagesearch.settings import Settings, SettingsError
+from imagesearch.settings import SettingsError, get_settings
 from tasks.rollback import describe_sync
 
 OVERLAYS = "gitops/overlays"
@@ -72,7 +72,7 @@ def promote(source: gitops.GitOpsConfig, target: gitops.GitOpsConfig, repository
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        settings = Settings.from_env()
+        settings = get_settings()
     except SettingsError as exc:
         print(f"promote: {exc}", file=sys.stderr)
         return 1
@@ -82,8 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--to", dest="target", required=True, help="environment (or overlay) to promote to")
     parser.add_argument("--repository", help="model repository that must hold the version "
                                              "(default: the target overlay's IMAGESEARCH_MODEL_REPOSITORY)")
-    parser.add_argument("--gitops-repo", help=f"GitOps repo URL (default {settings.gitops_repo_url})")
-    parser.add_argument("--branch", help=f"branch (default {settings.gitops_branch})")
+    parser.add_argument("--gitops-repo", help=f"GitOps repo URL (default {settings.gitops.repo_url})")
+    parser.add_argument("--branch", help=f"branch (default {settings.gitops.branch})")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     base = gitops.GitOpsConfig.from_settings(settings, url=args.gitops_repo, branch=args.branch)

@@ -27,7 +27,7 @@ def publish_step(args: argparse.Namespace, settings: Settings) -> dict[str, Any]
     if not gate["passed"]:
         raise cli.StepFailed("the index has not passed evaluation; refusing to publish")
     metrics = workspace.read_json(LAYOUT.METRICS.key)
-    repo = open_repository(args.repository or settings.model_repository)
+    repo = open_repository(args.repository or settings.storage.model_repository)
     with tempfile.TemporaryDirectory(prefix="publish-") as scratch:
         directory = workspace.download_dir(LAYOUT.INDEX.key, Path(scratch))
         manifest = Manifest(

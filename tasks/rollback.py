@@ -30,7 +30,7 @@ from imagesearch import gitops
 from imagesearch.artifacts import committed_versions, read_manifest
 from imagesearch.errors import ImageSearchError
 from imagesearch.repository import ModelRepository, open_repository
-from imagesearch.settings import Settings, SettingsError
+from imagesearch.settings import Settings, SettingsError, get_settings
 
 
 def application_for(root: Path, overlay: str) -> dict[str, Any] | None:
@@ -67,7 +67,7 @@ def describe_sync(root: Path, config: gitops.GitOpsConfig, result: gitops.Result
 
 
 def init(args: argparse.Namespace, config: gitops.GitOpsConfig, settings: Settings) -> None:
-    model_repository = args.model_repository or settings.model_repository
+    model_repository = args.model_repository or settings.storage.model_repository
     created = gitops.bootstrap(config, Path(args.source), model_repository)
     state = "created from " + args.source if created else "already exists; left as it is"
     print(f"GitOps repo {config.url} (branch {config.branch}): {state}")
@@ -108,7 +108,7 @@ def _report(args: argparse.Namespace, config: gitops.GitOpsConfig, result: gitop
 
 
 def roll_back(args: argparse.Namespace, config: gitops.GitOpsConfig, settings: Settings) -> None:
-    repository = None if args.no_check else open_repository(args.repository or settings.model_repository)
+    repository = None if args.no_check else open_repository(args.repository or settings.storage.model_repository)
     decision = gitops.Decision(args.reason, *([args.by] if args.by else []))
     with tempfile.TemporaryDirectory(prefix="gitops-rollback-") as scratch:
         workdir = Path(scratch) / "repo"
@@ -129,7 +129,7 @@ def latest_deployable(repository: ModelRepository, reverted: set[str]) -> str:
 
 
 def release_pin(args: argparse.Namespace, config: gitops.GitOpsConfig, settings: Settings) -> None:
-    repository = open_repository(args.repository or settings.model_repository)
+    repository = open_repository(args.repository or settings.storage.model_repository)
     decision = gitops.Decision(args.reason, *([args.by] if args.by else []))
     deploy = args.deploy
     if args.deploy_latest:
@@ -147,9 +147,9 @@ def release_pin(args: argparse.Namespace, config: gitops.GitOpsConfig, settings:
 
 def build_parser(settings: Settings) -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--gitops-repo", help=f"GitOps repo URL (default {settings.gitops_repo_url})")
-    common.add_argument("--branch", help=f"branch (default {settings.gitops_branch})")
-    common.add_argument("--overlay", help=f"overlay path in the repo (default {settings.gitops_overlay})")
+    common.add_argument("--gitops-repo", help=f"GitOps repo URL (default {settings.gitops.repo_url})")
+    common.add_argument("--branch", help=f"branch (default {settings.gitops.branch})")
+    common.add_argument("--overlay", help=f"overlay path in the repo (default {settings.gitops.overlay})")
     parser = argparse.ArgumentParser(prog="python -m tasks.rollback", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -185,7 +185,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        settings = Settings.from_env()
+        settings = get_settings()
     except SettingsError as exc:
         print(f"rollback: {exc}", file=sys.stderr)
         return 1

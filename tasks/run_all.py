@@ -21,7 +21,7 @@ from typing import Any
 
 from imagesearch.artifacts import new_version
 from imagesearch.repository import open_repository
-from imagesearch.settings import Settings
+from imagesearch.settings import Settings, get_settings
 from tasks.cli import EXIT_SKIPPED
 from tasks.pipeline import PARAMS, REPOSITORY, SERVING_OVERLAY, VERSION, Inputs, Step, default_params, stages, truthy
 
@@ -87,12 +87,12 @@ def parse_args(argv: list[str] | None, settings: Settings) -> tuple[argparse.Nam
 
 
 def main(argv: list[str] | None = None) -> int:
-    settings = Settings.from_env()
+    settings = get_settings()
     args, params = parse_args(argv, settings)
-    repository = open_repository(args.repository or settings.model_repository)
+    repository = open_repository(args.repository or settings.storage.model_repository)
     version = args.version or new_version()
     workspace = repository.child(f"runs/{version}").uri
-    inputs = {**params, REPOSITORY: repository.uri, VERSION: version, SERVING_OVERLAY: settings.gitops_overlay}
+    inputs = {**params, REPOSITORY: repository.uri, VERSION: version, SERVING_OVERLAY: settings.gitops.overlay}
     summaries = run_pipeline(workspace, inputs)
     nothing_changed = summaries[stages()[0][-1].name].get("nothing_changed", False)
     print(json.dumps({"version": None if nothing_changed else version, "nothing_changed": nothing_changed,

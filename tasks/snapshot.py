@@ -146,18 +146,18 @@ def write_plan(workspace: Workspace, records: list[dict[str, Any]], reuse: list[
 
 def snapshot(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     workspace = Workspace(args.workspace)
-    catalog_uri = args.catalog or settings.catalog_uri
-    catalog = read_catalog(catalog_uri, InputPolicy.for_catalogs(settings))
+    catalog_uri = args.catalog or settings.pipeline.catalog_uri
+    catalog = read_catalog(catalog_uri, InputPolicy.for_catalogs(settings.inputs))
     for error in catalog.errors[:20]:
         log.warning("catalog %s: rejected %s", catalog_uri, error)
     rows = len(catalog.items) + len(catalog.errors)
     if not catalog.items:
         raise cli.StepFailed(f"catalog {catalog_uri} has no valid rows ({len(catalog.errors)} rejected)")
-    if len(catalog.errors) / rows > settings.max_failure_ratio:
+    if len(catalog.errors) / rows > settings.pipeline.max_failure_ratio:
         first = "; ".join(str(error) for error in catalog.errors[:3])
         raise cli.StepFailed(
             f"catalog {catalog_uri}: {len(catalog.errors)} of {rows} rows are invalid, over the "
-            f"{settings.max_failure_ratio:.0%} limit (first: {first})"
+            f"{settings.pipeline.max_failure_ratio:.0%} limit (first: {first})"
         )
     items, duplicates = deduplicate(catalog.items)
     if args.on_sale_only:
@@ -168,10 +168,10 @@ def snapshot(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         raise cli.StepFailed("no items left after filtering")
 
     records = [item.to_record() for item in items]
-    image_policy = InputPolicy.for_images(settings, catalog_uri)
+    image_policy = InputPolicy.for_images(settings.inputs, catalog_uri)
     for record, stamp in zip(records, image_stamps([item.image_uri for item in items], image_policy), strict=True):
         record["image_stamp"] = stamp
-    repo = open_repository(args.repository or settings.model_repository)
+    repo = open_repository(args.repository or settings.storage.model_repository)
     model_id = model_id_for()
     previous, why_full = read_previous(repo, args.full_rebuild, model_id)
     if previous is None:
@@ -185,7 +185,7 @@ def snapshot(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     nothing_changed = unchanged_since(repo, serving, snapshot_hash, model_id)
     reuse = classify(records, previous)
     shards = [] if nothing_changed else write_plan(
-        workspace, records, reuse, previous, args.shard_size or settings.shard_size, settings.max_shards)
+        workspace, records, reuse, previous, args.shard_size or settings.pipeline.shard_size, settings.pipeline.max_shards)
     workspace.write_jsonl(LAYOUT.REJECTED.key, ({"line": e.line, "reason": e.reason} for e in catalog.errors))
     work = sum(row < 0 for row in reuse)
     info = {

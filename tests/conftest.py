@@ -16,6 +16,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from imagesearch.catalog import CatalogItem, serialize_catalog
+from imagesearch.settings import get_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 # Tests write catalogs and images into pytest's temporary folders: the input policy must allow them there (the
@@ -168,3 +169,11 @@ def gcs_bucket(gcs_emulator: str) -> str:
     name = f"test-{uuid.uuid4().hex[:12]}"
     gcs_client().create_bucket(name)
     return f"gs://{name}"
+
+
+@pytest.fixture(autouse=True)
+def settings_read_afresh() -> Iterator[None]:
+    """Each test is a process of its own for get_settings(): it sees the environment the test sets."""
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()

@@ -18,7 +18,7 @@ from airflow.sdk import BaseHook
 
 from imagesearch import gitops
 from imagesearch.repository import open_repository
-from imagesearch.settings import Settings
+from imagesearch.settings import get_settings
 
 CONNECTION_EXTRAS = ("branch", "overlay", "author_name", "author_email", "push_retries")
 
@@ -34,8 +34,8 @@ class GitOpsHook(BaseHook):
         super().__init__(**kwargs)
         self.gitops_conn_id = gitops_conn_id
         self.overlay = overlay
-        self.settings = Settings.from_env()
-        self.model_repository = model_repository or self.settings.model_repository
+        self.settings = get_settings()
+        self.model_repository = model_repository or self.settings.storage.model_repository
 
     def get_conn(self) -> gitops.GitOpsConfig:
         overrides: dict[str, Any] = {}

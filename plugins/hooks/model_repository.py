@@ -19,7 +19,7 @@ from airflow.sdk import Asset, BaseHook
 from imagesearch import uri as uris
 from imagesearch.artifacts import INDEXES, Manifest, committed_versions, latest_version, read_manifest
 from imagesearch.repository import GCSRepository, ModelRepository, open_repository
-from imagesearch.settings import Settings
+from imagesearch.settings import get_settings
 
 if TYPE_CHECKING:
     from airflow.providers.google.cloud.hooks.gcs import GCSHook
@@ -36,11 +36,9 @@ class ModelRepositoryHook(BaseHook):
 
     def __init__(self, repository: str | None = None, gcp_conn_id: str | None = None, **kwargs: object) -> None:
         super().__init__(**kwargs)
-        if repository is None or gcp_conn_id is None:
-            settings = Settings.from_env()
-            repository, gcp_conn_id = repository or settings.model_repository, gcp_conn_id or settings.gcp_conn_id
-        self.repository: str = repository
-        self.gcp_conn_id: str = gcp_conn_id
+        settings = get_settings()
+        self.repository: str = repository or settings.storage.model_repository
+        self.gcp_conn_id: str = gcp_conn_id or settings.google.gcp_conn_id
 
     @cached_property
     def gcs_hook(self) -> GCSHook:

@@ -40,9 +40,9 @@ def retry_arguments(policy: RetryPolicy, settings: Settings) -> dict[str, Any]:
     """A task's retries and their delays, from the policy and settings."""
     return {
         "retries": policy.attempts(settings),
-        "retry_delay": timedelta(seconds=settings.retry_delay_s),
+        "retry_delay": timedelta(seconds=settings.pipeline.retry_delay_s),
         "retry_exponential_backoff": policy.backoff,
-        "max_retry_delay": timedelta(seconds=settings.max_retry_delay_s),
+        "max_retry_delay": timedelta(seconds=settings.pipeline.max_retry_delay_s),
     }
 
 
@@ -67,5 +67,5 @@ def step_operator(step: Step, settings: Settings, *, workspace: str, inputs: Inp
         "shard": shard, "enabled": enabled_template(step), **kwargs,
     }
     if step.sharded:
-        arguments["max_active_tis_per_dag"] = settings.max_parallel_shards
-    return RUNNERS[settings.runner](step, settings, arguments)
+        arguments["max_active_tis_per_dag"] = settings.pipeline.max_parallel_shards
+    return RUNNERS[settings.pipeline.runner](step, settings, arguments)

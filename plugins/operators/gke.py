@@ -33,10 +33,10 @@ class StepGKEPodOperator(StepPodOperator, GKEStartPodOperator):
 def gke_kwargs(settings: Settings) -> dict[str, Any]:
     """The cluster a step pod runs on: ``IMAGESEARCH_GKE_*`` and the Google Cloud connection."""
     return {
-        "project_id": settings.gke_project or None,
-        "location": settings.gke_location,
-        "cluster_name": settings.gke_cluster,
-        "gcp_conn_id": settings.gcp_conn_id,
+        "project_id": settings.google.gke_project or None,
+        "location": settings.google.gke_location,
+        "cluster_name": settings.google.gke_cluster,
+        "gcp_conn_id": settings.google.gcp_conn_id,
     }
 
 

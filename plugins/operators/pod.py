@@ -124,18 +124,18 @@ def exit_code(pod: k8s.V1Pod | None, container: str) -> int | None:
 
 def pod_kwargs(step: Step, settings: Settings) -> dict[str, Any]:
     """The KubernetesPodOperator arguments of one step, from settings and the step's declaration."""
-    gpu = step.gpu and settings.kubernetes_gpu_count > 0
+    gpu = step.gpu and settings.kubernetes.gpu_count > 0
     requests, limits = step_resources(step, settings)
-    limits = {**limits, **({settings.kubernetes_gpu_resource: str(settings.kubernetes_gpu_count)} if gpu else {})}
+    limits = {**limits, **({settings.kubernetes.gpu_resource: str(settings.kubernetes.gpu_count)} if gpu else {})}
     component = f"image-index-{step.name.replace('_', '-')}"
     kwargs: dict[str, Any] = {
-        "kubernetes_conn_id": settings.kubernetes_conn_id,
-        "namespace": settings.kubernetes_namespace,
-        "image": settings.kubernetes_image,
-        "image_pull_policy": settings.kubernetes_image_pull_policy,
+        "kubernetes_conn_id": settings.kubernetes.conn_id,
+        "namespace": settings.kubernetes.namespace,
+        "image": settings.kubernetes.image,
+        "image_pull_policy": settings.kubernetes.image_pull_policy,
         "name": component,
         "labels": {**POD_LABELS, "app.kubernetes.io/component": component},
-        "service_account_name": settings.kubernetes_service_account,
+        "service_account_name": settings.kubernetes.service_account,
         # Steps never call the Kubernetes API (GCS access comes from Workload Identity, not this token).
         "automount_service_account_token": False,
         "env_vars": [k8s.V1EnvVar(name=name, value=value) for name, value in {"PYTHONUNBUFFERED": "1", **SCRATCH_ENV}.items()],
@@ -144,8 +144,8 @@ def pod_kwargs(step: Step, settings: Settings) -> dict[str, Any]:
         "volume_mounts": [k8s.V1VolumeMount(name="scratch", mount_path=SCRATCH)],
         "container_resources": k8s.V1ResourceRequirements(requests=requests, limits=limits),
         "security_context": k8s.V1PodSecurityContext(
-            run_as_non_root=True, run_as_user=settings.kubernetes_run_as_user,
-            run_as_group=settings.kubernetes_run_as_user, fs_group=settings.kubernetes_run_as_user,
+            run_as_non_root=True, run_as_user=settings.kubernetes.run_as_user,
+            run_as_group=settings.kubernetes.run_as_user, fs_group=settings.kubernetes.run_as_user,
             seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault"),
         ),
         "container_security_context": k8s.V1SecurityContext(
@@ -159,14 +159,14 @@ def pod_kwargs(step: Step, settings: Settings) -> dict[str, Any]:
         "termination_message_policy": "FallbackToLogsOnError",
         "active_deadline_seconds": int(step.timeout.total_seconds()),
         "startup_timeout_seconds": GPU_STARTUP_TIMEOUT_S if gpu else STARTUP_TIMEOUT_S,
-        "deferrable": step.deferrable and settings.kubernetes_deferrable,
+        "deferrable": step.deferrable and settings.kubernetes.deferrable,
     }
     if gpu:
         kwargs["node_selector"] = dict(
-            pair.split("=", 1) for pair in settings.kubernetes_gpu_node_selector.split(",") if "=" in pair
+            pair.split("=", 1) for pair in settings.kubernetes.gpu_node_selector.split(",") if "=" in pair
         )
         kwargs["tolerations"] = [
-            k8s.V1Toleration(key=settings.kubernetes_gpu_toleration, operator="Exists", effect="NoSchedule")
+            k8s.V1Toleration(key=settings.kubernetes.gpu_toleration, operator="Exists", effect="NoSchedule")
         ]
     return kwargs
 
@@ -174,8 +174,8 @@ def pod_kwargs(step: Step, settings: Settings) -> dict[str, Any]:
 def env_sources(step: Step, settings: Settings) -> list[k8s.V1EnvFromSource]:
     """Every step: the settings ConfigMap. Only the step that pushes to git: the credentials Secret too."""
     sources = []
-    if settings.kubernetes_env_config_map:
-        sources.append(k8s.V1EnvFromSource(config_map_ref=k8s.V1ConfigMapEnvSource(name=settings.kubernetes_env_config_map)))
-    if step.commits_to_git and settings.kubernetes_env_secret:
-        sources.append(k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=settings.kubernetes_env_secret)))
+    if settings.kubernetes.env_config_map:
+        sources.append(k8s.V1EnvFromSource(config_map_ref=k8s.V1ConfigMapEnvSource(name=settings.kubernetes.env_config_map)))
+    if step.commits_to_git and settings.kubernetes.env_secret:
+        sources.append(k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=settings.kubernetes.env_secret)))
     return sources

@@ -11,10 +11,10 @@ from tasks.pipeline import Step
 def step_resources(step: Step, settings: Settings) -> tuple[dict[str, str], dict[str, str]]:
     """(requests, limits) of the step's pod: its resource class, then ``IMAGESEARCH_KUBERNETES_RESOURCES`` for it."""
     resources = step.size.resources
-    if not settings.kubernetes_resources:
+    if not settings.kubernetes.resources:
         return resources.requests, resources.limits
     try:
-        overrides = json.loads(settings.kubernetes_resources).get(step.name, {})
+        overrides = json.loads(settings.kubernetes.resources).get(step.name, {})
         return ({**resources.requests, **overrides.get("requests", {})},
                 {**resources.limits, **overrides.get("limits", {})})
     except (ValueError, AttributeError) as exc:

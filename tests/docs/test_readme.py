@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
+import re
 from pathlib import Path
 
-from imagesearch.settings import PREFIX, Settings
+from imagesearch.settings import variables_by_group
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
 
 
-def documented(name: str) -> bool:
-    parts = name.upper().split("_")
-    return f"`{PREFIX}{name.upper()}`" in README or any(f"`_{'_'.join(parts[i:])}`" in README for i in range(len(parts)))
+def group_tables() -> dict[str, str]:
+    """The configuration section's table rows, by the group its heading names (`settings.<group>`)."""
+    section = README.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    parts = re.split(r"^### .*\(`settings\.(\w+)`\)$", section, flags=re.M)
+    return {group: "\n".join(line for line in body.splitlines() if line.startswith("|"))
+            for group, body in zip(parts[1::2], parts[2::2], strict=True)}
 
 
-def test_every_setting_is_in_the_configuration_table() -> None:
-    missing = [PREFIX + f.name.upper() for f in fields(Settings) if not documented(f.name)]
-    assert not missing, f"README lacks {missing}"
+def test_every_setting_is_in_its_group_s_table_by_its_full_name() -> None:
+    tables = group_tables()
+    variables = variables_by_group()
+    assert list(tables) == list(variables), "one configuration table per settings group, in their order"
+    missing = [name for group, names in variables.items() for name in names if f"`{name}`" not in tables[group]]
+    assert not missing, f"README's configuration tables lack {missing}"
 
 
 def test_the_two_commands_exist() -> None:

@@ -132,14 +132,14 @@ def test_pipeline_manifests_validate_and_grant_least_privilege(tmp_path: Path) -
     result = subprocess.run([str(validator), "--strict", str(output)], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.count("passed") == 5, result.stdout + result.stderr
     docs = resources(output)
-    settings = Settings()
-    assert {doc["metadata"]["namespace"] for doc in docs.values()} == {settings.kubernetes_namespace}
+    settings = Settings.from_env({})
+    assert {doc["metadata"]["namespace"] for doc in docs.values()} == {settings.kubernetes.namespace}
     account = docs["ServiceAccount"]
-    assert account["metadata"]["name"] == settings.kubernetes_service_account
+    assert account["metadata"]["name"] == settings.kubernetes.service_account
     assert account["automountServiceAccountToken"] is False
     assert account["metadata"]["annotations"]["iam.gke.io/gcp-service-account"].endswith(".iam.gserviceaccount.com")
     assert "Secret" not in docs  # the git credentials are created out of band, never committed
-    assert docs["ConfigMap"]["metadata"]["name"] == settings.kubernetes_env_config_map
+    assert docs["ConfigMap"]["metadata"]["name"] == settings.kubernetes.env_config_map
     assert docs["ConfigMap"]["data"]["IMAGESEARCH_IMAGE_LOCAL_ROOTS"] == ""
     rules = {resource: set(rule["verbs"]) for rule in docs["Role"]["rules"] for resource in rule["resources"]}
     assert rules == {"pods": {"create", "get", "list", "watch", "delete", "patch"}, "pods/log": {"get"},

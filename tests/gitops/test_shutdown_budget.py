@@ -21,6 +21,6 @@ def test_graceful_shutdown_fits_the_pod_grace_period(overlay: str) -> None:
     search = next(container for container in pod["containers"] if container["name"] == "search")
     settings = Settings.from_env({item["name"]: item["value"] for item in search["env"] if "value" in item})
     pre_stop = search["lifecycle"]["preStop"]["sleep"]["seconds"]
-    assert pre_stop + settings.shutdown_timeout_s + EXIT_MARGIN_S <= pod["terminationGracePeriodSeconds"]
+    assert pre_stop + settings.serving.shutdown_timeout_s + EXIT_MARGIN_S <= pod["terminationGracePeriodSeconds"]
     # An upload admitted just before SIGTERM can still arrive in full and be answered within the drain.
-    assert settings.body_read_timeout_s < settings.shutdown_timeout_s
+    assert settings.serving.body_read_timeout_s < settings.serving.shutdown_timeout_s

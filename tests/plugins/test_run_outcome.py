@@ -28,13 +28,14 @@ def test_a_version_links_to_the_gcs_console_or_a_local_folder(tmp_path: Path) ->
 
 def test_a_commit_links_through_the_template_only_when_there_is_one() -> None:
     deploy = {"version": VERSION, "commit": "0123456789abcdef"}
-    assert commit_url(deploy, Settings(gitops_commit_url_template=TEMPLATE)) == TEMPLATE.format(commit="0123456789abcdef")
-    assert commit_url(deploy, Settings()) == ""
-    assert commit_url({**deploy, "commit": None}, Settings(gitops_commit_url_template=TEMPLATE)) == ""  # nothing changed
+    linked = Settings.from_env({"IMAGESEARCH_GITOPS_COMMIT_URL_TEMPLATE": TEMPLATE})
+    assert commit_url(deploy, linked) == TEMPLATE.format(commit="0123456789abcdef")
+    assert commit_url(deploy, Settings.from_env({})) == ""
+    assert commit_url({**deploy, "commit": None}, linked) == ""  # nothing changed
 
 
 def test_the_note_of_a_deployed_run_names_version_metrics_verdict_and_links() -> None:
-    settings = Settings(gitops_commit_url_template=TEMPLATE, search_page_url="https://search.example.com/")
+    settings = Settings.from_env({"IMAGESEARCH_GITOPS_COMMIT_URL_TEMPLATE": TEMPLATE, "IMAGESEARCH_SEARCH_PAGE_URL": "https://search.example.com/"})
     publish = {"version": VERSION, "repository": "gs://models/imagesearch", "items": 20, "files": 5}
     deploy = {"version": VERSION, "commit": "0123456789abcdef", "overlay": "gitops/overlays/staging"}
     note = compose_note(VERSION, {"publish": "success", "deploy": "success"}, METRICS, "passed", publish, deploy, settings)
@@ -58,7 +59,7 @@ def test_the_note_of_a_failed_gate_says_why_and_links_nowhere(tmp_path: Path) ->
     metrics, verdict = gate_verdict(str(workspace))
     assert metrics == METRICS and verdict == "failed: recall@10 0.800 < 0.9"
     note = compose_note(VERSION, {"publish": "upstream_failed", "deploy": "upstream_failed"}, metrics, verdict, None, None,
-                        Settings())
+                        Settings.from_env({}))
     assert note.splitlines()[0] == (f"**Index {VERSION}** — gate failed: recall@10 0.800 < 0.9 (recall@10 0.987, "
                                     "near-duplicate top-1 0.95) — publish upstream_failed, deploy upstream_failed")
     assert "](" not in note  # no links
@@ -67,11 +68,11 @@ def test_the_note_of_a_failed_gate_says_why_and_links_nowhere(tmp_path: Path) ->
 
 def test_a_note_fits_the_rest_apis_limit() -> None:
     metrics = {f"metric_{i}": 0.5 for i in range(200)}
-    assert len(compose_note(VERSION, {}, metrics, "passed", None, None, Settings())) == NOTE_MAX_CHARS
+    assert len(compose_note(VERSION, {}, metrics, "passed", None, None, Settings.from_env({}))) == NOTE_MAX_CHARS
 
 
 def test_without_an_api_the_note_is_only_logged() -> None:
-    assert set_run_note(Settings(), "image_index", "manual__1", "note") is False
+    assert set_run_note(Settings.from_env({}), "image_index", "manual__1", "note") is False
 
 
 def test_a_bad_smtp_url_is_a_clear_settings_error() -> None:

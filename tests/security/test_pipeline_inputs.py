@@ -23,7 +23,7 @@ from PIL import Image
 from imagesearch.catalog import read_catalog
 from imagesearch.errors import CatalogError, InputRefusedError
 from imagesearch.input_policy import InputPolicy
-from imagesearch.settings import DATA_DIR, Settings
+from imagesearch.settings import DATA_DIR, InputSettings
 from tasks.workspace import Workspace
 from tests.security.hostile_server import serve
 from tests.tasks.conftest import run_step
@@ -227,7 +227,7 @@ def test_refused_rows_count_against_the_failure_ratio(tmp_path: Path, monkeypatc
 # --- catalogs: only allowed prefixes, the format from the parsed path, no contents echoed --------------------------------
 
 def test_default_policy_refuses_loopback_and_temporary_folders(tmp_path: Path) -> None:
-    policy = InputPolicy.for_images(Settings())
+    policy = InputPolicy.for_images(InputSettings())
     for host in ("127.0.0.1", "localhost", "169.254.169.254", "::1"):
         with pytest.raises(InputRefusedError, match="private, loopback or link-local"):
             policy.public_addresses(host, 80)
@@ -236,7 +236,7 @@ def test_default_policy_refuses_loopback_and_temporary_folders(tmp_path: Path) -
     assert policy.confine(DATA_DIR / "catalogs" / "x.png") == (DATA_DIR / "catalogs" / "x.png").resolve()
     (tmp_path / "catalog.csv").write_text("item_id\n")
     with pytest.raises(CatalogError, match="refused by the input policy"):
-        read_catalog(str(tmp_path / "catalog.csv"), InputPolicy.for_catalogs(Settings()))
+        read_catalog(str(tmp_path / "catalog.csv"), InputPolicy.for_catalogs(InputSettings()))
 
 
 CATALOG_CASES = [
@@ -259,7 +259,7 @@ CATALOG_CASES = [
 def test_hostile_catalog_uri_is_refused(tmp_path: Path, name: str, uri: str, overrides: dict[str, str], says: str) -> None:
     (tmp_path / "link.csv").symlink_to("/proc/self/environ")
     (tmp_path / "catalog.csv").write_text("item_id\n")
-    policy = InputPolicy.for_catalogs(Settings(catalog_prefixes=overrides.get("catalog_prefixes", str(tmp_path))))
+    policy = InputPolicy.for_catalogs(InputSettings(catalog_prefixes=overrides.get("catalog_prefixes", str(tmp_path))))
     with pytest.raises(CatalogError, match=says) as raised:
         read_catalog(uri.format(tmp=tmp_path), policy)
     assert "PATH=" not in str(raised.value)
@@ -274,5 +274,5 @@ def test_snapshot_step_refuses_proc_environ_without_echoing_it(tmp_path: Path) -
 def test_csv_header_error_does_not_echo_the_header(tmp_path: Path) -> None:
     (tmp_path / "catalog.csv").write_text("GIT_PASSWORD=hunter2,AWS_SECRET=xyz\nitem,1\n")
     with pytest.raises(CatalogError, match=r"lacks column\(s\) item_id.*it has 2 column") as raised:
-        read_catalog(str(tmp_path / "catalog.csv"), InputPolicy.for_catalogs(Settings(catalog_prefixes=str(tmp_path))))
+        read_catalog(str(tmp_path / "catalog.csv"), InputPolicy.for_catalogs(InputSettings(catalog_prefixes=str(tmp_path))))
     assert "hunter2" not in str(raised.value) and "AWS_SECRET" not in str(raised.value)

@@ -17,7 +17,7 @@ from imagesearch.artifacts import COMMIT, MANIFEST, FileEntry, Manifest
 from imagesearch.embedder import Embedder
 from imagesearch.errors import ArtifactError
 from imagesearch.index_store import EMBEDDINGS, load_index
-from imagesearch.settings import Settings
+from imagesearch.settings import ServingSettings, Settings
 from serving.app import create_app
 from serving.fetch import fetch_index
 
@@ -33,6 +33,10 @@ class Trap:
 
     def __reduce__(self) -> tuple[object, tuple[str, str]]:
         return open, (str(self.marker), "w")
+
+
+def admin_settings(index_dir: Path) -> Settings:
+    return Settings.from_env({}, serving=ServingSettings(index_dir=str(index_dir), admin_token=TOKEN))
 
 
 def rewrite_manifest(version_dir: Path, change: Callable[[Manifest], Manifest]) -> None:
@@ -126,7 +130,7 @@ def test_admin_swap_refuses_a_tampered_version(name: str, index_a: Path, tmp_pat
     shutil.copytree(index_a, candidate)
     rewrite_manifest(candidate, lambda m: msgspec.structs.replace(m, version=candidate.name))
     TAMPERS[name][0](candidate)
-    settings = Settings(index_dir=str(serving), admin_token=TOKEN)
+    settings = admin_settings(serving)
     with TestClient(create_app(settings, embedder)) as client:
         response = client.post("/admin/index", json={"directory": str(candidate)}, headers={"Authorization": f"Bearer {TOKEN}"})
         assert response.status_code == 422, response.text
@@ -143,7 +147,7 @@ def test_an_untampered_candidate_swaps_in(index_a: Path, tmp_path: Path, embedde
     candidate = root / "20260109T000000Z"
     shutil.copytree(index_a, candidate)
     rewrite_manifest(candidate, lambda m: msgspec.structs.replace(m, version=candidate.name))
-    with TestClient(create_app(Settings(index_dir=str(root / VERSION), admin_token=TOKEN), embedder)) as client:
+    with TestClient(create_app(admin_settings(root / VERSION), embedder)) as client:
         response = client.post("/admin/index", json={"directory": str(candidate)}, headers={"Authorization": f"Bearer {TOKEN}"})
         assert response.status_code == 200 and response.json()["version"] == candidate.name
 
@@ -166,7 +170,7 @@ def test_admin_swap_accepts_only_index_root_slash_version(shape: str, index_a: P
     (root / "current").symlink_to(root / VERSION)
     (root / "20260110T000000Z").symlink_to(tmp_path / "elsewhere" / VERSION)
     directory = SHAPES[shape](root, tmp_path)
-    with TestClient(create_app(Settings(index_dir=str(root / VERSION), admin_token=TOKEN), embedder)) as client:
+    with TestClient(create_app(admin_settings(root / VERSION), embedder)) as client:
         response = client.post("/admin/index", json={"directory": str(directory)}, headers={"Authorization": f"Bearer {TOKEN}"})
         assert response.status_code == 422 and response.json()["error"] == "invalid_index", response.text
         assert client.get("/readyz").json()["version"] == VERSION

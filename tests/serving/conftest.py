@@ -30,7 +30,7 @@ from imagesearch.embedder import Embedder
 from imagesearch.index import VectorIndex, choose_params
 from imagesearch.index_store import EMBEDDINGS, ITEMS, WHITENING, read_items, search_space, write_items
 from imagesearch.repository import open_repository
-from imagesearch.settings import Settings
+from imagesearch.settings import ServingSettings, Settings
 from imagesearch.whitening import Whitening
 from serving.app import create_app
 from tests.conftest import ROOT
@@ -141,7 +141,7 @@ def uncommitted_copy(source: Path, target: Path) -> Path:
 
 
 def serving_settings(index_dir: Path, **overrides: object) -> Settings:
-    return Settings(index_dir=str(index_dir), admin_token=ADMIN_TOKEN, **overrides)  # type: ignore[arg-type]
+    return Settings.from_env({}, serving=ServingSettings(index_dir=str(index_dir), admin_token=ADMIN_TOKEN, **overrides))
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from litestar.testing import TestClient
 
 from imagesearch.embedder import Embedder
 from imagesearch.index_store import LoadedIndex, load_index
-from imagesearch.settings import Settings
+from imagesearch.settings import ServingSettings, Settings
 from serving.app import create_app
 from serving.search import nearest
 from tests.conftest import jpeg_bytes, photo
@@ -55,7 +55,7 @@ def test_without_a_committed_index_the_server_starts_but_is_not_ready(tmp_path: 
 
 
 def test_admin_is_not_mounted_without_a_token(index_a: Path, embedder: Embedder) -> None:
-    with TestClient(create_app(Settings(index_dir=str(index_a)), embedder)) as client:
+    with TestClient(create_app(Settings.from_env({}, serving=ServingSettings(index_dir=str(index_a))), embedder)) as client:
         assert swap(client, index_a).status_code == 404
         assert "/admin/index" not in client.get("/schema/openapi.json").json()["paths"]
 

@@ -51,7 +51,7 @@ def run_steps(workspace: Path, catalog: Path, repository: Path, version: str, **
     ``params`` over settings' defaults), in this process; the summaries by step."""
     settings = Settings.from_env()
     inputs = {**default_params(settings, {"catalog_uri": str(catalog), **params}), REPOSITORY: str(repository),
-              VERSION: version, SERVING_OVERLAY: settings.gitops_overlay}
+              VERSION: version, SERVING_OVERLAY: settings.gitops.overlay}
     return run_pipeline(str(workspace), inputs, run_in_process)
 
 
