@@ -19,6 +19,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from imagesearch.settings import get_settings
 from scripts.airflow_local import PLUGINS_FOLDER
 from tests.conftest import ROOT
 
@@ -52,9 +53,11 @@ def load_dag(dag_id: str = DAG_ID, **env: str) -> Any:
 
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
+    get_settings.cache_clear()  # the dag-processor parses in a process of its own
     try:
         bag = DagBag(dag_folder=str(ROOT / "dags"))
     finally:
+        get_settings.cache_clear()
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)

@@ -45,7 +45,7 @@ def test_a_given_group_replaces_the_environment_s() -> None:
 
 @pytest.mark.parametrize(
     ("name", "value", "message"),
-    [("SHARD_SIZE", "many", "valid integer"), ("RUNNER", "docker", "'local' or 'kubernetes'"),
+    [("SHARD_SIZE", "many", "valid integer"), ("RUNNER", "docker", "'local', 'kubernetes' or 'gke'"),
      ("MAX_FAILURE_RATIO", "2", "less than or equal to 1"), ("MIN_RECALL_AT_10", "-0.1", "greater than or equal to 0"),
      ("CURRENCY", "dollars", "ISO 4217"), ("FILTERED_SEARCH_MAX_ROWS", "50", "at least 100, the largest k"),
      ("FETCH_TIMEOUT_S", "0", "greater than 0"), ("FETCH_MAX_REDIRECTS", "-1", "greater than or equal to 0"),

@@ -10,6 +10,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowNotFoundException
 
 from imagesearch.artifacts import publish
+from imagesearch.settings import get_settings
 from plugins.hooks.model_repository import ModelRepositoryHook
 from tests.imagesearch.test_artifacts import sealed_dir
 
@@ -40,6 +41,7 @@ def test_defaults_to_the_settings_repository_and_connection(monkeypatch: pytest.
     assert ModelRepositoryHook().uri == str(tmp_path)
     assert ModelRepositoryHook().gcp_conn_id == "google_cloud_default"
     monkeypatch.setenv("IMAGESEARCH_GCP_CONN_ID", "google_cloud_models")
+    get_settings.cache_clear()  # as a new process would
     assert ModelRepositoryHook().gcp_conn_id == "google_cloud_models"
 
 

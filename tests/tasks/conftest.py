@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from imagesearch.settings import Settings
+from imagesearch.settings import Settings, get_settings
 from tasks.cli import EXIT_SKIPPED
 from tasks.pipeline import REPOSITORY, SERVING_OVERLAY, VERSION, Step, default_params
 from tasks.run_all import run_pipeline
@@ -26,6 +26,7 @@ class StepResult:
 
 def run_module(module: str, argv: list[str]) -> StepResult:
     """Run ``python -m <module> argv...`` in-process; capture the summary line and the log."""
+    get_settings.cache_clear()  # the module reads its settings as a process of its own would: from the environment now
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = importlib.import_module(module).main(argv)

@@ -46,7 +46,7 @@ def test_argv_leaves_out_empty_options_and_false_switches() -> None:
 
 
 def test_params_defaults_come_from_settings() -> None:
-    settings = Settings(min_recall_at_10=0.7, catalog_uri="/c.csv")
+    settings = Settings.from_env({"IMAGESEARCH_MIN_RECALL_AT_10": "0.7", "IMAGESEARCH_CATALOG_URI": "/c.csv"})
     params = default_params(settings, {"limit": 5, "publish": None})
     assert params["min_recall_at_10"] == 0.7 and params["catalog_uri"] == "/c.csv" and params["limit"] == 5
     assert params["publish"] is True and [param.name for param in PARAMS] == list(params)

@@ -30,6 +30,6 @@ def test_run_all_checks_the_run_parameters_like_the_trigger_form(argv: list[str]
 
 def test_run_all_takes_the_trigger_forms_fields() -> None:
     args, params = parse_args(["--catalog", "c.csv", "--no-publish", "--full-rebuild", "--version", "20260101T000000Z"],
-                              Settings(min_recall_at_10=0.7))
+                              Settings.from_env({"IMAGESEARCH_MIN_RECALL_AT_10": "0.7"}))
     assert (params["catalog_uri"], params["publish"], params["deploy"], params["full_rebuild"]) == ("c.csv", False, True, True)
     assert params["min_recall_at_10"] == 0.7 and args.version == "20260101T000000Z"
