@@ -13,6 +13,7 @@ import msgspec
 import pytest
 
 from imagesearch.artifacts import COMMIT, MANIFEST, Manifest, commit_local, verify_directory
+from imagesearch.settings import get_settings
 from serving import fetch
 from tests.conftest import ROOT
 
@@ -37,6 +38,7 @@ def fails_cleanly(repository: Path, version: str, tmp_path: Path, monkeypatch: p
     index_dir = tmp_path / "volume" / "current"
     for name, value in env_for(repository, version, index_dir).items():
         monkeypatch.setenv(name, value)
+    get_settings.cache_clear()  # a new pod: settings from this environment
     assert fetch.main([]) == 1
     captured = capsys.readouterr()
     assert captured.out == ""
