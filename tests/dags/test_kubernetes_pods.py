@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 import yaml
 
+from tasks.pipeline import STEP, STEPS
 from tests.dags.airflow_support import RUN_VERSION, load_dag, render
 
-STEP_TASKS = ("snapshot", "shard.preprocess", "shard.embed", "build_index", "evaluate", "publish", "deploy")
+STEP_TASKS = tuple(f"shard.{step.name}" if step.sharded else step.name for step in STEPS)
 SETTINGS = {
     "IMAGESEARCH_MODEL_REPOSITORY": "gs://models/imagesearch",
     "IMAGESEARCH_KUBERNETES_IMAGE": "europe-docker.pkg.dev/shop/imagesearch/tasks:1.4.2",
@@ -83,8 +84,7 @@ def test_pod_command_is_exactly_the_local_argv(pod_dag: Any, local_dag: Any, tas
     argv = render(local_dag, task_id, shard=shard_of(task_id), **params).step_argv()
     assert container.command == argv
     assert not container.args
-    module = "commit_version" if task_id == "deploy" else task_id.removeprefix("shard.")  # deploy commits to git
-    assert argv[:3] == ["python", "-m", f"tasks.{module}"]
+    assert argv[:3] == STEP[task_id.removeprefix("shard.")].command
     assert argv[4] == f"gs://models/imagesearch/runs/{RUN_VERSION}"
 
 

@@ -94,10 +94,11 @@ def test_dag_pods_and_run_all_run_the_same_argv(env: dict[str, str], photo_catal
         pod_commands.append(pod.spec.containers[0].command)
     assert local_argvs == run_all_argvs
     assert pod_commands == run_all_argvs
-    modules = [argv[2] for argv in run_all_argvs]
-    assert modules == ["tasks.snapshot", *["tasks.preprocess", "tasks.embed"] * 2, "tasks.build_index", "tasks.evaluate",
-                       "tasks.publish", "tasks.commit_version"]
-    assert run_all_argvs[6][5:7] == ["--min-recall", "0.85"]  # the trigger form's gate reaches evaluate in both
+    before, per_shard, after = stages()
+    declared = [*before, *[step for _ in shards for step in per_shard], *after]
+    assert [argv[2] for argv in run_all_argvs] == [step.command[2] for step in declared]  # every step ran, in order
+    evaluate = next(argv for argv in run_all_argvs if argv[2] == "tasks.evaluate")
+    assert evaluate[5:7] == ["--min-recall", "0.85"]  # the trigger form's gate reaches evaluate in both
 
 
 def test_switched_off_steps_are_skipped_alike(photo_catalog: Path) -> None:
