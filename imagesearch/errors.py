@@ -163,7 +163,7 @@ RETRY: dict[str, Retry] = {
     "httpx.TransportError": TRANSIENT,
 }
 UNLISTED = TRANSIENT  # an error of no listed type (none should reach a step's end): a retry costs little
-PROJECT_PACKAGES = frozenset({"imagesearch", "tasks", "serving", "plugins", "scripts", "bench", builtins.__name__})
+PROJECT_PACKAGES = frozenset({"imagesearch", "tasks", "serving", "localdev", "plugins", "scripts", "bench", builtins.__name__})
 
 
 def _key(cls: type) -> str:

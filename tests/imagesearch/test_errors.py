@@ -13,7 +13,7 @@ from google.api_core.exceptions import RetryError
 from imagesearch import errors
 from imagesearch.errors import RETRY, declared, is_transient
 
-PROJECT_PACKAGES = ("imagesearch", "tasks", "serving")
+PROJECT_PACKAGES = ("imagesearch", "tasks", "serving", "localdev")
 
 
 def project_exceptions() -> set[type]:
