@@ -31,11 +31,12 @@ import psutil
 
 from bench.serve import start_server
 from imagesearch.artifacts import Manifest, commit_local, seal
-from imagesearch.embedder import Embedder, l2_normalize
+from imagesearch.embedder import Embedder
 from imagesearch.index import VectorIndex, choose_params, exact_search
 from imagesearch.index_store import EMBEDDINGS, ITEMS, WHITENING, load_index, search_space, write_items
 from imagesearch.model import FEATURE_DIM
 from imagesearch.settings import Settings
+from imagesearch.vectors import l2_normalize
 from imagesearch.whitening import Whitening
 from serving.decode_budget import decode_permits, worst_case_decode_bytes
 from serving.search import Filters, build_category_indexes, nearest

@@ -16,7 +16,7 @@ import httpx
 from imagesearch.errors import ImageError
 from imagesearch.input_policy import InputPolicy
 from imagesearch.settings import InputSettings
-from imagesearch.uri import read_bytes
+from imagesearch.uri_reader import read_bytes
 from tests.security.hostile_server import serve
 
 BODY = b"\x89PNG\r\n\x1a\n1234"  # 12 bytes: 12 s at 1 byte/s

@@ -20,11 +20,12 @@ from pathlib import Path
 import numpy as np
 
 from imagesearch.catalog import read_catalog
-from imagesearch.embedder import Embedder, l2_normalize
+from imagesearch.embedder import Embedder
 from imagesearch.index import IndexParams, VectorIndex, choose_params, exact_search
 from imagesearch.input_policy import InputPolicy
 from imagesearch.settings import DATA_DIR, Settings, get_settings
-from imagesearch.uri import read_bytes
+from imagesearch.uri_reader import read_bytes
+from imagesearch.vectors import l2_normalize
 from imagesearch.whitening import Whitening
 
 K = 10

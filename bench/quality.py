@@ -18,15 +18,17 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps
 
-from imagesearch import uri as uris
+from imagesearch import uri_reader
 from imagesearch.augment import near_duplicate
 from imagesearch.catalog import read_catalog
-from imagesearch.embedder import Embedder, EmbedderConfig, l2_normalize
+from imagesearch.embedder import Embedder
+from imagesearch.embedder_config import EmbedderConfig
 from imagesearch.errors import ImageError
 from imagesearch.index import exact_search
 from imagesearch.input_policy import InputPolicy
 from imagesearch.preprocess import PreprocessConfig, decode_image
 from imagesearch.settings import DATA_DIR, get_settings
+from imagesearch.vectors import l2_normalize
 from imagesearch.whitening import Whitening
 
 
@@ -44,7 +46,7 @@ def load(catalog: str, limit: int, seed: int, per_class: bool = False) -> Images
         items = [items[i] for i in sorted(rng.choice(len(items), limit, replace=False))]
     originals, categories = [], []
     for item in items:
-        data = uris.read_bytes(item.image_uri, policy)
+        data = uri_reader.read_bytes(item.image_uri, policy)
         if not usable(data):
             continue
         originals.append(data)

@@ -37,6 +37,7 @@ class ModelInfo(msgspec.Struct, frozen=True):
     weights_sha256: str
     model_id: str
     dim: int
+    config: dict[str, Any] = {}  # the EmbedderConfig (pooling, preprocessing); absent in versions built before it was
 
 
 class Manifest(msgspec.Struct, frozen=True):

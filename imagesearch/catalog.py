@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from imagesearch import uri as uris
+from imagesearch import uri_reader
 from imagesearch.errors import CatalogError, CatalogUnavailableError, ImageFetchError, InputRefusedError, is_transient
 from imagesearch.input_policy import InputPolicy
 from imagesearch.settings import get_settings
@@ -196,7 +197,7 @@ def read_catalog(uri: str, policy: InputPolicy | None = None) -> Catalog:
     fmt = catalog_format(uri)
     policy = replace(policy or InputPolicy.for_catalogs(get_settings().inputs), deadline_s=CATALOG_DEADLINE_S)
     try:
-        data = uris.read_bytes(uri, policy, max_bytes=MAX_CATALOG_BYTES)
+        data = uri_reader.read_bytes(uri, policy, max_bytes=MAX_CATALOG_BYTES)
     except InputRefusedError as exc:
         raise CatalogError(f"catalog {uri} is refused by the input policy: {exc}") from None
     except ImageFetchError as exc:  # a timeout or an unavailable store may pass; a 4xx or a bad file will not

@@ -2,55 +2,27 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
 
 from imagesearch.artifacts import ModelInfo, sha256_file
-from imagesearch.model import FEATURE_DIM, default_weights_path, load_efficientnet_lite0
-from imagesearch.preprocess import PreprocessConfig, preprocess_bytes
+from imagesearch.embedder_config import MODEL_NAME, EmbedderConfig, default_weights_path, model_id
+from imagesearch.model import FEATURE_DIM, load_efficientnet_lite0
+from imagesearch.preprocess import preprocess_bytes
+from imagesearch.vectors import l2_normalize
 
 log = logging.getLogger(__name__)
-MODEL_NAME = "efficientnet-lite0"
-
-
-@dataclass(frozen=True)
-class EmbedderConfig:
-    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
-    pooling: Literal["gem", "avg"] = "gem"
-    gem_p: float = 3.0
-
-    @property
-    def tag(self) -> str:
-        pooling = f"gem{self.gem_p:g}" if self.pooling == "gem" else "avg"
-        return f"{pooling}-{self.preprocess.tag}"
 
 
 def pick_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
-
-
-def l2_normalize(vectors: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
-
-
-def model_id_for(config: EmbedderConfig | None = None, weights: Path | None = None) -> str:
-    """The model id an :class:`Embedder` would report, without building the network."""
-    return _model_id(sha256_file(weights or default_weights_path()), config or EmbedderConfig())
-
-
-def _model_id(weights_sha256: str, config: EmbedderConfig) -> str:
-    return f"{MODEL_NAME}-{weights_sha256[:12]}-{config.tag}"
 
 
 class Embedder:
@@ -66,7 +38,7 @@ class Embedder:
         self.config = config or EmbedderConfig()
         weights_path = weights or default_weights_path()
         self.weights_sha256 = sha256_file(weights_path)
-        self.model_id = _model_id(self.weights_sha256, self.config)
+        self.model_id = model_id(self.weights_sha256, self.config)
         self.dim = FEATURE_DIM
         if threads > 0:
             torch.set_num_threads(threads)
@@ -77,7 +49,7 @@ class Embedder:
 
     @property
     def info(self) -> ModelInfo:
-        return ModelInfo(MODEL_NAME, self.weights_sha256, self.model_id, self.dim)
+        return ModelInfo(MODEL_NAME, self.weights_sha256, self.model_id, self.dim, self.config.to_dict())
 
     def _to_tensor(self, batch: np.ndarray) -> torch.Tensor:
         tensor = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
@@ -119,7 +91,3 @@ class Embedder:
         with torch.inference_mode():
             return self.network(self._to_tensor(batch)).float().cpu().numpy()
 
-
-@functools.cache
-def default_embedder() -> Embedder:
-    return Embedder()

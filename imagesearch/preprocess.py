@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import io
 import warnings
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from imagesearch.errors import ImageTooLargeError, ImageTooSmallError, NotAnImageError, TruncatedImageError
-from imagesearch.model import IMAGENET_MEAN, IMAGENET_STD
-from imagesearch.settings import Settings
+
+if TYPE_CHECKING:
+    from imagesearch.settings import Settings
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 # Pillow's global bomb guard (Image.MAX_IMAGE_PIXELS) stays on as a backstop; every call also checks its
 # own, lower cap (PreprocessConfig.max_pixels) from the header, before any pixel is decoded.
 
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # the statistics the network's weights were trained with
+IMAGENET_STD = (0.229, 0.224, 0.225)
 _MEAN = np.asarray(IMAGENET_MEAN, dtype=np.float32).reshape(3, 1, 1)
 _STD = np.asarray(IMAGENET_STD, dtype=np.float32).reshape(3, 1, 1)
 WHITE = (255, 255, 255)
@@ -31,10 +34,13 @@ class PreprocessConfig:
     max_pixels: int = 40_000_000
     min_side: int = 16
 
-    @classmethod
-    def for_pipeline(cls, settings: Settings) -> PreprocessConfig:
-        """The catalog images' caps: preprocess and evaluate decode with exactly these."""
-        return cls(max_pixels=settings.inputs.max_image_pixels, min_side=settings.inputs.min_image_side)
+    def for_pipeline(self, settings: Settings) -> PreprocessConfig:
+        """This size and fit with the catalog images' caps: preprocess and evaluate decode with exactly these."""
+        return replace(self, max_pixels=settings.inputs.max_image_pixels, min_side=settings.inputs.min_image_side)
+
+    def for_queries(self, settings: Settings) -> PreprocessConfig:
+        """This size and fit with the search server's caps on what a query may decode."""
+        return replace(self, max_pixels=settings.serving.query_max_image_pixels, min_side=settings.inputs.min_image_side)
 
     @property
     def tag(self) -> str:
@@ -107,9 +113,17 @@ def fit_image(image: Image.Image, config: PreprocessConfig = PreprocessConfig())
     return canvas
 
 
-def normalize(image: Image.Image) -> np.ndarray:
-    """RGB image -> float32 CHW array normalised with the ImageNet mean and std."""
-    array = np.asarray(image, dtype=np.float32).transpose(2, 0, 1) / 255.0
+def fitted_pixels(data: bytes, config: PreprocessConfig) -> np.ndarray:
+    """Stage 1 of :func:`preprocess_bytes`: encoded bytes -> uint8 (size, size, 3), decoded, upright, RGB, fitted.
+
+    The pipeline stores this between its preprocess and embed pods (a quarter of the float size)."""
+    return np.asarray(fit_image(decode_image(data, config), config), dtype=np.uint8)
+
+
+def normalize(pixels: np.ndarray | Image.Image) -> np.ndarray:
+    """Stage 2 of :func:`preprocess_bytes`: uint8 (..., S, S, 3) RGB -> float32 (..., 3, S, S) normalised with the
+    ImageNet mean and std; one image or a batch."""
+    array = np.moveaxis(np.asarray(pixels, dtype=np.float32), -1, -3) / 255.0
     return (array - _MEAN) / _STD
 
 
@@ -118,5 +132,8 @@ def preprocess_image(image: Image.Image, config: PreprocessConfig = PreprocessCo
 
 
 def preprocess_bytes(data: bytes, config: PreprocessConfig = PreprocessConfig()) -> np.ndarray:
-    """The one preprocessing function: encoded bytes -> model input (3, size, size) float32."""
-    return preprocess_image(decode_image(data, config), config)
+    """The one preprocessing function: encoded bytes -> model input (3, size, size) float32.
+
+    Query time calls it whole; index time calls its two stages in two pods (:func:`fitted_pixels`, then
+    :func:`normalize`), with the config the run recorded for its model."""
+    return normalize(fitted_pixels(data, config))

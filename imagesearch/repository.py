@@ -7,19 +7,23 @@ a local file is written beside its target and renamed; a GCS object appears whol
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import shutil
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from imagesearch import uri as uris
 from imagesearch.errors import ArtifactError, RepositoryUnavailableError, is_transient
+from imagesearch.gcs import gcs_client
+
+if TYPE_CHECKING:
+    from imagesearch.settings import Settings
 
 CHUNK_SIZE = 8 * 1024 * 1024
+DEFAULT_RETRY_S = 60.0  # the default of settings.storage.repository_retry_s
 
 
 class ModelRepository(ABC):
@@ -159,24 +163,12 @@ class _Exists(Exception):
     """An if-absent upload found the object there already."""
 
 
-@functools.cache
-def gcs_client():  # type: ignore[no-untyped-def]
-    """A storage client; anonymous against an emulator (STORAGE_EMULATOR_HOST)."""
-    from google.cloud import storage
-
-    if os.environ.get("STORAGE_EMULATOR_HOST"):
-        from google.auth.credentials import AnonymousCredentials
-
-        return storage.Client(project=os.environ.get("GOOGLE_CLOUD_PROJECT", "local"), credentials=AnonymousCredentials())
-    return storage.Client()
-
-
 class GCSRepository(ModelRepository):
     """gs://bucket/prefix. Transient errors are retried for at most ``retry_s`` seconds per call; then a
     :class:`RepositoryUnavailableError` (transient) or, for any other failure, an :class:`ArtifactError` says which
     operation on which object failed."""
 
-    def __init__(self, bucket: str, prefix: str = "", timeout: float = 60.0, retry_s: float = 60.0,
+    def __init__(self, bucket: str, prefix: str = "", timeout: float = 60.0, retry_s: float = DEFAULT_RETRY_S,
                  client: Callable[[], Any] = gcs_client) -> None:
         """``client`` returns the storage client to use, called at the first request (e.g. an Airflow
         connection's, see ``plugins/hooks/model_repository.py``); by default :func:`gcs_client`'s."""
@@ -288,16 +280,20 @@ class GCSRepository(ModelRepository):
         return GCSRepository(self.bucket_name, self._name(prefix), self.timeout, self.retry_s, self.client)
 
 
-def open_repository(uri: str) -> ModelRepository:
-    """A repository for a local path, file:// URI or gs://bucket/prefix."""
+def open_repository(uri: str, *, retry_s: float = DEFAULT_RETRY_S) -> ModelRepository:
+    """A repository for a local path, file:// URI or gs://bucket/prefix; ``retry_s`` bounds a GCS call's retries
+    (callers pass ``settings.storage.repository_retry_s``)."""
     if uri.startswith("gs://"):
         bucket, prefix = uris.split_gs(uri)
         if not bucket:
             raise ValueError(f"no bucket in {uri!r}")
-        from imagesearch.settings import get_settings
-
-        return GCSRepository(bucket, prefix, retry_s=get_settings().storage.repository_retry_s)
+        return GCSRepository(bucket, prefix, retry_s=retry_s)
     path = uris.local_path(uri)
     if path is None:
         raise ValueError(f"unsupported model repository URI {uri!r}: use a path, file:// or gs://")
     return LocalRepository(path)
+
+
+def open_model_repository(settings: Settings, uri: str | None = None) -> ModelRepository:
+    """The model repository at ``uri`` (default: the configured one) with the configured GCS retry budget."""
+    return open_repository(uri or settings.storage.model_repository, retry_s=settings.storage.repository_retry_s)

@@ -38,7 +38,7 @@ def gcs_stamps(image_uris: Iterable[str]) -> dict[str, str]:
     from google.api_core import exceptions as gexc
     from google.auth.exceptions import GoogleAuthError
 
-    from imagesearch.repository import gcs_client
+    from imagesearch.gcs import gcs_client
 
     folders: dict[tuple[str, str], set[str]] = defaultdict(set)
     for image_uri in image_uris:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from imagesearch.embedder import l2_normalize
+from imagesearch.vectors import l2_normalize
 
 
 @dataclass(frozen=True)

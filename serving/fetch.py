@@ -19,8 +19,9 @@ import time
 from pathlib import Path
 
 from imagesearch.artifacts import Manifest, check_version, fetch, verify_directory
+from imagesearch.embedder_config import model_id_for
 from imagesearch.errors import ArtifactError, ImageSearchError
-from imagesearch.repository import open_repository
+from imagesearch.repository import DEFAULT_RETRY_S, open_repository
 from imagesearch.settings import SettingsError, get_settings
 from imagesearch.signals import EXIT_TERMINATED, Terminated, terminate_on_sigterm
 
@@ -46,20 +47,19 @@ def already_there(target: Path, version: str, model_id: str) -> Manifest | None:
     return manifest if manifest.version == version else None
 
 
-def fetch_index(version: str, repository: str, index_dir: str, model_id: str | None = None) -> dict[str, object]:
+def fetch_index(version: str, repository: str, index_dir: str, model_id: str | None = None,
+                retry_s: float = DEFAULT_RETRY_S) -> dict[str, object]:
     if not version:
         raise ArtifactError("no index version to fetch: IMAGESEARCH_INDEX_VERSION is empty "
                             "(the GitOps overlay sets it once the pipeline has deployed a version)")
     check_version(version)
     if model_id is None:
-        from imagesearch.embedder import model_id_for  # imports torch: only when the id is not given
-
         model_id = model_id_for()
     target = Path(index_dir).absolute()
     manifest = already_there(target, version, model_id)
     reused = manifest is not None
     if manifest is None:
-        manifest = fetch(open_repository(repository), version, target, model_id)
+        manifest = fetch(open_repository(repository, retry_s=retry_s), version, target, model_id)
     return {"version": manifest.version, "index_dir": str(target), "items": manifest.item_count,
             "files": len(manifest.files), "model_id": manifest.model.model_id, "reused": reused}
 
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = get_settings()
         version = args.version if args.version is not None else settings.serving.index_version
         summary = fetch_index(version, args.repository or settings.storage.model_repository,
-                              args.index_dir or settings.serving.index_dir, args.model_id)
+                              args.index_dir or settings.serving.index_dir, args.model_id, settings.storage.repository_retry_s)
     except (ImageSearchError, SettingsError, ValueError, OSError) as exc:
         print(f"fetch-index failed: {exc}", file=sys.stderr, flush=True)
         return 1

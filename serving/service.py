@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Protocol, TypeVar
 from urllib.parse import quote
@@ -14,7 +13,7 @@ import anyio
 import anyio.to_thread
 import numpy as np
 
-from imagesearch.embedder import EmbedderConfig
+from imagesearch.embedder_config import EmbedderConfig
 from imagesearch.index_store import LoadedIndex
 from imagesearch.preprocess import PreprocessConfig, preprocess_bytes
 from imagesearch.settings import Settings
@@ -53,10 +52,7 @@ class SearchService:
         self.metrics = metrics
         self.holder = IndexHolder(embedder.model_id, on_swap=self._serving, prepare=self._prepare)
         # The embedder's size and fit (they are part of the model id); this server's caps on what queries decode.
-        self.preprocess_config: PreprocessConfig = replace(
-            embedder.config.preprocess, max_pixels=settings.serving.query_max_image_pixels,
-            min_side=settings.inputs.min_image_side,
-        )
+        self.preprocess_config: PreprocessConfig = embedder.config.preprocess.for_queries(settings)
         self.decode_permits = decode_permits(settings.serving.decode_memory_budget_mb, settings.serving.query_max_image_pixels)
         self._limiter: anyio.CapacityLimiter | None = None
         self._decode_limiter: anyio.CapacityLimiter | None = None
@@ -94,12 +90,16 @@ class SearchService:
             raise NotReadyError("no index is loaded yet", self.settings.serving.retry_after_s)
         return index
 
+    def model_input(self, data: bytes) -> np.ndarray:
+        """A query image's bytes -> the network's input: the pipeline's preprocessing, with this server's caps."""
+        return preprocess_bytes(data, self.preprocess_config)
+
     async def search_image(self, data: bytes, k: int, filters: Filters) -> SearchResponse:
         began = time.perf_counter()
         index = self.index()  # this request's version to the end, whatever swaps meanwhile
         batcher = self._running_batcher()
         # Admission (serving/admission.py) bounds the requests; the decode limiter bounds their decoding memory.
-        array = await anyio.to_thread.run_sync(preprocess_bytes, data, self.preprocess_config, limiter=self._decode_limiter)
+        array = await anyio.to_thread.run_sync(self.model_input, data, limiter=self._decode_limiter)
         decoded = time.perf_counter()
         try:
             vector = await batcher.submit(array)

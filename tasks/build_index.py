@@ -39,7 +39,7 @@ from imagesearch.index_store import (
     StoredVectors,
     write_vectors,
 )
-from imagesearch.repository import ModelRepository, open_repository
+from imagesearch.repository import ModelRepository, open_model_repository
 from imagesearch.settings import Settings
 from imagesearch.whitening import Whitening
 from tasks import cli, samples, unchanged
@@ -187,7 +187,7 @@ def build_index(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     reused = int((assembly.previous_rows >= 0).sum())
     previous: tuple[ModelRepository, Manifest] | None = None
     if info["previous_version"]:
-        repo = open_repository(info["repository"])
+        repo = open_model_repository(settings, info["repository"])
         previous = (repo, read_manifest(repo, info["previous_version"]))
     elif reused:
         raise cli.StepFailed(f"{reused} items reuse vectors but the run has no previous version")

@@ -17,7 +17,7 @@ import sys
 from typing import Any
 
 from imagesearch import gitops
-from imagesearch.repository import open_repository
+from imagesearch.repository import open_model_repository
 from imagesearch.settings import Settings
 from tasks import cli, unchanged
 from tasks.workspace import LAYOUT, Workspace
@@ -32,7 +32,7 @@ def commit_version(args: argparse.Namespace, settings: Settings) -> dict[str, An
     items = workspace.read_json(LAYOUT.BUILD.key)["items"]
     metrics = workspace.read_json(LAYOUT.METRICS.key)
     config = gitops.GitOpsConfig.from_settings(settings, overlay=args.overlay)
-    repository = open_repository(args.repository or settings.storage.model_repository)
+    repository = open_model_repository(settings, args.repository)
     result = gitops.bump(config, version, repository, items=items, metrics=metrics)
     summary = {**result.summary(), "gitops_repo": config.url, "branch": config.branch}
     if result.skipped:

@@ -12,6 +12,7 @@ import msgspec
 import numpy as np
 
 from imagesearch.embedder import Embedder
+from imagesearch.embedder_config import EmbedderConfig
 from imagesearch.preprocess import normalize
 from imagesearch.settings import Settings
 from tasks import cli
@@ -25,7 +26,7 @@ def embed_pixels(embedder: Embedder, pixels: np.ndarray, batch_size: int) -> np.
     outputs = [np.zeros((0, embedder.dim), np.float32)]
     for start in range(0, len(pixels), batch_size):
         began = time.perf_counter()
-        batch = np.stack([normalize(image) for image in pixels[start : start + batch_size]])
+        batch = normalize(pixels[start : start + batch_size])
         outputs.append(embedder.embed_arrays(batch))
         elapsed = time.perf_counter() - began
         log.info("batch %d-%d of %d: %.2fs (%.1f img/s)", start, start + len(batch), len(pixels), elapsed, len(batch) / elapsed)
@@ -37,7 +38,8 @@ def embed(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     workspace = Workspace(args.workspace)
     records = workspace.read_jsonl(LAYOUT.PREPROCESSED.of(args.shard))
     pixels = workspace.read_array(LAYOUT.PIXELS.of(args.shard))
-    embedder = Embedder(device=args.device, threads=settings.pipeline.torch_threads)
+    config = EmbedderConfig.from_dict(workspace.run_info()["embedder"])  # the model the run planned, as recorded
+    embedder = Embedder(config, device=args.device, threads=settings.pipeline.torch_threads)
     fresh = embed_pixels(embedder, pixels, args.batch_size or settings.pipeline.embed_batch_size)
     workspace.write_array(LAYOUT.EMBEDDINGS.of(args.shard), fresh)
     workspace.write_json(LAYOUT.MODEL.of(args.shard), msgspec.to_builtins(embedder.info))

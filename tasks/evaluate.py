@@ -27,6 +27,7 @@ from imagesearch import gitops
 from imagesearch.artifacts import fetch, is_committed
 from imagesearch.augment import near_duplicate
 from imagesearch.embedder import Embedder
+from imagesearch.embedder_config import EmbedderConfig
 from imagesearch.errors import ImageError
 from imagesearch.index import IndexParams, VectorIndex, exact_search
 from imagesearch.index_store import (
@@ -39,8 +40,8 @@ from imagesearch.index_store import (
     read_whitening,
     search_space,
 )
-from imagesearch.preprocess import PreprocessConfig, decode_image
-from imagesearch.repository import open_repository
+from imagesearch.preprocess import decode_image
+from imagesearch.repository import open_model_repository
 from imagesearch.settings import Settings
 from imagesearch.whitening import Whitening
 from tasks import cli, unchanged
@@ -97,7 +98,7 @@ def embed_copies(embedder: Embedder, samples: dict[str, bytes], settings: Settin
     used, copies = [], []
     for item_id, data in samples.items():
         try:
-            original = decode_image(data, PreprocessConfig.for_pipeline(settings))  # preprocess's caps
+            original = decode_image(data, embedder.config.preprocess.for_pipeline(settings))  # preprocess's caps
             copies.append(embedder.preprocess(near_duplicate(original)))
             used.append(item_id)
         except ImageError as exc:
@@ -155,7 +156,7 @@ def serving_version(args: argparse.Namespace, settings: Settings) -> str | None:
 def serving_index(args: argparse.Namespace, settings: Settings, version: str, model_id: str,
                   directory: Path) -> tuple[Scorable | None, str]:
     """The serving version, loaded and verified from the model repository; or None and why it is not compared."""
-    repository = open_repository(args.repository or settings.storage.model_repository)
+    repository = open_model_repository(settings, args.repository)
     if not is_committed(repository, version):
         raise cli.StepFailed(f"the overlay {args.serving_overlay} serves {version}, which is not committed in "
                              f"{repository.uri}: the gate cannot compare with it (wrong --repository?)")
@@ -233,7 +234,7 @@ def evaluate(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     rng = np.random.default_rng(settings.evaluation.eval_seed)
     with tempfile.TemporaryDirectory(prefix="evaluate-") as scratch:
         candidate, _, model_id = candidate_index(workspace, Path(scratch) / "candidate", version)
-        embedder = Embedder(threads=settings.pipeline.torch_threads)
+        embedder = Embedder(EmbedderConfig.from_dict(run["embedder"]), threads=settings.pipeline.torch_threads)
         if embedder.model_id != model_id:
             raise cli.StepFailed(f"index was built with {model_id}, evaluator embeds with {embedder.model_id}")
         size = min(args.sample or settings.evaluation.eval_sample_size, len(candidate.item_ids))

@@ -12,10 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from imagesearch import uri as uris
+from imagesearch import uri_reader
+from imagesearch.embedder_config import EmbedderConfig
 from imagesearch.errors import ImageError
 from imagesearch.input_policy import InputPolicy
-from imagesearch.preprocess import PreprocessConfig, decode_image, fit_image
+from imagesearch.preprocess import PreprocessConfig, fitted_pixels
 from imagesearch.settings import Settings
 from imagesearch.stamps import image_stamps
 from tasks import cli
@@ -38,12 +39,11 @@ def prepare(record: dict[str, Any], settings: Settings, policy: InputPolicy, con
     """Fetch (if the input policy allows) + hash one image; decode and fit it unless the item's previous version has
     the same bytes. A refused URI is a failure like any bad image, with reason ``refused``."""
     try:
-        data = uris.read_bytes(record["image_uri"], policy, max_bytes=settings.inputs.max_image_bytes)
+        data = uri_reader.read_bytes(record["image_uri"], policy, max_bytes=settings.inputs.max_image_bytes)
         sha = hashlib.sha256(data).hexdigest()
         if record.get("previous_sha256") == sha:  # metadata changed, bytes did not: the old vector stays right
             return Outcome(record, sha, reuse_row=record["previous_row"])
-        image = fit_image(decode_image(data, config), config)
-        return Outcome(record, sha, pixels=np.asarray(image, dtype=np.uint8))
+        return Outcome(record, sha, pixels=fitted_pixels(data, config))
     except ImageError as exc:
         return Outcome(record, reason=exc.reason, message=str(exc))
 
@@ -56,7 +56,8 @@ def preprocess(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     # Stamped again just before the fetch: the version records the stamp of the bytes it was built from.
     for record, stamp in zip(records, image_stamps([record["image_uri"] for record in records], policy), strict=True):
         record["image_stamp"] = stamp
-    config = PreprocessConfig.for_pipeline(settings)
+    # The model's size and fit as the run recorded them (the embed step normalises with the same config).
+    config = EmbedderConfig.from_dict(info["embedder"]).preprocess.for_pipeline(settings)
     outcomes: list[Outcome] = []
     with ThreadPoolExecutor(max_workers=settings.inputs.fetch_workers) as pool:
         for done, outcome in enumerate(pool.map(lambda r: prepare(r, settings, policy, config), records), start=1):

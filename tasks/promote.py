@@ -22,7 +22,7 @@ from pathlib import Path
 from imagesearch import gitops, kustomize
 from imagesearch.artifacts import is_committed, read_manifest
 from imagesearch.errors import ImageSearchError
-from imagesearch.repository import open_repository
+from imagesearch.repository import DEFAULT_RETRY_S, open_repository
 from imagesearch.settings import SettingsError, get_settings
 from tasks.rollback import describe_sync
 
@@ -38,7 +38,7 @@ def overlay_path(name: str) -> str:
 
 
 def promote(source: gitops.GitOpsConfig, target: gitops.GitOpsConfig, repository_uri: str | None,
-            workdir: Path) -> tuple[gitops.Result, dict[str, float]]:
+            workdir: Path, retry_s: float = DEFAULT_RETRY_S) -> tuple[gitops.Result, dict[str, float]]:
     """Check, then commit the source overlay's version to the target overlay (one commit, plain push)."""
     with gitops.checkout(source, workdir / "source") as checkout:
         checkout.sync()
@@ -46,7 +46,7 @@ def promote(source: gitops.GitOpsConfig, target: gitops.GitOpsConfig, repository
         uri = repository_uri or gitops.Checkout(target, checkout.path).read_literal(kustomize.REPOSITORY_KEY)
     if not version:
         raise PromotionRefused(f"{source.overlay} names no index version: nothing to promote")
-    repository = open_repository(uri)
+    repository = open_repository(uri, retry_s=retry_s)
     if not is_committed(repository, version):
         raise PromotionRefused(f"index {version} (served by {source.environment}) is not committed in {repository.uri}, "
                                f"the model repository {target.environment} fetches from")
@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         with tempfile.TemporaryDirectory(prefix="gitops-promote-") as scratch:
-            result, metrics = promote(source, target, args.repository, Path(scratch))
+            result, metrics = promote(source, target, args.repository, Path(scratch),
+                                       settings.storage.repository_retry_s)
             plan = describe_sync(Path(scratch) / "target", target, result)
     except PromotionRefused as exc:
         print(f"promote refused: {exc}", file=sys.stderr)

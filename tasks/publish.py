@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 
 from imagesearch.artifacts import Manifest, ModelInfo, publish, seal
-from imagesearch.repository import open_repository
+from imagesearch.repository import open_model_repository
 from imagesearch.settings import Settings
 from tasks import cli, unchanged
 from tasks.workspace import LAYOUT, Workspace
@@ -27,7 +27,7 @@ def publish_step(args: argparse.Namespace, settings: Settings) -> dict[str, Any]
     if not gate["passed"]:
         raise cli.StepFailed("the index has not passed evaluation; refusing to publish")
     metrics = workspace.read_json(LAYOUT.METRICS.key)
-    repo = open_repository(args.repository or settings.storage.model_repository)
+    repo = open_model_repository(settings, args.repository)
     with tempfile.TemporaryDirectory(prefix="publish-") as scratch:
         directory = workspace.download_dir(LAYOUT.INDEX.key, Path(scratch))
         manifest = Manifest(

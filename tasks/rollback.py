@@ -29,7 +29,7 @@ import yaml
 from imagesearch import gitops
 from imagesearch.artifacts import committed_versions, read_manifest
 from imagesearch.errors import ImageSearchError
-from imagesearch.repository import ModelRepository, open_repository
+from imagesearch.repository import ModelRepository, open_model_repository
 from imagesearch.settings import Settings, SettingsError, get_settings
 
 
@@ -108,7 +108,7 @@ def _report(args: argparse.Namespace, config: gitops.GitOpsConfig, result: gitop
 
 
 def roll_back(args: argparse.Namespace, config: gitops.GitOpsConfig, settings: Settings) -> None:
-    repository = None if args.no_check else open_repository(args.repository or settings.storage.model_repository)
+    repository = None if args.no_check else open_model_repository(settings, args.repository)
     decision = gitops.Decision(args.reason, *([args.by] if args.by else []))
     with tempfile.TemporaryDirectory(prefix="gitops-rollback-") as scratch:
         workdir = Path(scratch) / "repo"
@@ -129,7 +129,7 @@ def latest_deployable(repository: ModelRepository, reverted: set[str]) -> str:
 
 
 def release_pin(args: argparse.Namespace, config: gitops.GitOpsConfig, settings: Settings) -> None:
-    repository = open_repository(args.repository or settings.storage.model_repository)
+    repository = open_model_repository(settings, args.repository)
     decision = gitops.Decision(args.reason, *([args.by] if args.by else []))
     deploy = args.deploy
     if args.deploy_latest:

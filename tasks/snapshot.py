@@ -23,10 +23,10 @@ import pyarrow.parquet as pq
 from imagesearch import gitops
 from imagesearch.artifacts import check_version, is_committed, latest_version, new_version, read_manifest, version_taken
 from imagesearch.catalog import COLUMNS, CatalogItem, read_catalog
-from imagesearch.embedder import model_id_for
+from imagesearch.embedder_config import EmbedderConfig, model_id_for
 from imagesearch.errors import ArtifactError
 from imagesearch.input_policy import InputPolicy
-from imagesearch.repository import ModelRepository, open_repository
+from imagesearch.repository import ModelRepository, open_model_repository
 from imagesearch.settings import Settings
 from imagesearch.stamps import image_stamps
 from tasks import cli, unchanged
@@ -171,8 +171,9 @@ def snapshot(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     image_policy = InputPolicy.for_images(settings.inputs, catalog_uri)
     for record, stamp in zip(records, image_stamps([item.image_uri for item in items], image_policy), strict=True):
         record["image_stamp"] = stamp
-    repo = open_repository(args.repository or settings.storage.model_repository)
-    model_id = model_id_for()
+    repo = open_model_repository(settings, args.repository)
+    embedder = EmbedderConfig()  # this code's model: every later step embeds and preprocesses as recorded here
+    model_id = model_id_for(embedder)
     previous, why_full = read_previous(repo, args.full_rebuild, model_id)
     if previous is None:
         log.info("full rebuild: %s", why_full)
@@ -194,6 +195,7 @@ def snapshot(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         "repository": repo.uri,
         "snapshot_sha256": snapshot_hash,
         "model_id": model_id,
+        "embedder": embedder.to_dict(),
         "items": len(items),
         "to_fetch": 0 if nothing_changed else work,
         "unchanged": len(items) - work,

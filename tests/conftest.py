@@ -145,7 +145,7 @@ def gcs_emulator() -> Iterator[str]:
         host = f"http://127.0.0.1:{port}"
         previous = os.environ.get("STORAGE_EMULATOR_HOST")
         os.environ["STORAGE_EMULATOR_HOST"] = host
-        from imagesearch.repository import gcs_client
+        from imagesearch.gcs import gcs_client
 
         gcs_client.cache_clear()
         yield host
@@ -164,7 +164,7 @@ def gcs_bucket(gcs_emulator: str) -> str:
     """A fresh bucket in the emulator; returns its gs:// URI."""
     import uuid
 
-    from imagesearch.repository import gcs_client
+    from imagesearch.gcs import gcs_client
 
     name = f"test-{uuid.uuid4().hex[:12]}"
     gcs_client().create_bucket(name)

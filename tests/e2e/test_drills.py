@@ -101,7 +101,7 @@ def test_unreachable_model_repository_fails_clearly_after_bounded_retries(tmp_pa
     wait_for_port(port)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{port}",
            "IMAGESEARCH_REPOSITORY_RETRY_S": "3"}
-    subprocess.run([sys.executable, "-c", "from imagesearch.repository import gcs_client; gcs_client().create_bucket('models')"],
+    subprocess.run([sys.executable, "-c", "from imagesearch.gcs import gcs_client; gcs_client().create_bucket('models')"],
                    cwd=ROOT, env=env, check=True)
     emulator.terminate()
     emulator.wait()

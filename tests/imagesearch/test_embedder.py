@@ -7,7 +7,8 @@ import pytest
 from PIL import Image, ImageOps
 
 from imagesearch.augment import near_duplicate
-from imagesearch.embedder import Embedder, model_id_for
+from imagesearch.embedder import Embedder
+from imagesearch.embedder_config import model_id_for
 from tests.conftest import jpeg_bytes, photo, png_bytes
 
 NAMES = ("coffee", "chelsea", "astronaut", "rocket", "hubble_deep_field", "immunohistochemistry", "retina", "colorwheel")

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from imagesearch.embedder import Embedder, EmbedderConfig
-from imagesearch.model import EfficientNetLite0, default_weights_path, key_map, map_state_dict
+from imagesearch.embedder import Embedder
+from imagesearch.embedder_config import EmbedderConfig, default_weights_path
+from imagesearch.model import EfficientNetLite0, key_map, map_state_dict
 from imagesearch.preprocess import PreprocessConfig, preprocess_image
 from tests.conftest import photo
 

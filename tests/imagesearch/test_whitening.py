@@ -1,6 +1,6 @@
 import numpy as np
 
-from imagesearch.embedder import l2_normalize
+from imagesearch.vectors import l2_normalize
 from imagesearch.whitening import Whitening
 
 

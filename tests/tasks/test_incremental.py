@@ -33,14 +33,14 @@ class CountingFetches:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.uris: list[str] = []
-        original = preprocess.uris.read_bytes
+        original = preprocess.uri_reader.read_bytes
 
         def counting(uri: str, *args: Any, **kwargs: Any) -> bytes:
             if not uri.endswith(".csv"):
                 self.uris.append(uri)
             return original(uri, *args, **kwargs)
 
-        monkeypatch.setattr(preprocess.uris, "read_bytes", counting)
+        monkeypatch.setattr(preprocess.uri_reader, "read_bytes", counting)
 
 
 @pytest.fixture(autouse=True)

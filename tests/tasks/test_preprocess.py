@@ -2,9 +2,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from imagesearch.catalog import read_catalog, serialize_catalog
+from imagesearch.embedder import Embedder
+from imagesearch.embedder_config import EmbedderConfig, model_id_for
+from imagesearch.preprocess import PreprocessConfig, normalize
+from imagesearch.settings import Settings
+from serving.metrics import Metrics
+from serving.service import SearchService
 from tasks.workspace import Workspace
 from tests.conftest import jpeg_bytes, photo
 from tests.tasks.conftest import run_step
@@ -62,3 +69,30 @@ def test_huge_file_is_refused_by_size(tmp_path: Path, photo_catalog: Path, monke
     run_step("snapshot", workspace, "--catalog", str(photo_catalog), "--repository", str(tmp_path / "repo"), "--limit", "4")
     result = run_step("preprocess", workspace, "--shard", "0", "--repository", str(tmp_path / "repo"))
     assert result.code == 0 and result.summary["failure_reasons"].get("too_large", 0) >= 1
+
+
+def test_index_time_and_query_time_make_identical_tensors_from_the_recorded_config(tmp_path: Path,
+                                                                                    photo_catalog: Path) -> None:
+    """The same bytes through the pipeline (preprocess pod, then embed's normalisation) and through the search
+    service give identical model inputs, with the preprocessing the run recorded for its model (not defaults)."""
+    workspace = Workspace(str(tmp_path / "ws"))
+    assert run_step("snapshot", workspace.uri, "--catalog", str(photo_catalog), "--repository", str(tmp_path / "repo"),
+                    "--limit", "4").code == 0
+    recorded = EmbedderConfig(PreprocessConfig(size=160, fit="crop"), pooling="avg")
+    info = workspace.run_info()
+    assert EmbedderConfig.from_dict(info["embedder"]) == EmbedderConfig()  # snapshot records this code's model
+    workspace.write_json("snapshot/run.json", {**info, "embedder": recorded.to_dict(), "model_id": model_id_for(recorded)})
+    assert run_step("preprocess", workspace.uri, "--shard", "0").code == 0
+    assert run_step("embed", workspace.uri, "--shard", "0", "--device", "cpu").code == 0
+
+    records = workspace.read_jsonl("preprocess/00000/items.jsonl")
+    index_inputs = normalize(workspace.read_array("preprocess/00000/pixels.npz"))
+    assert index_inputs.shape == (4, 3, 160, 160)
+    embedder = Embedder(recorded, device="cpu")
+    service = SearchService(Settings.from_env(), embedder, Metrics())
+    query_inputs = np.stack([service.model_input(Path(record["image_uri"]).read_bytes()) for record in records])
+    assert np.array_equal(index_inputs, query_inputs)
+    # And the vectors the embed step stored are the ones a query with those bytes gets.
+    assert workspace.read_json("embed/00000/model.json")["model_id"] == embedder.model_id == model_id_for(recorded)
+    np.testing.assert_allclose(workspace.read_array("embed/00000/embeddings.npy"), embedder.embed_arrays(query_inputs),
+                               atol=1e-5)
