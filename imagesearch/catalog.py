@@ -20,7 +20,6 @@ from imagesearch.input_policy import InputPolicy
 from imagesearch.settings import get_settings
 
 COLUMNS = ("item_id", "image_uri", "title", "category", "price", "on_sale", "updated_at")
-FORMATS = ("csv", "jsonl", "parquet")
 MAX_CATALOG_BYTES = 2 * 1024**3
 CATALOG_DEADLINE_S = 600.0
 SHOWN_CHARS = 40

@@ -127,10 +127,6 @@ def normalize(pixels: np.ndarray | Image.Image) -> np.ndarray:
     return (array - _MEAN) / _STD
 
 
-def preprocess_image(image: Image.Image, config: PreprocessConfig = PreprocessConfig()) -> np.ndarray:
-    return normalize(fit_image(to_rgb(image), config))
-
-
 def preprocess_bytes(data: bytes, config: PreprocessConfig = PreprocessConfig()) -> np.ndarray:
     """The one preprocessing function: encoded bytes -> model input (3, size, size) float32.
 

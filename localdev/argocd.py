@@ -144,9 +144,10 @@ class LocalDeploy:
         """The overlay at the branch tip, rendered: (what it runs, the GitOps commit)."""
         checkout = gitops.Checkout(self.config, self.state_dir / "gitops")
         commit = checkout.sync()
-        if not checkout.overlay.is_dir():
+        overlay = gitops.Overlay(checkout).path
+        if not overlay.is_dir():
             raise DeployError(f"the GitOps repo has no overlay {self.config.overlay}")
-        return kustomize.read_workload(kustomize.render(checkout.overlay)), commit
+        return kustomize.read_workload(kustomize.render(overlay)), commit
 
     def fetch(self, workload: kustomize.Workload) -> Path:
         """Run the Deployment's fetch-index command into versions/<version>."""

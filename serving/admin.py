@@ -13,9 +13,8 @@ from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 from litestar.types import Guard
 
-from imagesearch.artifacts import version_directory
 from serving import examples
-from serving.errors import ApiError, ForbiddenError, InvalidIndexError, UnauthorizedError, error_responses
+from serving.errors import INVALID_INDEX, ApiError, ForbiddenError, UnauthorizedError, error_responses
 from serving.openapi import ADMIN_SECURITY, ok
 from serving.schemas import SwapRequest, SwapResponse
 from serving.service import SearchService
@@ -50,7 +49,7 @@ class AdminController(Controller):
             **ok(SwapResponse, "The version now served, and the one before.", examples.SWAP, "Roll forward"),
             **error_responses(400, 401, 403, 422, examples={
                 400: ("bad_request", "directory must be an absolute path, not 'indexes/20260102T000000Z'"),
-                422: (InvalidIndexError.error, "cannot load the index in /srv/indexes/20260102T000000Z: no _COMMIT marker"),
+                422: (INVALID_INDEX, "cannot load the index in /srv/indexes/20260102T000000Z: no _COMMIT marker"),
             }),
         },
     )
@@ -60,9 +59,7 @@ class AdminController(Controller):
         directory = Path(data.directory)
         if not directory.is_absolute():
             raise ApiError(f"directory must be an absolute path, not {data.directory!r}")
-        settings = service.settings.serving
-        directory = version_directory(Path(settings.index_root or Path(settings.index_dir).absolute().parent), directory)
-        loaded, previous = await service.holder.swap(directory, directory.name)
+        loaded, previous = await service.swap_index(directory)
         return SwapResponse(
             version=loaded.version, item_count=loaded.size, previous_version=previous.version if previous else None
         )

@@ -24,6 +24,7 @@ from imagesearch.errors import (
 from serving.schemas import ErrorBody
 
 log = logging.getLogger(__name__)
+INVALID_INDEX = "invalid_index"  # an index version that fails verification (an ArtifactError), as the error code says
 
 
 class ApiError(Exception):
@@ -62,11 +63,6 @@ class ClientDisconnectedError(ApiError):
 class UnknownItemError(ApiError):
     status = HTTPStatus.NOT_FOUND
     error = "unknown_item"
-
-
-class InvalidIndexError(ApiError):
-    status = HTTPStatus.UNPROCESSABLE_ENTITY
-    error = "invalid_index"
 
 
 class UnauthorizedError(ApiError):
@@ -165,7 +161,7 @@ def _image_error(_: Request[Any, Any, Any], exc: ImageError) -> Response[ErrorBo
 
 
 def _artifact_error(_: Request[Any, Any, Any], exc: ArtifactError) -> Response[ErrorBody]:
-    return error_response(HTTPStatus.UNPROCESSABLE_ENTITY, InvalidIndexError.error, str(exc))
+    return error_response(HTTPStatus.UNPROCESSABLE_ENTITY, INVALID_INDEX, str(exc))
 
 
 def _validation_detail(exc: ValidationException) -> str:

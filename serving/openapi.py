@@ -71,7 +71,7 @@ def _redoc_bundle() -> bytes:
     return (REDOC_DIR / "redoc.standalone.js").read_bytes().replace(REDOC_LOGO_CDN, f"{REDOC_ASSETS}/logo-mini.svg".encode())
 
 
-@get(REDOC_JS, include_in_schema=False, sync_to_thread=False)
+@get(REDOC_JS, operation_id="getRedocBundle", include_in_schema=False, sync_to_thread=False)
 def redoc_bundle() -> Response[bytes]:
     return Response(_redoc_bundle(), media_type="text/javascript")
 

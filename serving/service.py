@@ -13,6 +13,7 @@ import anyio
 import anyio.to_thread
 import numpy as np
 
+from imagesearch.artifacts import version_directory
 from imagesearch.embedder_config import EmbedderConfig
 from imagesearch.index_store import LoadedIndex
 from imagesearch.preprocess import PreprocessConfig, preprocess_bytes
@@ -89,6 +90,14 @@ class SearchService:
         if index is None:
             raise NotReadyError("no index is loaded yet", self.settings.serving.retry_after_s)
         return index
+
+    async def swap_index(self, directory: Path) -> tuple[LoadedIndex, LoadedIndex | None]:
+        """Serve ``<index root>/<version>`` from now on, once verified: (new, previous). Nothing else loads: a
+        directory outside the index root, or not named like a version, is refused."""
+        serving = self.settings.serving
+        root = Path(serving.index_root or Path(serving.index_dir).absolute().parent)
+        directory = version_directory(root, directory)
+        return await self.holder.swap(directory, directory.name)
 
     def model_input(self, data: bytes) -> np.ndarray:
         """A query image's bytes -> the network's input: the pipeline's preprocessing, with this server's caps."""

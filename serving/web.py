@@ -17,6 +17,6 @@ def _page() -> bytes:
     return PAGE.read_bytes()
 
 
-@get("/", include_in_schema=False, sync_to_thread=False)
+@get("/", operation_id="getWebPage", include_in_schema=False, sync_to_thread=False)
 def web_page() -> Response[bytes]:
     return Response(_page(), media_type=MediaType.HTML)

@@ -52,7 +52,6 @@ log = logging.getLogger("evaluate")
 K = 10
 # The metrics the gate compares with the serving version, and the settings holding their floors / tolerances.
 GATED = ("recall_at_10", "near_duplicate_top1", "category_precision_at_10")
-FLOORS = {"recall_at_10": "min_recall_at_10", "near_duplicate_top1": "min_near_duplicate_top1"}
 EPSILON = 1e-9
 
 
@@ -148,9 +147,7 @@ def serving_version(args: argparse.Namespace, settings: Settings) -> str | None:
     if local is not None and not (local / "HEAD").is_file():
         log.warning("no GitOps repo at %s yet: nothing serves, only the floors apply", config.url)
         return None
-    with gitops.checkout(config) as target:
-        target.sync()
-        return target.version() or None
+    return gitops.served_version(config) or None
 
 
 def serving_index(args: argparse.Namespace, settings: Settings, version: str, model_id: str,

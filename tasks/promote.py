@@ -42,8 +42,8 @@ def promote(source: gitops.GitOpsConfig, target: gitops.GitOpsConfig, repository
     """Check, then commit the source overlay's version to the target overlay (one commit, plain push)."""
     with gitops.checkout(source, workdir / "source") as checkout:
         checkout.sync()
-        version = checkout.version()
-        uri = repository_uri or gitops.Checkout(target, checkout.path).read_literal(kustomize.REPOSITORY_KEY)
+        version = gitops.Overlay(checkout).version()
+        uri = repository_uri or gitops.Overlay.at(target, checkout.path).read_literal(kustomize.REPOSITORY_KEY)
     if not version:
         raise PromotionRefused(f"{source.overlay} names no index version: nothing to promote")
     repository = open_repository(uri, retry_s=retry_s)
@@ -54,7 +54,7 @@ def promote(source: gitops.GitOpsConfig, target: gitops.GitOpsConfig, repository
     if not manifest.passed_gate:
         raise PromotionRefused(f"index {version} has no passing quality-gate report in its manifest: not promoting it")
 
-    def change(tip: gitops.Checkout) -> gitops.Edit:
+    def change(tip: gitops.Overlay) -> gitops.Edit:
         previous = tip.version()
         if reason := gitops.forbidden(tip, version):
             raise PromotionRefused(f"not promoting {version}: {reason}")

@@ -76,7 +76,7 @@ def init(args: argparse.Namespace, config: gitops.GitOpsConfig, settings: Settin
 def show_history(args: argparse.Namespace, config: gitops.GitOpsConfig, settings: Settings) -> None:
     with gitops.checkout(config) as target:
         target.sync()
-        releases = gitops.history(target)[: args.limit or None]
+        releases = gitops.history(gitops.Overlay(target))[: args.limit or None]
     if args.json:
         print(json.dumps([asdict(release) for release in releases], indent=2))
         return
@@ -90,7 +90,8 @@ def show_history(args: argparse.Namespace, config: gitops.GitOpsConfig, settings
             print(f"{'':<30}{release.pin}")
     with gitops.checkout(config) as target:
         target.sync()
-        pin, reverted = target.pin(), target.reverted()
+        overlay = gitops.Overlay(target)
+        pin, reverted = overlay.pin(), overlay.reverted()
     print(f"\n{config.overlay} is {pin.describe() if pin else 'not pinned'}")
     for entry in reverted.values():
         print(f"reverted: {entry.version} by {entry.by} at {entry.at}: {entry.reason}")
@@ -135,7 +136,7 @@ def release_pin(args: argparse.Namespace, config: gitops.GitOpsConfig, settings:
     if args.deploy_latest:
         with gitops.checkout(config) as target:
             target.sync()
-            reverted = set(target.reverted())
+            reverted = set(gitops.Overlay(target).reverted())
         deploy = latest_deployable(repository, reverted)
     with tempfile.TemporaryDirectory(prefix="gitops-unpin-") as scratch:
         workdir = Path(scratch) / "repo"

@@ -84,9 +84,7 @@ def served_version(settings: Settings) -> str | None:
     """The index version the GitOps overlay serves (None when the GitOps repo cannot be read)."""
     config = gitops.GitOpsConfig.from_settings(settings)
     try:
-        with gitops.checkout(config) as target:
-            target.sync()
-            return target.version() or None
+        return gitops.served_version(config) or None
     except gitops.GitOpsError as exc:
         log.warning("cannot read the version %s serves (%s): building a new version", config.overlay, exc)
         return None

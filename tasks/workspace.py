@@ -172,9 +172,6 @@ class Workspace:
         with tempfile.TemporaryDirectory(prefix="imagesearch-") as scratch:
             yield self.download_dir(prefix, Path(scratch))
 
-    def scratch(self) -> tempfile.TemporaryDirectory[str]:
-        return tempfile.TemporaryDirectory(prefix="imagesearch-")
-
     # Shared run facts written by ``snapshot``.
     def run_info(self) -> dict[str, Any]:
         return self.read_json(LAYOUT.RUN.key)

@@ -67,6 +67,6 @@ def test_rollback_holds_through_a_run_and_unpin_lets_the_next_run_deploy(
     newest = hook.committed_versions()[-1]
     assert newest != published
     assert rendered_version(config, tmp_path / "clone")[0] == newest
-    actions = [(release.action, release.version) for release in gitops.history(gitops.Checkout(config, tmp_path / "clone"))]
+    actions = [(release.action, release.version) for release in gitops.history(gitops.Overlay.at(config, tmp_path / "clone"))]
     assert actions[:3] == [("deploy", newest), ("unpin", first), ("rollback", first)]
     assert json.loads((models / "runs" / newest / "evaluate" / "gate.json").read_text())["serving"] == first

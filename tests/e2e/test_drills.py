@@ -144,7 +144,7 @@ def test_gitops_remote_rejecting_pushes_fails_clearly_and_a_rerun_deploys(
 def point_overlay_at(config: gitops.GitOpsConfig, checkout_dir: Path, version: str) -> None:
     """A hand-made commit naming ``version`` (as a careless person might push), bypassing the bump's checks."""
     checkout = clone(config, checkout_dir)
-    checkout.set_literal("IMAGESEARCH_INDEX_VERSION", version)
+    gitops.Overlay(checkout).set_version(version)
     checkout.commit(f"Deploy index {version} by hand")
     assert checkout.push()
 
@@ -193,6 +193,6 @@ def test_racing_bumps_keep_history_linear_and_never_regress(
     checkout = clone(config, tmp_path / "clone")
     assert rendered_version(config, tmp_path / "clone2")[0] == V3  # the newest wins, whoever pushed last
     assert git_output(checkout.path, "log", "--merges", "--oneline") == ""  # linear history
-    deployed = [release.version for release in reversed(gitops.history(checkout)) if release.version]
+    deployed = [release.version for release in reversed(gitops.history(gitops.Overlay(checkout))) if release.version]
     assert deployed in ([v1, V2, V3], [v1, V3])  # in order; a v2 that lost the race to v3 is not applied after it
     shutil.rmtree(models / "indexes" / V3)

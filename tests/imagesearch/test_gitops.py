@@ -39,9 +39,9 @@ def test_literal_edit_keeps_the_rest_of_the_file() -> None:
 def test_bootstrap_is_idempotent(tmp_path: Path, config: gitops.GitOpsConfig, models: ModelRepository) -> None:
     assert not gitops.bootstrap(config)
     assert log(config, tmp_path / "look") == ["Bootstrap the GitOps repo from the project's gitops/ folder"]
-    checkout = gitops.Checkout(config, tmp_path / "look")
-    assert checkout.read_literal(kustomize.REPOSITORY_KEY) == models.uri
-    assert checkout.version() == ""
+    overlay = gitops.Overlay.at(config, tmp_path / "look")
+    assert overlay.read_literal(kustomize.REPOSITORY_KEY) == models.uri
+    assert overlay.version() == ""
 
 
 def test_bump_commits_once_per_new_version(tmp_path: Path, config: gitops.GitOpsConfig, models: ModelRepository) -> None:
@@ -154,7 +154,7 @@ def test_history_and_rollback_by_revert(tmp_path: Path, config: gitops.GitOpsCon
     # A new commit on top: every earlier commit is still there (no rewrite, no force push).
     assert git_output(checkout.path, "merge-base", "--is-ancestor", tip_before, "HEAD") == ""
     assert git_output(checkout.path, "rev-list", "--count", "HEAD") == "4"
-    releases = gitops.history(checkout)
+    releases = gitops.history(gitops.Overlay(checkout))
     assert [(r.version, r.previous) for r in releases] == [(V1, V2), (V2, V1), (V1, ""), ("", "")]
     assert [r.commit for r in releases[1:3]] == [second.commit, first.commit]
 
@@ -196,7 +196,7 @@ def test_a_pin_outlasts_later_bumps_and_wins_a_race(tmp_path: Path, config: gito
 
     later = gitops.bump(config, V3, models)  # the next hourly run: still pinned
     assert not later.changed and later.skipped and rendered_version(config, tmp_path / "clone")[0] == V1
-    pin = clone(config, tmp_path / "clone").pin()
+    pin = gitops.Overlay(clone(config, tmp_path / "clone")).pin()
     assert pin is not None and (pin.version, pin.reason, pin.by) == (V1, "V2 returns bad results", "ops@test")
 
 
@@ -207,7 +207,7 @@ def test_a_reverted_version_is_never_bumped_to_again_unless_a_person_says_so(
     gitops.bump(config, V2, models)
     gitops.rollback(config, repository=models, decision=DECISION)
     lifted = gitops.unpin(config, gitops.Decision("fixed upstream", "ops@test"))
-    assert lifted.changed and clone(config, tmp_path / "clone").pin() is None
+    assert lifted.changed and gitops.Overlay(clone(config, tmp_path / "clone")).pin() is None
     assert log(config, tmp_path / "clone")[0] == "Unpin local index"
     assert not gitops.unpin(config, gitops.Decision("again", "ops@test")).changed  # nothing pinned: no commit
 
@@ -220,6 +220,6 @@ def test_a_reverted_version_is_never_bumped_to_again_unless_a_person_says_so(
     forced = gitops.unpin(config, gitops.Decision("V2 is fine after all", "ops@test"), deploy=V2, repository=models)
     assert forced.changed and rendered_version(config, tmp_path / "clone")[0] == V2
     actions = [(release.version, release.action, bool(release.pin)) for release in gitops.history(
-        clone(config, tmp_path / "clone"))]
+        gitops.Overlay(clone(config, tmp_path / "clone")))]
     assert actions[:5] == [(V2, "deploy", False), (V3, "deploy", False), (V1, "unpin", True), (V1, "rollback", True),
                            (V2, "deploy", False)]

@@ -9,8 +9,8 @@ import torch
 from imagesearch.embedder import Embedder
 from imagesearch.embedder_config import EmbedderConfig, default_weights_path
 from imagesearch.model import EfficientNetLite0, key_map, map_state_dict
-from imagesearch.preprocess import PreprocessConfig, preprocess_image
-from tests.conftest import photo
+from imagesearch.preprocess import PreprocessConfig, preprocess_bytes
+from tests.conftest import photo, png_bytes
 
 ESPRESSO = 967
 IMAGENET_CATS = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
@@ -38,7 +38,7 @@ def test_unknown_keys_are_refused() -> None:
 
 @pytest.mark.parametrize(("name", "expected"), [("coffee", {ESPRESSO}), ("chelsea", set(IMAGENET_CATS))])
 def test_classifies_real_photos(embedder: Embedder, name: str, expected: set[int]) -> None:
-    batch = preprocess_image(photo(name), embedder.config.preprocess)[None]
+    batch = preprocess_bytes(png_bytes(photo(name)), embedder.config.preprocess)[None]
     logits = embedder.classify(batch)[0]
     assert int(np.argmax(logits)) in expected
 

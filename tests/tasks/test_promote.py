@@ -68,5 +68,5 @@ def test_promote_commits_what_staging_serves_once_after_its_checks(tmp_path: Pat
     code, out, err = cli(capsys, *args)
     assert code == 0 and f"Promoted index {V2} from staging to production (was {V1})" in out, err
     assert rendered_version(production, tmp_path / "clone")[0] == V2
-    assert [release.action for release in gitops.history(gitops.Checkout(production, tmp_path / "clone"))][:3] == \
+    assert [release.action for release in gitops.history(gitops.Overlay.at(production, tmp_path / "clone"))][:3] == \
         ["promote", "unpin", "rollback"]
