@@ -38,8 +38,9 @@ def real_embeddings(count: int) -> np.ndarray:
     if path.exists():
         return np.load(path)
     catalog = str(DATA_DIR / "catalogs/fashion-mnist/catalog.csv")
-    items = read_catalog(catalog).items[:count]
-    policy = InputPolicy.for_images(get_settings().inputs, catalog)
+    settings = get_settings()
+    items = read_catalog(catalog, InputPolicy.for_catalogs(settings.inputs)).items[:count]
+    policy = InputPolicy.for_images(settings.inputs, catalog)
     vectors = []
     began = time.perf_counter()
     for start in range(0, len(items), 256):

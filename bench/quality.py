@@ -27,7 +27,7 @@ from imagesearch.errors import ImageError
 from imagesearch.index import exact_search
 from imagesearch.input_policy import InputPolicy
 from imagesearch.preprocess import PreprocessConfig, decode_image
-from imagesearch.settings import DATA_DIR, get_settings
+from imagesearch.settings import DATA_DIR
 from imagesearch.vectors import l2_normalize
 from imagesearch.whitening import Whitening
 
@@ -39,8 +39,9 @@ class Images:
 
 
 def load(catalog: str, limit: int, seed: int, per_class: bool = False) -> Images:
-    items = read_catalog(catalog).items
-    policy = InputPolicy.for_images(get_settings().inputs, catalog)
+    settings = get_settings()
+    items = read_catalog(catalog, InputPolicy.for_catalogs(settings.inputs)).items
+    policy = InputPolicy.for_images(settings.inputs, catalog)
     rng = np.random.default_rng(seed)
     if limit < len(items):
         items = [items[i] for i in sorted(rng.choice(len(items), limit, replace=False))]

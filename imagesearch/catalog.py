@@ -17,7 +17,6 @@ from imagesearch import uri as uris
 from imagesearch import uri_reader
 from imagesearch.errors import CatalogError, CatalogUnavailableError, ImageFetchError, InputRefusedError, is_transient
 from imagesearch.input_policy import InputPolicy
-from imagesearch.settings import get_settings
 
 COLUMNS = ("item_id", "image_uri", "title", "category", "price", "on_sale", "updated_at")
 MAX_CATALOG_BYTES = 2 * 1024**3
@@ -190,11 +189,11 @@ def _with_uri(item: CatalogItem, image_uri: str) -> CatalogItem:
     return CatalogItem(**values)
 
 
-def read_catalog(uri: str, policy: InputPolicy | None = None) -> Catalog:
-    """Read and validate a catalog the input policy allows (default: from the settings); relative image
+def read_catalog(uri: str, policy: InputPolicy) -> Catalog:
+    """Read and validate a catalog ``policy`` allows (``InputPolicy.for_catalogs(settings)``); relative image
     URIs are resolved against the catalog's location."""
     fmt = catalog_format(uri)
-    policy = replace(policy or InputPolicy.for_catalogs(get_settings().inputs), deadline_s=CATALOG_DEADLINE_S)
+    policy = replace(policy, deadline_s=CATALOG_DEADLINE_S)
     try:
         data = uri_reader.read_bytes(uri, policy, max_bytes=MAX_CATALOG_BYTES)
     except InputRefusedError as exc:

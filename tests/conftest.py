@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageOps
 
-from imagesearch.catalog import CatalogItem, serialize_catalog
-from imagesearch.settings import get_settings
+from imagesearch.catalog import CatalogItem, read_catalog, serialize_catalog
+from imagesearch.input_policy import InputPolicy
+from imagesearch.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 # Tests write catalogs and images into pytest's temporary folders: the input policy must allow them there (the
@@ -35,6 +36,15 @@ def photo(name: str) -> Image.Image:
     from skimage import data
 
     return Image.fromarray(getattr(data, name)()).convert("RGB")
+
+
+def catalog_policy() -> InputPolicy:
+    """The input policy the steps read catalogs under in this test process (tmp folders allowed, see above)."""
+    return InputPolicy.for_catalogs(Settings.from_env().inputs)
+
+
+def catalog_items(path: Path | str) -> list[CatalogItem]:
+    return read_catalog(str(path), catalog_policy()).items
 
 
 def png_bytes(image: Image.Image) -> bytes:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from imagesearch.catalog import read_catalog
 from plugins.hooks.model_repository import ModelRepositoryHook
+from tests.conftest import catalog_items
 from tests.dags.airflow_support import (
     VERSION_PATTERN,
     dags_test,
@@ -68,7 +68,7 @@ def hidden_shard(photo_catalog: Path, tmp_path: Path) -> Iterator[tuple[Path, li
     folder = tmp_path / "catalog"
     shutil.copytree(photo_catalog.parent, folder)
     catalog = folder / photo_catalog.name
-    second = sorted(read_catalog(str(catalog)).items, key=lambda item: item.item_id)[10:]
+    second = sorted(catalog_items(catalog), key=lambda item: item.item_id)[10:]
     images = [Path(item.image_uri) for item in second]
     for image in images:
         image.rename(image.with_suffix(".hidden"))

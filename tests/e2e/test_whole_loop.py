@@ -13,9 +13,9 @@ import httpx
 import pytest
 from PIL import Image
 
-from imagesearch.catalog import CatalogItem, read_catalog, serialize_catalog
+from imagesearch.catalog import CatalogItem, serialize_catalog
 from imagesearch.gitops import GitOpsConfig, history
-from tests.conftest import ROOT, jpeg_bytes, photo, png_bytes
+from tests.conftest import ROOT, catalog_items, jpeg_bytes, photo, png_bytes
 from tests.dags.airflow_support import dags_test, pipeline_env, run_conf
 from tests.gitops.support import clone
 from tests.serving.support import Client, cli
@@ -34,7 +34,7 @@ def grey(name: str) -> Image.Image:
 def changed_catalog(source: Path, folder: Path) -> Path:
     """The photo catalog minus two items, plus two new ones, with the coffee picture replaced by the moon."""
     shutil.copytree(source.parent, folder)
-    items = [item for item in read_catalog(str(source)).items if item.item_id not in REMOVED]
+    items = [item for item in catalog_items(source) if item.item_id not in REMOVED]
     template = items[0]
     for name in ("horse", "page"):
         (folder / f"{name}.png").write_bytes(png_bytes(grey(name)))

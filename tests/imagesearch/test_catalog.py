@@ -7,6 +7,7 @@ import pytest
 
 from imagesearch.catalog import CatalogItem, parse_catalog, read_catalog, serialize_catalog
 from imagesearch.errors import CatalogError
+from tests.conftest import catalog_policy
 
 ITEMS = [
     CatalogItem("a1", "img/a1.png", "Red mug, 300 ml", "kitchen", 9.99, True, datetime(2026, 1, 1, tzinfo=UTC)),
@@ -19,7 +20,7 @@ ITEMS = [
 def test_each_format_round_trips(tmp_path: Path, fmt: str) -> None:
     path = tmp_path / f"catalog.{fmt}"
     path.write_bytes(serialize_catalog(ITEMS, fmt))
-    catalog = read_catalog(str(path))
+    catalog = read_catalog(str(path), catalog_policy())
     assert catalog.errors == []
     assert catalog.items[0].image_uri == str(tmp_path / "img" / "a1.png")  # relative to the catalog
     assert catalog.items[1:] == ITEMS[1:]
@@ -28,7 +29,7 @@ def test_each_format_round_trips(tmp_path: Path, fmt: str) -> None:
 def test_file_uri_is_read(tmp_path: Path) -> None:
     path = tmp_path / "catalog.csv"
     path.write_bytes(serialize_catalog(ITEMS, "csv"))
-    assert len(read_catalog(f"file://{path}").items) == 3
+    assert len(read_catalog(f"file://{path}", catalog_policy()).items) == 3
 
 
 def test_bad_csv_rows_are_reported_with_line_numbers() -> None:
@@ -60,15 +61,15 @@ def test_bad_jsonl_rows_are_reported_with_line_numbers() -> None:
 
 def test_unreadable_catalogs_raise_catalog_error(tmp_path: Path) -> None:
     with pytest.raises(CatalogError, match="unknown catalog format"):
-        read_catalog(str(tmp_path / "catalog.xlsx"))
+        read_catalog(str(tmp_path / "catalog.xlsx"), catalog_policy())
     with pytest.raises(CatalogError, match="cannot read catalog"):
-        read_catalog(str(tmp_path / "missing.csv"))
+        read_catalog(str(tmp_path / "missing.csv"), catalog_policy())
     (tmp_path / "headerless.csv").write_text("a,b,c\n1,2,3\n")
     with pytest.raises(CatalogError, match="lacks column"):
-        read_catalog(str(tmp_path / "headerless.csv"))
+        read_catalog(str(tmp_path / "headerless.csv"), catalog_policy())
     (tmp_path / "broken.parquet").write_bytes(b"PAR1 not really")
     with pytest.raises(CatalogError, match="Parquet"):
-        read_catalog(str(tmp_path / "broken.parquet"))
+        read_catalog(str(tmp_path / "broken.parquet"), catalog_policy())
     (tmp_path / "binary.csv").write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(CatalogError, match="UTF-8"):
-        read_catalog(str(tmp_path / "binary.csv"))
+        read_catalog(str(tmp_path / "binary.csv"), catalog_policy())

@@ -17,13 +17,13 @@ from PIL import ImageOps
 
 from imagesearch import gitops
 from imagesearch.artifacts import COMMIT, MANIFEST, Manifest, committed_versions
-from imagesearch.catalog import read_catalog, serialize_catalog
+from imagesearch.catalog import serialize_catalog
 from imagesearch.index_store import EMBEDDINGS, ITEMS, read_items
 from imagesearch.repository import open_repository
 from tasks import preprocess
 from tasks.snapshot import plan_shards
 from tasks.workspace import Workspace
-from tests.conftest import photo, png_bytes
+from tests.conftest import catalog_items, photo, png_bytes
 from tests.gitops.support import bootstrapped, clone
 from tests.tasks.conftest import run_step, run_steps
 
@@ -84,7 +84,7 @@ def test_changed_metadata_refetches_and_new_bytes_get_a_new_vector(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     catalog = copy_catalog(photo_catalog, tmp_path / "catalog")
-    items = read_catalog(str(catalog)).items
+    items = catalog_items(catalog)
     bumped = {"chelsea", "coffee"}
     later = [replace(item, updated_at=item.updated_at + timedelta(hours=1)) if item.item_id in bumped else item
              for item in items]
@@ -108,7 +108,7 @@ def test_changed_metadata_refetches_and_new_bytes_get_a_new_vector(
 
 
 def test_removed_items_are_gone_from_the_next_version(tmp_path: Path, repository: Path, photo_catalog: Path) -> None:
-    items = read_catalog(str(photo_catalog)).items
+    items = catalog_items(photo_catalog)
     catalog = tmp_path / "catalog-without-cameras.csv"  # image URIs are absolute: the same images
     catalog.write_bytes(serialize_catalog([item for item in items if not item.item_id.startswith("camera")], "csv"))
     run = build(tmp_path / "ws", catalog, repository, "20260107T000000Z")
@@ -210,7 +210,7 @@ def test_the_shard_plan_covers_every_changed_item_exactly_once(count: int, size:
 def test_changed_items_are_sharded_and_each_lands_in_exactly_one_shard(
     tmp_path: Path, repository: Path, photo_catalog: Path
 ) -> None:
-    items = read_catalog(str(photo_catalog)).items
+    items = catalog_items(photo_catalog)
     changed = {item.item_id for item in items[::3]}
     catalog = tmp_path / "catalog-changed.csv"
     catalog.write_bytes(serialize_catalog(

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from imagesearch.catalog import read_catalog, serialize_catalog
+from imagesearch.catalog import serialize_catalog
 from imagesearch.embedder import Embedder
 from imagesearch.embedder_config import EmbedderConfig, model_id_for
 from imagesearch.preprocess import PreprocessConfig, normalize
@@ -13,12 +13,12 @@ from imagesearch.settings import Settings
 from serving.metrics import Metrics
 from serving.service import SearchService
 from tasks.workspace import Workspace
-from tests.conftest import jpeg_bytes, photo
+from tests.conftest import catalog_items, jpeg_bytes, photo
 from tests.tasks.conftest import run_step
 
 
 def catalog_with_bad_images(folder: Path, photo_catalog: Path) -> Path:
-    items = read_catalog(str(photo_catalog)).items[:8]
+    items = catalog_items(photo_catalog)[:8]
     bad = {
         items[0].item_id: ("missing.png", None),
         items[1].item_id: ("truncated.jpg", jpeg_bytes(photo("astronaut"))[:3000]),

@@ -3,13 +3,14 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from imagesearch.catalog import read_catalog, serialize_catalog
+from imagesearch.catalog import serialize_catalog
 from tasks.workspace import Workspace
+from tests.conftest import catalog_items
 from tests.tasks.conftest import run_step
 
 
 def test_snapshot_deduplicates_filters_and_shards(tmp_path: Path, photo_catalog: Path) -> None:
-    items = read_catalog(str(photo_catalog)).items
+    items = catalog_items(photo_catalog)
     older = replace(items[0], title="stale copy", updated_at=items[0].updated_at.replace(year=2020))
     catalog = tmp_path / "catalog.jsonl"
     catalog.write_bytes(serialize_catalog([older, *items], "jsonl"))
