@@ -1,0 +1,50 @@
+"""ScaNN: parameters from the item count, a real index that finds what exact search finds, saved and reloaded."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from imagesearch.index import IndexParams, VectorIndex, choose_params, exact_search
+from imagesearch.vectors import l2_normalize
+
+
+def test_params_follow_the_item_count() -> None:
+    assert choose_params(19_999).kind == "brute_force"
+    params = choose_params(1_000_000)
+    assert (params.kind, params.num_leaves, params.leaves_to_search, params.training_sample_size) == \
+        ("tree_ah", 1000, 50, 250_000)
+    assert choose_params(500, brute_force_below=100).kind == "tree_ah"
+    assert IndexParams(**params.to_dict()) == params
+
+
+def test_exact_search_ranks_by_dot_product() -> None:
+    database = np.eye(4, dtype=np.float32)
+    indices, scores = exact_search(database, np.array([[0.1, 0.9, 0.5, 0.0]], np.float32), 3)
+    assert indices.tolist() == [[1, 2, 0]] and np.allclose(scores, [[0.9, 0.5, 0.1]])
+
+
+def test_built_saved_and_moved_index_finds_what_exact_search_finds(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(60, 32))
+    vectors = l2_normalize((centres[rng.integers(0, 60, 3000)] + rng.normal(0, 0.2, (3000, 32))).astype(np.float32))
+    queries = vectors[:20]
+    expected, _ = exact_search(vectors, queries, 10)
+    for params in (choose_params(len(vectors)), choose_params(len(vectors), brute_force_below=100)):
+        built = tmp_path / params.kind
+        VectorIndex.build(vectors, params).save(built)
+        moved = tmp_path / f"moved-{params.kind}"
+        shutil.move(built, moved)  # relative asset paths: the version loads from wherever it was fetched to
+        cwd = os.getcwd()
+        index = VectorIndex.load(moved, params, len(vectors))
+        assert os.getcwd() == cwd
+        found, scores = index.search(queries, 10)
+        assert found.shape == (20, 10) and np.all(np.diff(scores, axis=1) <= 1e-6)
+        recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found.tolist(), expected.tolist(), strict=True)])
+        assert recall >= (1.0 if params.kind == "brute_force" else 0.8), (params.kind, recall)
+        assert found[:, 0].tolist() == list(range(20))  # each stored vector finds itself first
+        single, _ = index.search(queries[0], 5)
+        assert single.tolist() == [found[0, :5].tolist()]

@@ -1,0 +1,40 @@
+"""The stored vectors and items of a version: float16 on disk, read back in row ranges, written from chunks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from imagesearch import index_store
+from imagesearch.index_store import StoredVectors, search_space, write_vectors
+from imagesearch.vectors import l2_normalize
+from imagesearch.whitening import Whitening
+
+
+def test_vectors_written_in_chunks_read_back_by_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(index_store, "CHUNK_ROWS", 7)  # many chunks on a small matrix
+    vectors = l2_normalize(np.random.default_rng(0).normal(size=(50, 16)).astype(np.float32))
+    path = tmp_path / "embeddings.npy"
+    write_vectors(path, (vectors[start : start + 7] for start in range(0, 50, 7)), vectors.shape)
+    assert np.load(path).dtype == np.float16
+    stored = StoredVectors(path)
+    assert len(stored) == 50
+    np.testing.assert_allclose(stored.rows(10, 20), vectors[10:20], atol=1e-3)
+    assert stored.rows(49, 60).shape == (1, 16) and stored.rows(5, 5).shape == (0, 16)
+    rows = np.array([0, 3, 8, 9, 30, 49])
+    np.testing.assert_allclose(stored.take(rows), vectors[rows], atol=1e-3)
+    whitening = Whitening.fit(vectors, 8)
+    np.testing.assert_allclose(stored.search_space(whitening), search_space(stored.rows(0, 50), whitening), atol=1e-6)
+    with pytest.raises(ValueError, match="wrote 7 rows"):
+        write_vectors(tmp_path / "short.npy", [vectors[:7]], vectors.shape)
+
+
+def test_items_round_trip_in_the_schema(tmp_path: Path) -> None:
+    record = {"item_id": "a1", "title": "Mug", "category": "kitchen", "price": 9.99, "on_sale": True,
+              "image_uri": "/data/a1.png", "image_sha256": "0" * 64, "updated_at": "2026-01-01T00:00:00+00:00",
+              "image_stamp": "12:34"}
+    index_store.write_items(tmp_path / index_store.ITEMS, [record])
+    assert {name: values[0] for name, values in index_store.read_items(tmp_path / index_store.ITEMS).items()} == record
+    assert index_store.read_whitening(tmp_path) is None
