@@ -1,6 +1,6 @@
 """Real example bodies for the API docs, as the server answered them on the test catalog (tests/conftest.py).
 
-``tests/serving/test_openapi_docs.py`` checks each still matches the schema of its response.
+``tests/serving/test_openapi.py`` checks each still matches the schema of its response.
 """
 
 from __future__ import annotations

@@ -155,6 +155,11 @@ def admin_headers(token: str = ADMIN_TOKEN) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def swap(client: TestClient, directory: Path | str, token: str = ADMIN_TOKEN):  # type: ignore[no-untyped-def]
+    """``POST /admin/index`` of ``directory``."""
+    return client.post("/admin/index", json={"directory": str(directory)}, headers=admin_headers(token))
+
+
 # ----------------------------------------------------------------------------- a real server process
 
 

@@ -1,0 +1,60 @@
+"""The search service without HTTP: not ready until an index is swapped in, only version folders load, and queries
+are preprocessed as the pipeline did, with the server's own caps."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import anyio
+import numpy as np
+import pytest
+from PIL import Image
+
+from imagesearch.embedder import Embedder
+from imagesearch.errors import ArtifactError, ImageTooLargeError, ImageTooSmallError
+from imagesearch.preprocess import preprocess_bytes
+from imagesearch.settings import Settings
+from serving.errors import NotReadyError, UnknownItemError
+from serving.metrics import Metrics
+from serving.search import Filters
+from serving.service import SearchService
+from tests.conftest import png_bytes
+
+VERSION_A = "20260101T000000Z"
+
+
+def test_not_ready_then_serving_a_swapped_in_version(tmp_path: Path, index_a: Path, embedder: Embedder) -> None:
+    root = tmp_path / "indexes"
+    shutil.copytree(index_a, root / VERSION_A)
+    service = SearchService(Settings(index_dir=str(root / "current")), embedder, Metrics())
+    with pytest.raises(NotReadyError):
+        service.index()
+
+    async def scenario() -> None:
+        await service.start()
+        try:
+            with pytest.raises(ArtifactError, match=r"is not <index root>/<version>"):
+                await service.swap_index(tmp_path)
+            loaded, previous = await service.swap_index(root / VERSION_A)
+            assert (loaded.version, previous) == (VERSION_A, None)
+            assert service.info().version == VERSION_A
+            similar = await service.similar("chelsea", 1, Filters())
+            assert [hit.item_id for hit in similar.results] == ["chelsea-mirror"]
+            with pytest.raises(UnknownItemError):
+                await service.similar("nope", 1, Filters())
+        finally:
+            await service.stop()
+
+    anyio.run(scenario)
+
+
+def test_query_images_use_the_models_preprocessing_with_the_servers_caps(embedder: Embedder) -> None:
+    settings = Settings(query_max_image_pixels=100 * 100, min_image_side=20)
+    service = SearchService(settings, embedder, Metrics())
+    picture = png_bytes(Image.new("RGB", (80, 60), "orange"))
+    assert np.array_equal(service.model_input(picture), preprocess_bytes(picture, embedder.config.preprocess))
+    with pytest.raises(ImageTooLargeError):
+        service.model_input(png_bytes(Image.new("RGB", (101, 100))))
+    with pytest.raises(ImageTooSmallError):
+        service.model_input(png_bytes(Image.new("RGB", (19, 100))))
