@@ -176,7 +176,7 @@ def write_samples(workspace: Workspace, assembly: Assembly, previous: tuple[Mode
 
 
 def build_index(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
-    workspace = Workspace(args.workspace)
+    workspace = Workspace(args.workspace, settings.storage.repository_retry_s)
     info = workspace.run_info()
     if (skipped := unchanged.summary(info, "build_index")) is not None:
         return skipped

@@ -24,7 +24,7 @@ from tasks.workspace import LAYOUT, Workspace
 
 
 def commit_version(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
-    workspace = Workspace(args.workspace)
+    workspace = Workspace(args.workspace, settings.storage.repository_retry_s)
     info = workspace.run_info()
     if (skipped := unchanged.summary(info, "commit_version")) is not None:
         return {**skipped, "changed": False}  # no commit: no rollout

@@ -35,7 +35,7 @@ def embed_pixels(embedder: Embedder, pixels: np.ndarray, batch_size: int) -> np.
 
 def embed(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     """Vectors for the shard's images with new bytes; build_index gathers the reused ones, once per run."""
-    workspace = Workspace(args.workspace)
+    workspace = Workspace(args.workspace, settings.storage.repository_retry_s)
     records = workspace.read_jsonl(LAYOUT.PREPROCESSED.of(args.shard))
     pixels = workspace.read_array(LAYOUT.PIXELS.of(args.shard))
     config = EmbedderConfig.from_dict(workspace.run_info()["embedder"])  # the model the run planned, as recorded

@@ -220,7 +220,7 @@ def thresholds(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
 
 
 def evaluate(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
-    workspace = Workspace(args.workspace)
+    workspace = Workspace(args.workspace, settings.storage.repository_retry_s)
     workspace.check_writable(LAYOUT.METRICS.top)
     run = workspace.run_info()
     if (skipped := unchanged.summary(run, "evaluate")) is not None:

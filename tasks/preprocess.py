@@ -49,7 +49,7 @@ def prepare(record: dict[str, Any], settings: Settings, policy: InputPolicy, con
 
 
 def preprocess(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
-    workspace = Workspace(args.workspace)
+    workspace = Workspace(args.workspace, settings.storage.repository_retry_s)
     info = workspace.run_info()
     records = workspace.read_jsonl(LAYOUT.SHARD_ITEMS.of(args.shard))
     policy = InputPolicy.for_images(settings.inputs, info.get("catalog_uri", ""))

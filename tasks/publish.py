@@ -18,7 +18,7 @@ from tasks.workspace import LAYOUT, Workspace
 
 
 def publish_step(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
-    workspace = Workspace(args.workspace)
+    workspace = Workspace(args.workspace, settings.storage.repository_retry_s)
     info = workspace.run_info()
     if (skipped := unchanged.summary(info, "publish")) is not None:
         return skipped

@@ -143,7 +143,7 @@ def write_plan(workspace: Workspace, records: list[dict[str, Any]], reuse: list[
 
 
 def snapshot(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
-    workspace = Workspace(args.workspace)
+    workspace = Workspace(args.workspace, settings.storage.repository_retry_s)
     catalog_uri = args.catalog or settings.pipeline.catalog_uri
     catalog = read_catalog(catalog_uri, InputPolicy.for_catalogs(settings.inputs))
     for error in catalog.errors[:20]:

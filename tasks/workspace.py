@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from imagesearch.errors import VersionTakenError
-from imagesearch.repository import ModelRepository, open_repository
+from imagesearch.repository import DEFAULT_RETRY_S, ModelRepository, open_repository
 
 
 @dataclass(frozen=True)
@@ -99,9 +99,10 @@ LAYOUT = WorkspaceLayout
 
 
 class Workspace:
-    def __init__(self, uri: str) -> None:
+    def __init__(self, uri: str, retry_s: float = DEFAULT_RETRY_S) -> None:
+        """``retry_s``: how long a GCS call may retry (the steps pass ``settings.repository_retry_s``)."""
         self.uri = uri
-        self.store: ModelRepository = open_repository(uri)
+        self.store: ModelRepository = open_repository(uri, retry_s=retry_s)
         self._writable = False
 
     def check_writable(self, key: str) -> None:

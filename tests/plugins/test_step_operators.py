@@ -82,7 +82,7 @@ def test_a_failing_step_fails_the_task_with_its_reason(photo_catalog: Path, tmp_
 
 
 def test_a_transient_failure_is_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from imagesearch.repository import gcs_client
+    from imagesearch.gcs import gcs_client
 
     with flaky_server() as store:  # the model repository answers 503 to everything
         monkeypatch.setenv("STORAGE_EMULATOR_HOST", store)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from imagesearch.repository import gcs_client
+from imagesearch.gcs import gcs_client
 from imagesearch.settings import Settings
 from tasks.cli import EXIT_PERMANENT, EXIT_RETRYABLE
 from tasks.pipeline import REPOSITORY, SERVING_OVERLAY, STEP, STEPS, VERSION, Step, default_params

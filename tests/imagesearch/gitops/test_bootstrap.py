@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from imagesearch import gitops, kustomize
+from imagesearch.errors import GitOpsError
 from imagesearch.gitops.bootstrap import bootstrap
-from imagesearch.gitops.client import GitOpsError
 from imagesearch.repository import ModelRepository
 from tests.gitops.support import log
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from imagesearch.gitops.client import Checkout, GitOpsError, checkout, git
+from imagesearch.errors import GitOpsError
+from imagesearch.gitops.client import Checkout, checkout, git
 from imagesearch.gitops.config import GitOpsConfig
 from tests.gitops.support import clone
 

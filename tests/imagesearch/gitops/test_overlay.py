@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from imagesearch import kustomize, pins
-from imagesearch.gitops.client import GitOpsError
+from imagesearch.errors import GitOpsError
 from imagesearch.gitops.config import GitOpsConfig
 from imagesearch.gitops.overlay import Overlay, served_version
 from imagesearch.repository import ModelRepository
