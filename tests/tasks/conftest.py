@@ -68,3 +68,16 @@ def repository(tmp_path: Path, published_repository: tuple[Path, str]) -> Path:
 def lenient_gate(monkeypatch: pytest.MonkeyPatch) -> None:
     # The photo catalog holds mirrored twins, which a near-duplicate may legitimately rank first.
     monkeypatch.setenv("IMAGESEARCH_MIN_NEAR_DUPLICATE_TOP1", "0.5")
+
+
+@pytest.fixture
+def evaluated_workspace(tmp_path: Path, photo_catalog: Path) -> Path:
+    """A workspace taken through build_index (not yet evaluated), with no previous version."""
+    workspace = tmp_path / "ws"
+    repo = str(tmp_path / "repo")
+    assert run_step("snapshot", workspace, "--catalog", str(photo_catalog), "--repository", repo,
+                    "--version", "20260301T000000Z").code == 0
+    for step in ("preprocess", "embed"):
+        assert run_step(step, workspace, "--shard", "0", "--repository", repo).code == 0
+    assert run_step("build_index", workspace).code == 0
+    return workspace

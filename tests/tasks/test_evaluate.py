@@ -1,4 +1,5 @@
-"""The gate compares the candidate with the version the overlay serves, on the same query sample."""
+"""evaluate: the quality gate blocks a broken index, and compares the candidate with the version the overlay
+serves, on the same query sample."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from imagesearch import gitops
+from imagesearch.artifacts import committed_versions
 from imagesearch.repository import open_repository
 from tasks.workspace import LAYOUT, Workspace
 from tests.gitops.support import bootstrapped
@@ -87,3 +89,15 @@ def test_a_candidate_with_vectors_shuffled_between_items_is_blocked_by_the_regre
     tolerant = run_step("evaluate", workspace, "--repository", str(repository), *SERVING, *floors_off,
                         "--max-regression-near-duplicate-top1", "1", "--max-regression-category-precision", "1")
     assert tolerant.code == 0, tolerant.stderr
+
+
+def test_gate_blocks_an_index_with_shuffled_ids(evaluated_workspace: Path, tmp_path: Path) -> None:
+    items_path = evaluated_workspace / "index" / "items.parquet"
+    table = pq.read_table(items_path)
+    pq.write_table(table.take(list(reversed(range(table.num_rows)))), items_path)
+    result = run_step("evaluate", evaluated_workspace)
+    assert result.code == 2  # permanent: a retry cannot help
+    assert "quality gate failed" in result.stderr and "near_duplicate_top1" in result.stderr and "< floor 0.5" in result.stderr
+    published = run_step("publish", evaluated_workspace, "--repository", str(tmp_path / "repo"))
+    assert published.code == 2 and "has not passed evaluation" in published.stderr
+    assert committed_versions(open_repository(str(tmp_path / "repo"))) == []
