@@ -1,37 +1,20 @@
-"""What a run tells its operator: links to the version, the GitOps commit and the search page; its note."""
+"""The run's note: version, metrics, verdict and links in the REST API's limit, or the reason it failed."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import pytest
-
-from imagesearch.settings import Settings, SettingsError
-from plugins.hooks.model_repository import ModelRepositoryHook
-from plugins.links import commit_url, version_url
-from plugins.notifiers import smtp_client
+from imagesearch.settings import Settings
 from plugins.run_note import NOTE_MAX_CHARS, compose_note, gate_verdict, set_run_note
 
 VERSION = "20261127T050000Z"
+
+
 METRICS = {"recall_at_10": 0.987, "near_duplicate_top1": 0.95}
+
+
 TEMPLATE = "https://github.com/acme/gitops/commit/{commit}"
-
-
-def test_a_version_links_to_the_gcs_console_or_a_local_folder(tmp_path: Path) -> None:
-    assert ModelRepositoryHook("gs://models/imagesearch").version_url(VERSION) == (
-        f"https://console.cloud.google.com/storage/browser/models/imagesearch/indexes/{VERSION}/")
-    assert ModelRepositoryHook(str(tmp_path)).version_url(VERSION) == (tmp_path / "indexes" / VERSION).as_uri()
-    assert version_url({"version": VERSION, "repository": "gs://b/p"}).endswith(f"/b/p/indexes/{VERSION}/")
-    assert version_url({}) == ""  # a skipped or failed publish links nowhere
-
-
-def test_a_commit_links_through_the_template_only_when_there_is_one() -> None:
-    deploy = {"version": VERSION, "commit": "0123456789abcdef"}
-    linked = Settings.from_env({"IMAGESEARCH_GITOPS_COMMIT_URL_TEMPLATE": TEMPLATE})
-    assert commit_url(deploy, linked) == TEMPLATE.format(commit="0123456789abcdef")
-    assert commit_url(deploy, Settings.from_env({})) == ""
-    assert commit_url({**deploy, "commit": None}, linked) == ""  # nothing changed
 
 
 def test_the_note_of_a_deployed_run_names_version_metrics_verdict_and_links() -> None:
@@ -73,8 +56,3 @@ def test_a_note_fits_the_rest_apis_limit() -> None:
 
 def test_without_an_api_the_note_is_only_logged() -> None:
     assert set_run_note(Settings.from_env({}), "image_index", "manual__1", "note") is False
-
-
-def test_a_bad_smtp_url_is_a_clear_settings_error() -> None:
-    with pytest.raises(SettingsError, match="IMAGESEARCH_ALERT_SMTP_URL must be smtp://"):
-        smtp_client("http://mail.example.com")
