@@ -1,4 +1,5 @@
-"""The project's shape: no import cycles, and the numpy-only step pods never load torch."""
+"""The project's shape: no import cycles, the numpy-only step pods never load torch, and the tests mirror the
+source tree."""
 
 from __future__ import annotations
 
@@ -10,7 +11,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("imagesearch", "tasks", "serving", "plugins", "dags", "scripts")
+NOT_SOURCE = {"tests", "bench", "docker", "gitops", "data", "docs"}  # benchmarks are never tests
+
+
+def source_packages() -> tuple[str, ...]:
+    """The project's top-level folders of Python source (imagesearch, tasks, serving, plugins, dags, scripts...)."""
+    return tuple(sorted(path.name for path in ROOT.iterdir() if path.is_dir() and not path.name.startswith(".")
+                        and path.name not in NOT_SOURCE and any(path.rglob("*.py"))))
+
+
+PACKAGES = source_packages()
 
 
 def project_modules() -> dict[str, Path]:
@@ -112,3 +122,12 @@ def test_numpy_only_steps_never_import_torch(step: str) -> None:
     assert result.returncode == 0, result.stderr
     assert "usage:" in result.stdout
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_every_module_has_its_test_module() -> None:
+    """``<package>/<path>/<module>.py`` is tested in ``tests/<package>/<path>/test_<module>.py``."""
+    assert {"imagesearch", "tasks", "serving", "plugins", "dags", "scripts"} <= set(PACKAGES)
+    modules = [path for path in project_modules().values() if path.name != "__init__.py"]
+    missing = [str(path.relative_to(ROOT)) for path in modules
+               if not (ROOT / "tests" / path.relative_to(ROOT).parent / f"test_{path.name}").is_file()]
+    assert missing == []
