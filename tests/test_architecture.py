@@ -110,11 +110,13 @@ def test_no_import_cycles() -> None:
     assert cycles(import_graph()) == []
 
 
-@pytest.mark.parametrize("step", ["preprocess", "build_index", "snapshot"])
-def test_numpy_only_steps_never_import_torch(step: str) -> None:
-    """Their pods would pay torch's import time and memory for nothing (figures: docs/BENCHMARKS.md)."""
-    probe = (f"import runpy, sys\nsys.argv = ['{step}', '--help']\n"
-             f"try:\n    runpy.run_module('tasks.{step}', run_name='__main__')\nexcept SystemExit as exit:\n"
+@pytest.mark.parametrize("module", ["tasks.snapshot", "tasks.preprocess", "tasks.build_index", "tasks.publish",
+                                    "tasks.commit_version", "serving.fetch"])
+def test_numpy_only_commands_never_import_torch(module: str) -> None:
+    """Their pods (and the serving pod's initContainer) would pay torch's import time and memory for nothing
+    (figures: docs/BENCHMARKS.md)."""
+    probe = (f"import runpy, sys\nsys.argv = ['{module}', '--help']\n"
+             f"try:\n    runpy.run_module('{module}', run_name='__main__')\nexcept SystemExit as exit:\n"
              "    assert exit.code == 0, exit.code\n"
              "print(sorted(name for name in sys.modules if name.split('.')[0] in ('torch', 'torchvision')))\n")
     result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=300,
