@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from imagesearch.embedder import Embedder
-from serving import demo
+from localdev import demo
 from serving.app import create_app
 from tests.serving.conftest import serve_in_thread, serving_settings
 
