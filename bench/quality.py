@@ -27,7 +27,7 @@ from imagesearch.errors import ImageError
 from imagesearch.index import exact_search
 from imagesearch.input_policy import InputPolicy
 from imagesearch.preprocess import PreprocessConfig, decode_image
-from imagesearch.settings import DATA_DIR
+from imagesearch.settings import DATA_DIR, get_settings
 from imagesearch.vectors import l2_normalize
 from imagesearch.whitening import Whitening
 

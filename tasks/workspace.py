@@ -100,7 +100,7 @@ LAYOUT = WorkspaceLayout
 
 class Workspace:
     def __init__(self, uri: str, retry_s: float = DEFAULT_RETRY_S) -> None:
-        """``retry_s``: how long a GCS call may retry (the steps pass ``settings.repository_retry_s``)."""
+        """``retry_s``: how long a GCS call may retry (the steps pass ``settings.storage.repository_retry_s``)."""
         self.uri = uri
         self.store: ModelRepository = open_repository(uri, retry_s=retry_s)
         self._writable = False

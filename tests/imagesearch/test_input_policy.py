@@ -12,9 +12,10 @@ from imagesearch.settings import Settings
 
 
 def test_images_from_settings_plus_the_catalogs_own_folder(tmp_path: Path) -> None:
-    settings = Settings(image_schemes="file,gs,https", image_local_roots=str(tmp_path / "shared"),
-                        image_buckets="pictures", image_hosts="*.cdn.example")
-    policy = InputPolicy.for_images(settings, str(tmp_path / "catalogs" / "catalog.csv"))
+    settings = Settings.from_env({"IMAGESEARCH_IMAGE_SCHEMES": "file,gs,https",
+                                  "IMAGESEARCH_IMAGE_LOCAL_ROOTS": str(tmp_path / "shared"),
+                                  "IMAGESEARCH_IMAGE_BUCKETS": "pictures", "IMAGESEARCH_IMAGE_HOSTS": "*.cdn.example"})
+    policy = InputPolicy.for_images(settings.inputs, str(tmp_path / "catalogs" / "catalog.csv"))
     policy.check_location(str(tmp_path / "catalogs" / "images" / "a.png"))  # beside the catalog
     policy.check_location(str(tmp_path / "shared" / "b.png"))
     policy.check_location("gs://pictures/any/c.png")
@@ -28,7 +29,8 @@ def test_images_from_settings_plus_the_catalogs_own_folder(tmp_path: Path) -> No
 
 
 def test_catalogs_only_under_the_catalog_prefixes(tmp_path: Path) -> None:
-    policy = InputPolicy.for_catalogs(Settings(catalog_prefixes=f"{tmp_path},gs://catalogs/prod/,https://host/cat/"))
+    prefixes = f"{tmp_path},gs://catalogs/prod/,https://host/cat/"
+    policy = InputPolicy.for_catalogs(Settings.from_env({"IMAGESEARCH_CATALOG_PREFIXES": prefixes}).inputs)
     policy.check_location(str(tmp_path / "catalog.csv"))
     policy.check_location("gs://catalogs/prod/catalog.parquet")
     policy.check_url("https://host/cat/catalog.csv")
@@ -43,5 +45,5 @@ def test_private_addresses_are_refused_unless_their_network_is_allowed() -> None
     for private in ("127.0.0.1", "10.1.2.3", "169.254.169.254", "::1", "::ffff:127.0.0.1"):
         with pytest.raises(InputRefusedError):
             InputPolicy().public_addresses(private, 80)
-    intranet = InputPolicy.for_images(Settings(fetch_allowed_networks="10.0.0.0/8"))
+    intranet = InputPolicy.for_images(Settings.from_env({"IMAGESEARCH_FETCH_ALLOWED_NETWORKS": "10.0.0.0/8"}).inputs)
     assert intranet.public_addresses("10.1.2.3", 80) == ["10.1.2.3"]

@@ -18,9 +18,9 @@ EMULATOR_CONNECTION = json.dumps({"conn_type": "google_cloud_platform", "extra":
 
 
 def test_only_a_gcs_catalog_is_an_asset() -> None:
-    assert catalog_asset(Settings(catalog_uri="gs://catalogs/prod/catalog.parquet")) == \
+    assert catalog_asset(Settings.from_env({"IMAGESEARCH_CATALOG_URI": "gs://catalogs/prod/catalog.parquet"})) == \
         Asset(uri="gs://catalogs/prod/catalog.parquet")
-    assert catalog_asset(Settings(catalog_uri="/data/catalog.csv")) is None
+    assert catalog_asset(Settings.from_env({"IMAGESEARCH_CATALOG_URI": "/data/catalog.csv"})) is None
 
 
 def test_a_snapshot_is_announced_with_its_generation(gcs_bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:

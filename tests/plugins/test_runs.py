@@ -28,12 +28,12 @@ def test_one_version_per_run_and_its_workspace(tmp_path: Path) -> None:
 
 
 def test_params_inputs_schedule_and_shards(tmp_path: Path) -> None:
-    settings = Settings(schedule="@hourly")
+    settings = Settings.from_env({"IMAGESEARCH_SCHEDULE": "@hourly"})
     params = dag_params(settings)
     assert list(params) == [param.name for param in PARAMS]
     assert (params["limit"].schema["type"], params["limit"].schema["minimum"], params["limit"].value) == ("integer", 0, 0)
     assert params["catalog_uri"].schema["minLength"] == 1
     inputs = step_inputs(settings, ModelRepositoryHook(str(tmp_path)))
     assert inputs["limit"] == "{{ params.limit }}" and inputs[REPOSITORY] == str(tmp_path)
-    assert schedule(settings) == "@hourly" and schedule(Settings(schedule=" Manual ")) is None
+    assert schedule(settings) == "@hourly" and schedule(Settings.from_env({"IMAGESEARCH_SCHEDULE": " Manual "})) is None
     assert shard_ids({"shard_ids": ["0", 1, 2]}) == [0, 1, 2]

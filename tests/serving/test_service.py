@@ -27,7 +27,7 @@ VERSION_A = "20260101T000000Z"
 def test_not_ready_then_serving_a_swapped_in_version(tmp_path: Path, index_a: Path, embedder: Embedder) -> None:
     root = tmp_path / "indexes"
     shutil.copytree(index_a, root / VERSION_A)
-    service = SearchService(Settings(index_dir=str(root / "current")), embedder, Metrics())
+    service = SearchService(Settings.from_env({"IMAGESEARCH_INDEX_DIR": str(root / "current")}), embedder, Metrics())
     with pytest.raises(NotReadyError):
         service.index()
 
@@ -50,7 +50,7 @@ def test_not_ready_then_serving_a_swapped_in_version(tmp_path: Path, index_a: Pa
 
 
 def test_query_images_use_the_models_preprocessing_with_the_servers_caps(embedder: Embedder) -> None:
-    settings = Settings(query_max_image_pixels=100 * 100, min_image_side=20)
+    settings = Settings.from_env({"IMAGESEARCH_QUERY_MAX_IMAGE_PIXELS": "10000", "IMAGESEARCH_MIN_IMAGE_SIDE": "20"})
     service = SearchService(settings, embedder, Metrics())
     picture = png_bytes(Image.new("RGB", (80, 60), "orange"))
     assert np.array_equal(service.model_input(picture), preprocess_bytes(picture, embedder.config.preprocess))

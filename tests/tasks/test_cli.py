@@ -22,7 +22,7 @@ def run(main: Any, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
 
 def test_a_summary_line_on_success(capsys: pytest.CaptureFixture[str]) -> None:
     def main(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
-        return {"workspace": args.workspace, "threads": settings.torch_threads}
+        return {"workspace": args.workspace, "threads": settings.pipeline.torch_threads}
 
     code, out, _ = run(main, capsys)
     summary = json.loads(out)

@@ -9,7 +9,8 @@ from imagesearch.settings import Settings
 
 
 def test_from_settings_takes_overrides_but_not_none() -> None:
-    settings = Settings(gitops_repo_url="/srv/gitops.git", gitops_branch="deploy", gitops_overlay="gitops/overlays/staging")
+    settings = Settings.from_env({"IMAGESEARCH_GITOPS_REPO_URL": "/srv/gitops.git", "IMAGESEARCH_GITOPS_BRANCH": "deploy",
+                                  "IMAGESEARCH_GITOPS_OVERLAY": "gitops/overlays/staging"})
     config = GitOpsConfig.from_settings(settings, overlay="gitops/overlays/production/", branch=None)
     assert (config.url, config.branch, config.overlay) == ("/srv/gitops.git", "deploy", "gitops/overlays/production/")
     assert config.kustomization == "gitops/overlays/production/kustomization.yaml"

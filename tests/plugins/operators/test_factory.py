@@ -16,7 +16,8 @@ INPUTS = {**{param.name: f"{{{{ params.{param.name} }}}}" for param in PARAMS},
 
 def test_each_runner_makes_its_operator_from_the_declaration() -> None:
     for runner, kind in (("local", LocalStepOperator), ("kubernetes", StepPodOperator)):
-        settings = Settings(runner=runner, task_retries=4, max_parallel_shards=3)
+        settings = Settings.from_env({"IMAGESEARCH_RUNNER": runner, "IMAGESEARCH_TASK_RETRIES": "4",
+                                      "IMAGESEARCH_MAX_PARALLEL_SHARDS": "3"})
         for step in STEPS:
             task = step_operator(step, settings, workspace="/models/runs/v", inputs=INPUTS,
                                  shard=0 if step.sharded else None)
@@ -27,7 +28,8 @@ def test_each_runner_makes_its_operator_from_the_declaration() -> None:
 
 
 def test_retries_and_the_switch() -> None:
-    settings = Settings(task_retries=2, retry_delay_s=30, max_retry_delay_s=600)
+    settings = Settings.from_env({"IMAGESEARCH_TASK_RETRIES": "2", "IMAGESEARCH_RETRY_DELAY_S": "30",
+                                  "IMAGESEARCH_MAX_RETRY_DELAY_S": "600"})
     assert retry_arguments(RetryPolicy(), settings) == {"retries": 2, "retry_delay": timedelta(seconds=30),
                                                         "retry_exponential_backoff": 2.0,
                                                         "max_retry_delay": timedelta(seconds=600)}

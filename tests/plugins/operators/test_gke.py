@@ -9,8 +9,9 @@ from plugins.operators.gke import StepGKEPodOperator, gke_kwargs, gke_pod_kwargs
 from plugins.operators.pod import pod_kwargs
 from tasks.pipeline import STEP
 
-GKE = Settings(runner="gke", gke_project="acme", gke_location="europe-west4", gke_cluster="batch",
-               gcp_conn_id="google_cloud_default")
+GKE = Settings.from_env({"IMAGESEARCH_RUNNER": "gke", "IMAGESEARCH_GKE_PROJECT": "acme",
+                         "IMAGESEARCH_GKE_LOCATION": "europe-west4", "IMAGESEARCH_GKE_CLUSTER": "batch",
+                         "IMAGESEARCH_GCP_CONN_ID": "google_cloud_default"})
 
 
 def test_the_same_pod_without_the_kubeconfig_connection() -> None:
@@ -21,7 +22,8 @@ def test_the_same_pod_without_the_kubeconfig_connection() -> None:
         {key: value for key, value in plain.items() if key != "kubernetes_conn_id"}
     assert gke_kwargs(GKE) == {"project_id": "acme", "location": "europe-west4", "cluster_name": "batch",
                                "gcp_conn_id": "google_cloud_default"}
-    assert gke_kwargs(Settings(runner="gke", gke_location="l", gke_cluster="c"))["project_id"] is None
+    unnamed = Settings.from_env({"IMAGESEARCH_RUNNER": "gke", "IMAGESEARCH_GKE_LOCATION": "l", "IMAGESEARCH_GKE_CLUSTER": "c"})
+    assert gke_kwargs(unnamed)["project_id"] is None
 
 
 def test_the_operator_keeps_the_steps_links_and_templates() -> None:

@@ -11,12 +11,12 @@ from tasks.pipeline import STEP
 
 def test_the_declared_class_then_the_override() -> None:
     embed = STEP["embed"]
-    requests, limits = step_resources(embed, Settings())
+    requests, limits = step_resources(embed, Settings.from_env({}))
     assert (requests, limits) == (embed.size.resources.requests, embed.size.resources.limits)
-    override = Settings(kubernetes_resources='{"embed": {"limits": {"memory": "64Gi"}}, "publish": {}}')
+    override = Settings.from_env({"IMAGESEARCH_KUBERNETES_RESOURCES": '{"embed": {"limits": {"memory": "64Gi"}}, "publish": {}}'})
     requests, limits = step_resources(embed, override)
     assert requests == embed.size.resources.requests
     assert limits == {**embed.size.resources.limits, "memory": "64Gi"}
     assert step_resources(STEP["snapshot"], override)[1] == STEP["snapshot"].size.resources.limits
     with pytest.raises(SettingsError, match="IMAGESEARCH_KUBERNETES_RESOURCES is not a JSON object"):
-        step_resources(embed, Settings(kubernetes_resources="[1, 2]"))
+        step_resources(embed, Settings.from_env({"IMAGESEARCH_KUBERNETES_RESOURCES": "[1, 2]"}))
