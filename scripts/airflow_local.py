@@ -48,6 +48,9 @@ API_TOKEN_FILE = "run-note-api-token"  # the run_note task's REST API token (plu
 DAG_ID = "image_index"
 PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
 COMPONENTS = ("api-server", "scheduler", "dag-processor")
+# The scheduler's and triggerer's log servers would listen on every interface at fixed ports (8793, 8794), which
+# a second Airflow on the machine also wants; the api-server reads task logs from $AIRFLOW_HOME/logs on this disk.
+COMPONENT_FLAGS = {"scheduler": ("--skip-serve-logs",), "triggerer": ("--skip-serve-logs",)}
 PLUGINS_FOLDER = PROJECT_ROOT / "plugins" / "airflow_plugins"  # only AirflowPlugin files; the rest is a library
 STOP_GRACE_S = 30.0
 READY_TIMEOUT_S = 180.0
@@ -168,7 +171,8 @@ class Components:
             self._files.append(log)
             # Each component inherits the home's lock: while any of them lives, even if this launcher was killed,
             # `airflow dags test` is refused this home.
-            self.processes[name] = subprocess.Popen([airflow_bin(), name], env=self.env, cwd=PROJECT_ROOT,
+            self.processes[name] = subprocess.Popen([airflow_bin(), name, *COMPONENT_FLAGS.get(name, ())], env=self.env,
+                                                    cwd=PROJECT_ROOT,
                                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                                     pass_fds=(self.lock.fileno(),))
 

@@ -114,6 +114,20 @@ def test_the_dag_is_served_with_its_docs_and_params(airflow: Airflow) -> None:
     assert airflow.client.get("/importErrors").json()["total_entries"] == 0
 
 
+def listening(process: psutil.Process) -> set[tuple[str, int]]:
+    with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+        return {(c.laddr.ip, c.laddr.port) for c in process.net_connections("tcp") if c.status == psutil.CONN_LISTEN}
+    return set()
+
+
+def test_make_airflow_listens_only_on_loopback_at_its_own_port(airflow: Airflow) -> None:
+    # Not the scheduler's log server on every interface at the fixed 8793, which a second Airflow wants too.
+    airflow.wait_for(f"/dags/{DAG_ID}", lambda body: True, 120, "the DAG never appeared")
+    tree = _tree(airflow.launcher.pid)
+    assert any("scheduler" in " ".join(process.cmdline()) for process in tree)
+    assert set().union(*map(listening, tree)) == {("127.0.0.1", airflow.client.base_url.port)}
+
+
 def test_make_demo_refuses_the_database_make_airflow_is_using(airflow: Airflow, photo_catalog: Path, tmp_path: Path) -> None:
     before = airflow.client.get(f"/dags/{DAG_ID}/dagRuns").json()["total_entries"]
     refused = dags_test(airflow.home, pipeline_env(tmp_path), run_conf(photo_catalog, limit=4))
