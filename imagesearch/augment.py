@@ -1,18 +1,22 @@
 """The realistic near-duplicate transformation used to evaluate search quality.
 
 It must be fair on every catalog: what is filled in after the rotation takes the colour of the picture's
-own border (white for product shots, black for Fashion-MNIST), and the resize is relative with a minimum:
+own border (white for product shots, black for Fashion-MNIST), the resize is relative with a minimum:
 the copy's shorter side is ``scale`` times the original's but at least ``min_side`` pixels, as a re-upload
-of a thumbnail would be. (A 28 px picture cropped, rotated and JPEG-compressed at 28 px loses most of
-itself: Fashion-MNIST's near-duplicate top-1 fell from 0.95 to 0.66 on 150-200 items.)
+of a thumbnail would be, and the brightening is an exposure curve that keeps black and white where they
+are. (A 28 px picture cropped, rotated and JPEG-compressed at 28 px loses most of itself: Fashion-MNIST's
+near-duplicate top-1 fell from 0.95 to 0.66 on 150-200 items. A linear gain of 1.15 burns out the
+highlights of a white-on-black picture, its whole content, and left 0.80 on 250 queries among 1,500
+items, against 0.95 without it; product shots on white lose only their background, which is white anyway.)
 """
 
 from __future__ import annotations
 
 import io
+import math
 
 import numpy as np
-from PIL import Image, ImageEnhance
+from PIL import Image
 
 from imagesearch.preprocess import to_rgb
 
@@ -33,6 +37,13 @@ def scaled_size(width: int, height: int, scale: float, min_side: int) -> tuple[i
     return max(1, round(width * factor)), max(1, round(height * factor))
 
 
+def brighten(picture: Image.Image, gain: float) -> Image.Image:
+    """An exposure change: mid-grey times ``gain``, black stays black and white stays white (nothing clips)."""
+    exponent = math.log(0.5 * gain) / math.log(0.5)
+    curve = [round(255 * (level / 255) ** exponent) for level in range(256)]
+    return picture.point(curve * len(picture.getbands()))
+
+
 def near_duplicate(
     image: Image.Image,
     scale: float = 0.7,
@@ -49,7 +60,7 @@ def near_duplicate(
     dx, dy = round(picture.width * crop / 2), round(picture.height * crop / 2)
     picture = picture.crop((dx, dy, picture.width - dx, picture.height - dy))
     picture = picture.rotate(rotate, resample=Image.Resampling.BICUBIC, fillcolor=fill)
-    picture = ImageEnhance.Brightness(picture).enhance(brightness)
+    picture = brighten(picture, brightness)
     buffer = io.BytesIO()
     picture.save(buffer, "JPEG", quality=jpeg_quality)
     return buffer.getvalue()
