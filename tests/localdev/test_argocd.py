@@ -4,35 +4,16 @@ with zero failed requests while a client keeps searching."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
-from imagesearch.artifacts import committed_versions
-from imagesearch.repository import open_repository
 from tests.conftest import ROOT, SECOND_VERSION
 from tests.serving.support import Client, cli
 
 V2 = SECOND_VERSION
-
-
-@pytest.fixture
-def models(two_versions: Path, published_repository: tuple[Path, str]) -> Path:
-    assert committed_versions(open_repository(str(two_versions))) == [published_repository[1], V2]
-    return two_versions
-
-
-@pytest.fixture
-def environment(tmp_path: Path, models: Path) -> Iterator[dict[str, str]]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "IMAGESEARCH_GITOPS_REPO_URL": str(tmp_path / "gitops.git"),
-           "IMAGESEARCH_MODEL_REPOSITORY": str(models)}
-    yield env
-    cli(env, "localdev.argocd", "--state-dir", str(tmp_path / "serving"), "--stop")
 
 
 def test_bump_and_rollback_reach_the_server_without_a_failed_request(

@@ -54,28 +54,41 @@ def failed_pod(code: int) -> Any:
                      status=k8s.V1PodStatus(phase="Failed", container_statuses=[status]))
 
 
+def pod_step(runner: str, **kwargs: Any) -> StepPodOperator:
+    """The pod operator of ``runner``: plain Kubernetes, or the same pod on a GKE cluster."""
+    if runner == "gke":
+        from plugins.operators.gke import StepGKEPodOperator
+
+        return StepGKEPodOperator(location="europe-west4", cluster_name="imagesearch", **kwargs)
+    return StepPodOperator(**kwargs)
+
+
+@pytest.mark.parametrize("runner", ["kubernetes", "gke"])
 @pytest.mark.parametrize(("code", "raised"), [(2, AirflowFailException), (1, AirflowException)])
-def test_a_pod_that_exits_2_fails_without_retries(monkeypatch: pytest.MonkeyPatch, code: int, raised: type) -> None:
+def test_a_pod_that_exits_2_fails_without_retries(monkeypatch: pytest.MonkeyPatch, code: int, raised: type,
+                                                  runner: str) -> None:
     from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 
     def base_cleanup(self: Any, pod: Any, remote_pod: Any) -> None:  # what the provider raises for a failed pod
         raise AirflowException(f"Pod {remote_pod.metadata.name} returned a failure")
 
     monkeypatch.setattr(KubernetesPodOperator, "cleanup", base_cleanup)
-    operator = StepPodOperator(task_id="evaluate", step="evaluate", workspace="gs://m/runs/v", namespace="ns", image="tasks:1")
+    operator = pod_step(runner, task_id="evaluate", step="evaluate", workspace="gs://m/runs/v", namespace="ns",
+                        image="tasks:1")
     with pytest.raises(raised) as caught:
         operator.cleanup(failed_pod(code), failed_pod(code))
     assert (caught.type is AirflowFailException) == (code == 2)
 
 
-def test_a_pod_that_exits_skipped_is_skipped_with_the_steps_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("runner", ["kubernetes", "gke"])
+def test_a_pod_that_exits_skipped_is_skipped_with_the_steps_reason(monkeypatch: pytest.MonkeyPatch, runner: str) -> None:
     from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 
     def base_cleanup(self: Any, pod: Any, remote_pod: Any) -> None:  # what the provider raises for skip_on_exit_code
         raise AirflowSkipException(f"Pod {remote_pod.metadata.name} returned exit code 3. Skipping.")
 
     monkeypatch.setattr(KubernetesPodOperator, "cleanup", base_cleanup)
-    operator = StepPodOperator(task_id="deploy", step="deploy", workspace="gs://m/runs/v", namespace="ns", image="tasks:1")
+    operator = pod_step(runner, task_id="deploy", step="deploy", workspace="gs://m/runs/v", namespace="ns", image="tasks:1")
     operator.summary = {"step": "deploy", "skipped": "gitops/overlays/prod is pinned to 20261127T050000Z"}
     with pytest.raises(AirflowSkipException, match="step deploy skipped: gitops/overlays/prod is pinned to 20261127T050000Z"):
         operator.cleanup(failed_pod(3), failed_pod(3))
