@@ -19,7 +19,7 @@ from imagesearch.artifacts import fetch, read_manifest
 from imagesearch.demo_catalog import fashion_items, fetch_fashion_mnist, write_catalog
 from imagesearch.index_store import load_index
 from imagesearch.repository import open_repository
-from imagesearch.settings import DATA_DIR, Settings
+from imagesearch.settings import DATA_DIR, EvaluationSettings, Settings
 from tasks.evaluate import Scorable, score
 from tests.conftest import ROOT
 
@@ -46,7 +46,7 @@ def default_gate_environment(monkeypatch: pytest.MonkeyPatch, gitops_repo: Path)
     return {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
-def rescore_published(repository: Path, version: str, settings: Settings, directory: Path) -> dict[str, float]:
+def rescore_published(repository: Path, version: str, settings: EvaluationSettings, directory: Path) -> dict[str, float]:
     """recall@10 and category precision@10 of the published version, measured again from the model repository on
     the same seeded query sample ``evaluate`` draws (no near-duplicate copies: those are embedded by ``evaluate``)."""
     manifest = fetch(open_repository(str(repository)), version, directory)
@@ -76,7 +76,7 @@ def test_fashion_mnist_publishes_under_the_default_gates(
     assert steps["publish"]["version"] == version and steps["publish"]["items"] == ITEMS
 
     manifest = read_manifest(open_repository(str(repository)), version)
-    defaults = Settings()
+    defaults = Settings.from_env({}).evaluation  # the defaults, whatever the environment says
     gate = manifest.gate
     assert manifest.passed_gate and gate["failures"] == [], gate
     assert gate["serving"] is None, gate  # the first version: the floors alone decide
@@ -90,6 +90,6 @@ def test_fashion_mnist_publishes_under_the_default_gates(
     assert manifest.metrics["near_duplicate_images"] == manifest.metrics["eval_queries"] == defaults.eval_sample_size
     assert 0.5 < rows["category_precision_at_10"]["candidate"] <= 1, rows  # 10 balanced classes: chance is 0.1
 
-    remeasured = rescore_published(repository, version, Settings.from_env(), tmp_path / "published")
+    remeasured = rescore_published(repository, version, defaults, tmp_path / "published")
     for name in ("category_precision_at_10", "recall_at_10"):
         assert remeasured[name] == pytest.approx(rows[name]["candidate"], abs=1e-4), (name, remeasured, rows)
