@@ -7,7 +7,7 @@ import io
 import json
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any
@@ -35,9 +35,7 @@ class CatalogItem:
     updated_at: datetime
 
     def to_record(self) -> dict[str, Any]:
-        record = asdict(self)
-        record["updated_at"] = self.updated_at.isoformat()
-        return record
+        return {**vars(self), "updated_at": self.updated_at.isoformat()}  # not asdict: it deep-copies every field
 
 
 @dataclass(frozen=True)
@@ -184,9 +182,7 @@ def parse_catalog(data: bytes, fmt: str, base_uri: str = "") -> Catalog:
 
 
 def _with_uri(item: CatalogItem, image_uri: str) -> CatalogItem:
-    values = {f.name: getattr(item, f.name) for f in fields(item)}
-    values["image_uri"] = image_uri
-    return CatalogItem(**values)
+    return CatalogItem(**{**vars(item), "image_uri": image_uri})
 
 
 def read_catalog(uri: str, policy: InputPolicy) -> Catalog:

@@ -13,8 +13,10 @@ from __future__ import annotations
 import logging
 import os
 import posixpath
+import stat
 from collections import defaultdict
 from collections.abc import Iterable
+from pathlib import Path
 
 from imagesearch import uri as uris
 from imagesearch.errors import InputRefusedError
@@ -68,17 +70,53 @@ def allowed(image_uri: str, policy: InputPolicy) -> bool:
 
 def image_stamps(image_uris: list[str], policy: InputPolicy) -> list[str]:
     """The stamp of every URI, in order; only URIs the policy allows are looked at."""
-    refused = {image_uri for image_uri in image_uris if not allowed(image_uri, policy)}
-    remote = [image_uri for image_uri in image_uris if image_uri.startswith("gs://") and image_uri not in refused]
-    listed = gcs_stamps(remote) if remote else {}
-    stamps = []
+    folders: dict[Path, bool] = {}
+    stamps: list[str | None] = []
+    remote = []
     for image_uri in image_uris:
-        if image_uri in refused:
+        path = _local(image_uri, policy)
+        if path is not None:
+            stamps.append(_confined_stamp(path, policy, folders))
+        elif not allowed(image_uri, policy):
             stamps.append(REFUSED)
-        elif image_uri in listed:
-            stamps.append(listed[image_uri])
-        elif (path := uris.local_path(image_uri)) is not None:
-            stamps.append(local_stamp(path))
         else:
-            stamps.append("")
-    return stamps
+            stamps.append(None)
+            if image_uri.startswith("gs://"):
+                remote.append(image_uri)
+    listed = gcs_stamps(remote) if remote else {}
+    return [listed.get(image_uri, "") if stamp is None else stamp for image_uri, stamp in zip(image_uris, stamps, strict=True)]
+
+
+def _local(image_uri: str, policy: InputPolicy) -> Path | None:
+    """The file behind a local URI whose scheme the policy allows (None for any other URI)."""
+    try:
+        return uris.local_path(image_uri) if "file" in policy.schemes else None
+    except ValueError:  # malformed: the full check refuses it
+        return None
+
+
+def _confined_stamp(path: Path, policy: InputPolicy, folders: dict[Path, bool]) -> str:
+    """The stamp of a local file, or REFUSED outside the allowed roots (then not even its metadata is read).
+
+    A catalog's images share a few folders, so each folder is resolved once, not every file's every
+    component. A file that is itself a symlink, or a path that is not a plain name in a folder, is
+    resolved in full, as ``InputPolicy.confine`` does.
+    """
+    if path.name in ("", ".", "..") or str(path).startswith("~"):
+        return local_stamp(path) if allowed(str(path), policy) else REFUSED
+    folder = path.parent
+    if folder not in folders:
+        try:
+            policy.confine(folder)
+            folders[folder] = True
+        except (InputRefusedError, OSError, ValueError):
+            folders[folder] = False
+    if not folders[folder]:
+        return REFUSED
+    try:
+        info = os.lstat(path)
+    except (OSError, ValueError):
+        return MISSING
+    if stat.S_ISLNK(info.st_mode):
+        return local_stamp(path) if allowed(str(path), policy) else REFUSED
+    return f"{info.st_size}:{info.st_mtime_ns}"

@@ -31,3 +31,19 @@ def test_refused_uris_are_not_stat_ed(tmp_path: Path, uri: str, monkeypatch: pyt
     policy = InputPolicy(local_roots=(tmp_path,), gs_prefixes=(("our-bucket", ""),))
     assert image_stamps([uri.format(root=tmp_path)], policy) == [REFUSED]
     assert looked_at == []
+
+
+def test_a_symlinked_file_or_folder_is_resolved_before_it_is_stamped(tmp_path: Path) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "images").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "secret.png").write_bytes(b"secret")
+    (root / "images" / "inside.png").write_bytes(b"12345")
+    (root / "images" / "link-out.png").symlink_to(outside / "secret.png")
+    (root / "images" / "link-in.png").symlink_to(root / "images" / "inside.png")
+    (root / "folder-out").symlink_to(outside)
+    policy = InputPolicy(local_roots=(root,))
+    uris = [str(root / "images" / name) for name in ("inside.png", "link-out.png", "link-in.png", "gone.png")]
+    stamps = image_stamps([*uris, str(root / "folder-out" / "secret.png"), f"file://{root}/images/inside.png"], policy)
+    assert stamps == [stamps[0], REFUSED, stamps[0], MISSING, REFUSED, stamps[0]]
+    assert stamps[0].startswith("5:")
