@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from imagesearch.catalog import CatalogItem, serialize_catalog
-from imagesearch.gitops import GitOpsConfig, history
+from imagesearch.gitops import GitOpsConfig, Overlay, history
 from tests.conftest import ROOT, catalog_items, jpeg_bytes, photo, png_bytes
 from tests.dags.airflow_support import dags_test, pipeline_env, run_conf
 from tests.gitops.support import clone
@@ -97,4 +97,5 @@ def test_catalog_change_rolls_out_without_failed_requests_and_rolls_back(
     assert client.stop() == [v1, v2, v1]
     assert client.failures == []
     config = GitOpsConfig(url=loop_env["IMAGESEARCH_GITOPS_REPO_URL"])
-    assert [release.version for release in history(clone(config, tmp_path / "clone"))][:3] == [v1, v2, v1]  # newest first
+    releases = history(Overlay(clone(config, tmp_path / "clone")))
+    assert [release.version for release in releases][:3] == [v1, v2, v1]  # newest first
