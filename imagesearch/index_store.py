@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from imagesearch.artifacts import Manifest, verify_directory
+from imagesearch.errors import ArtifactError
 from imagesearch.index import IndexParams, VectorIndex
 from imagesearch.whitening import Whitening
 
@@ -166,6 +167,8 @@ def load_index(directory: Path, model_id: str | None = None, version: str | None
     items = read_items(directory / ITEMS)
     whitening = read_whitening(directory)
     embeddings = StoredVectors(directory / EMBEDDINGS).search_space(whitening)
+    if "params" not in manifest.index:
+        raise ArtifactError(f"version {manifest.version} has no index (its manifest names no index parameters)")
     params = IndexParams(**manifest.index["params"])
     vectors = VectorIndex.load(directory, params, len(embeddings))
     return LoadedIndex(
