@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 
 from imagesearch import index_store
+from imagesearch.artifacts import Manifest, ModelInfo, fetch, publish, seal
+from imagesearch.errors import ArtifactError
 from imagesearch.index_store import StoredVectors, search_space, write_vectors
+from imagesearch.repository import open_repository
 from imagesearch.vectors import l2_normalize
 from imagesearch.whitening import Whitening
 
@@ -38,3 +41,17 @@ def test_items_round_trip_in_the_schema(tmp_path: Path) -> None:
     index_store.write_items(tmp_path / index_store.ITEMS, [record])
     assert {name: values[0] for name, values in index_store.read_items(tmp_path / index_store.ITEMS).items()} == record
     assert index_store.read_whitening(tmp_path) is None
+
+
+def test_a_version_without_index_parameters_is_an_artifact_error_not_a_crash(tmp_path: Path) -> None:
+    version, built = "20260101T000000Z", tmp_path / "built"
+    built.mkdir()
+    index_store.write_items(built / index_store.ITEMS, [{"item_id": "a", "image_uri": "a.png", "category": "shoes"}])
+    write_vectors(built / index_store.EMBEDDINGS, [l2_normalize(np.ones((1, 4), np.float32))], (1, 4))
+    seal(built, Manifest(version=version, created_at="2026-01-01T00:00:00+00:00", item_count=1,
+                         model=ModelInfo("test", "0" * 64, "test-model", 4)))
+    repository = open_repository(str(tmp_path / "models"))
+    publish(repository, built)
+    fetch(repository, version, tmp_path / "fetched")
+    with pytest.raises(ArtifactError, match="has no index"):
+        index_store.load_index(tmp_path / "fetched")
