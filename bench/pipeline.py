@@ -290,7 +290,8 @@ def main(argv: list[str] | None = None) -> None:
             load, began = os.getloadavg()[0], time.perf_counter()
             rows = timed_run(catalog, repository, f"20260101T{hour:02d}0000Z", env)
             report(rows, args.items, changed, time.perf_counter() - began, load)
-            published = next((row["summary"]["version"] for row in rows if row["step"] == "publish"), published)
+            published = next((row["summary"]["version"] for row in rows
+                              if row["step"] == "publish" and "version" in row["summary"]), published)
         if args.serve and published:
             serve(root, repository, published)
     finally:

@@ -242,9 +242,12 @@ def start_server(
     raise RuntimeError(f"the server was not ready within {timeout_s:g}s:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Debian's Chromium (skips where it is not installed), shared by the browser tests."""
+    """Debian's Chromium (skips where it is not installed), shared by a module's browser tests.
+
+    Per module, not per session: Playwright's sync API keeps an event loop running in the main thread while it
+    is open, and later tests that start their own loop (``anyio.run``) would fail."""
     yield from launch_chromium()
 
 
