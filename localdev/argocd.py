@@ -51,7 +51,6 @@ from imagesearch.settings import DATA_DIR, PROJECT_ROOT, Settings, SettingsError
 from localdev.processes import ProcessRef
 
 log = logging.getLogger("localdev.argocd")
-KEEP_VERSIONS = 2  # the one served and the one before it (in-flight requests may still be reading it)
 
 
 class DeployError(ImageSearchError):

@@ -30,7 +30,7 @@ API_TIMEOUT_S = 30
 def gate_verdict(workspace: str) -> tuple[dict[str, float], str]:
     """evaluate's metrics and its verdict ("passed", "failed: why", or "not reached"), from the run workspace."""
     try:
-        store = Workspace(workspace)
+        store = Workspace(workspace, get_settings().storage.repository_retry_s)
         metrics = store.read_json(LAYOUT.METRICS.key) if store.exists(LAYOUT.METRICS.key) else {}
         if not store.exists(LAYOUT.GATE.key):
             return metrics, "not reached"

@@ -39,6 +39,7 @@ class ModelRepositoryHook(BaseHook):
         settings = get_settings()
         self.repository: str = repository or settings.storage.model_repository
         self.gcp_conn_id: str = gcp_conn_id or settings.google.gcp_conn_id
+        self.retry_s: float = settings.storage.repository_retry_s
 
     @cached_property
     def gcs_hook(self) -> GCSHook:
@@ -50,7 +51,7 @@ class ModelRepositoryHook(BaseHook):
         return self.gcs_hook.get_conn()
 
     def get_conn(self) -> ModelRepository:
-        repository = open_repository(self.repository)
+        repository = open_repository(self.repository, retry_s=self.retry_s)
         if isinstance(repository, GCSRepository):
             repository.client = self.gcs_client
         return repository

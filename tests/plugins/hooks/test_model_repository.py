@@ -45,6 +45,14 @@ def test_defaults_to_the_settings_repository_and_connection(monkeypatch: pytest.
     assert ModelRepositoryHook().gcp_conn_id == "google_cloud_models"
 
 
+def test_gcs_calls_retry_for_the_configured_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMAGESEARCH_REPOSITORY_RETRY_S", "7")
+    get_settings.cache_clear()
+    repository = ModelRepositoryHook("gs://models/imagesearch", gcp_conn_id="no_such_connection").get_conn()
+    assert repository.retry_s == 7  # type: ignore[attr-defined]
+    assert repository.child("runs/v1").retry_s == 7  # type: ignore[attr-defined]
+
+
 def test_gcs_repository_through_the_airflow_connection(
         monkeypatch: pytest.MonkeyPatch, gcs_bucket: str, tmp_path: Path) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_GCS_MODELS", EMULATOR_CONNECTION)
