@@ -8,6 +8,11 @@ are. (A 28 px picture cropped, rotated and JPEG-compressed at 28 px loses most o
 near-duplicate top-1 fell from 0.95 to 0.66 on 150-200 items. A linear gain of 1.15 burns out the
 highlights of a white-on-black picture, its whole content, and left 0.80 on 250 queries among 1,500
 items, against 0.95 without it; product shots on white lose only their background, which is white anyway.)
+
+The rotation is 2 degrees. At 5 degrees, 20,000 Fashion-MNIST items scored 0.826 (500 queries): its
+garments of one class differ from one another by less than a 5-degree turn of a 28 px picture moves them
+(the crop alone kept 0.99, the rotation alone 0.96, the two together 0.88). At 2 degrees: 0.932, at 3: 0.908.
+A re-uploaded product photo is resized, recompressed, cropped and re-exposed far more often than turned.
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ def near_duplicate(
     image: Image.Image,
     scale: float = 0.7,
     crop: float = 0.05,
-    rotate: float = 5.0,
+    rotate: float = 2.0,
     brightness: float = 1.15,
     jpeg_quality: int = 60,
     min_side: int = MIN_SIDE,
