@@ -14,6 +14,7 @@ metric, and the verdict) goes to the log, the step's summary, ``evaluate/gate.js
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 import tempfile
@@ -150,9 +151,10 @@ def serving_version(args: argparse.Namespace, settings: Settings) -> str | None:
     return gitops.served_version(config) or None
 
 
-def serving_index(args: argparse.Namespace, settings: Settings, version: str, model_id: str,
-                  directory: Path) -> tuple[Scorable | None, str]:
-    """The serving version, loaded and verified from the model repository; or None and why it is not compared."""
+def fetch_serving(args: argparse.Namespace, settings: Settings, version: str, model_id: str,
+                  directory: Path) -> tuple[set[str] | None, str]:
+    """The serving version, downloaded and verified from the model repository, but not loaded: its item ids;
+    or None and why it is not compared."""
     repository = open_model_repository(settings, args.repository)
     if not is_committed(repository, version):
         raise cli.StepFailed(f"the overlay {args.serving_overlay} serves {version}, which is not committed in "
@@ -160,10 +162,14 @@ def serving_index(args: argparse.Namespace, settings: Settings, version: str, mo
     manifest = fetch(repository, version, directory)
     if manifest.model.model_id != model_id:
         return None, f"{version} was built with model {manifest.model.model_id}, not {model_id}: floors only"
+    return set(read_items(directory / ITEMS)["item_id"]), ""
+
+
+def load_serving(directory: Path, version: str, model_id: str) -> Scorable:
     loaded = load_index(directory, model_id)
     categories = [str(category) for category in loaded.items["category"]]
     return Scorable(version, loaded.vectors, loaded.embeddings, loaded.whitening, list(loaded.items["item_id"]),
-                    categories), ""
+                    categories)
 
 
 def gate_report(candidate: dict[str, float], floors: dict[str, float], tolerances: dict[str, float],
@@ -243,17 +249,19 @@ def evaluate(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         serving_metrics = shared_metrics = None
         comparison = "nothing serves yet: floors only"
         if served is not None and served != version:
-            serving, why_not = serving_index(args, settings, served, model_id, Path(scratch) / "serving")
-            comparison = why_not
-            if serving is not None:
-                held = set(serving.item_ids)
+            directory = Path(scratch) / "serving"
+            held, comparison = fetch_serving(args, settings, served, model_id, directory)
+            if held is not None:
                 shared_ids = [item_id for item_id in query_ids if item_id in held]
                 shared_copies = {item_id: vector for item_id, vector in copies.items() if item_id in held}
                 comparison = f"same {len(shared_ids)} of {len(query_ids)} sampled items and copies"
                 if shared_ids:
-                    serving_metrics = score(serving, shared_ids, shared_copies)
                     same = len(shared_ids) == len(query_ids) and len(shared_copies) == len(copies)
                     shared_metrics = metrics if same else score(candidate, shared_ids, shared_copies)
+                    # One version in memory at a time: at a million items each holds several GB.
+                    del candidate
+                    gc.collect()
+                    serving_metrics = score(load_serving(directory, served, model_id), shared_ids, shared_copies)
     report = {"candidate": version, "serving": served, "comparison": comparison,
               **gate_report(metrics, floors, tolerances, serving_metrics, shared_metrics)}
     log_report(report)
