@@ -25,12 +25,10 @@ class IndexHolder:
         self,
         model_id: str,
         on_swap: Callable[[LoadedIndex], None] | None = None,
-        prepare: Callable[[LoadedIndex], None] | None = None,
     ) -> None:
         self.model_id = model_id
         self._current: LoadedIndex | None = None
         self._on_swap = on_swap
-        self._prepare = prepare  # runs in the loading thread, before the version is visible
         self._swap_lock = asyncio.Lock()
 
     @property
@@ -62,10 +60,7 @@ class IndexHolder:
             return self._install(loaded), previous
 
     def _load(self, directory: Path, version: str | None = None) -> LoadedIndex:
-        index = load_index(directory, self.model_id, version)
-        if self._prepare is not None:
-            self._prepare(index)
-        return index
+        return load_index(directory, self.model_id, version)
 
     def _install(self, index: LoadedIndex) -> LoadedIndex:
         self._current = index

@@ -4,7 +4,8 @@ The rows a filter matches come from the item columns (one pass over booleans, no
 
 - at most ``max_rows`` rows match: exact search over just those rows, a chunk at a time (the exact answer);
 - more match: an approximate search, in the category's own index when the filter names a category with
-  more than ``max_rows`` items (built at load by :func:`build_category_indexes`), else in the whole index.
+  more than ``max_rows`` items (built after load, in the background, by :func:`build_category_indexes`; a
+  million items take minutes, and the version serves meanwhile), else in the whole index.
   It looks ``DEPTH_MARGIN * k / selectivity`` deep and keeps the matching rows; when fewer than k are among
   them it looks once more, ``max_rows`` deep, and stops there. If even that holds fewer than k matches
   (e.g. a price range whose items are all far from the query), the answer is the matches found, flagged
@@ -14,6 +15,7 @@ The rows a filter matches come from the item columns (one pass over booleans, no
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -86,13 +88,19 @@ def nearest(
     return _deep_search(index.vectors, None, query, allowed, wanted, max_rows, matching)
 
 
-def build_category_indexes(index: LoadedIndex, max_rows: int) -> None:
-    """Give each category of more than ``max_rows`` items its own index (at load time, off the request path)."""
+def build_category_indexes(index: LoadedIndex, max_rows: int, wanted: Callable[[], bool] = lambda: True) -> int:
+    """Give each category of more than ``max_rows`` items its own index, largest first, while ``wanted()``; how
+    many were built. Each one serves as soon as it is in ``index.category_indexes`` (one dict assignment); until
+    then that category's searches go to the whole index."""
     names, counts = np.unique(index.categories.astype(str), return_counts=True)
-    for name, count in zip(names.tolist(), counts.tolist(), strict=True):
-        if count > max_rows:
-            rows = np.flatnonzero(index.categories == name)
-            index.category_indexes[name] = SubIndex(rows, VectorIndex.build(index.embeddings[rows], choose_params(count)))
+    built = 0
+    for count, name in sorted(zip(counts.tolist(), names.tolist(), strict=True), reverse=True):
+        if count <= max_rows or not wanted():
+            break
+        rows = np.flatnonzero(index.categories == name)
+        index.category_indexes[name] = SubIndex(rows, VectorIndex.build(index.embeddings[rows], choose_params(count)))
+        built += 1
+    return built
 
 
 def _exact_among(index: LoadedIndex, query: np.ndarray, subset: np.ndarray, k: int) -> Neighbours:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import logging
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +30,8 @@ from serving.metrics import Metrics
 from serving.schemas import IndexInfo, SearchHit, SearchResponse, Timing
 from serving.search import Filters, Neighbours, build_category_indexes, nearest
 
+log = logging.getLogger(__name__)
+
 T = TypeVar("T")
 # Up to this many embedding floats (about 800 items of 1280 dims), a worst-case exact search takes ~0.1 ms.
 INLINE_SEARCH_MAX_FLOATS = 1_000_000
@@ -51,7 +55,7 @@ class SearchService:
         self.settings = settings
         self.embedder = embedder
         self.metrics = metrics
-        self.holder = IndexHolder(embedder.model_id, on_swap=self._serving, prepare=self._prepare)
+        self.holder = IndexHolder(embedder.model_id, on_swap=self._serving)
         # The embedder's size and fit (they are part of the model id); this server's caps on what queries decode.
         self.preprocess_config: PreprocessConfig = embedder.config.preprocess.for_queries(settings)
         self.decode_permits = decode_permits(settings.serving.decode_memory_budget_mb, settings.serving.query_max_image_pixels)
@@ -76,14 +80,21 @@ class SearchService:
             await self._batcher.close()
             self._batcher = None
 
-    def _prepare(self, index: LoadedIndex) -> None:
-        build_category_indexes(index, self.settings.serving.filtered_search_max_rows)
-
     def _serving(self, index: LoadedIndex) -> None:
         self.metrics.set_index(index)
         # The model and the index live as long as they are served: keep the cyclic collector from rescanning
         # their millions of objects (a full pass takes ~0.2 s, a latency spike). Refcounting still frees old ones.
         gc.freeze()
+        # Ready now; large categories get their own index meanwhile (at a million items, minutes of work).
+        threading.Thread(target=self._build_category_indexes, args=(index,), daemon=True,
+                         name=f"category-indexes-{index.version}").start()
+
+    def _build_category_indexes(self, index: LoadedIndex) -> None:
+        began = time.perf_counter()
+        built = build_category_indexes(index, self.settings.serving.filtered_search_max_rows,
+                                       wanted=lambda: self.holder.current is index)
+        if built:
+            log.info("version %s: %d category indexes built in %.1f s", index.version, built, time.perf_counter() - began)
 
     def index(self) -> LoadedIndex:
         index = self.holder.current

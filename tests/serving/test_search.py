@@ -107,10 +107,12 @@ def test_a_far_away_filter_is_capped_not_searched_exhaustively(index: LoadedInde
 def test_a_large_category_is_searched_in_its_own_index(index: LoadedIndex, monkeypatch: pytest.MonkeyPatch) -> None:
     """With a cap of 1 row every category of 2+ items is "large" and gets its own index; category filters are answered
     from it, never from the whole index: exact when uncapped, a prefix of the exact answer when capped."""
+    assert build_category_indexes(replace(index, category_indexes={}), max_rows=1, wanted=lambda: False) == 0
     with_categories = replace(index, category_indexes={})
-    build_category_indexes(with_categories, max_rows=1)
+    built = build_category_indexes(with_categories, max_rows=1)
     names, counts = np.unique(index.categories.astype(str), return_counts=True)
     assert set(with_categories.category_indexes) == {name for name, count in zip(names, counts, strict=True) if count > 1}
+    assert built == len(with_categories.category_indexes) > 0
     spy = Spy(with_categories, monkeypatch)
     for category in with_categories.category_indexes:
         for row in range(index.size):

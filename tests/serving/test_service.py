@@ -4,6 +4,7 @@ are preprocessed as the pipeline did, with the server's own caps."""
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 
 import anyio
@@ -18,6 +19,7 @@ from imagesearch.settings import Settings
 from serving.errors import NotReadyError, UnknownItemError
 from serving.metrics import Metrics
 from serving.search import Filters
+import serving.service
 from serving.service import SearchService
 from tests.conftest import png_bytes
 
@@ -58,3 +60,38 @@ def test_query_images_use_the_models_preprocessing_with_the_servers_caps(embedde
         service.model_input(png_bytes(Image.new("RGB", (101, 100))))
     with pytest.raises(ImageTooSmallError):
         service.model_input(png_bytes(Image.new("RGB", (19, 100))))
+
+
+def test_a_version_serves_before_its_category_indexes_are_built(
+        tmp_path: Path, index_a: Path, index_b: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At a million items the category indexes take minutes: they are built after the swap, in the background,
+    and a build for a version that is no longer served stops."""
+    release, calls = threading.Event(), []
+    real_build = serving.service.build_category_indexes
+
+    def held_build(index, max_rows, wanted):  # type: ignore[no-untyped-def]
+        release.wait(30)
+        calls.append((index.version, wanted()))
+        return real_build(index, max_rows, wanted)
+
+    monkeypatch.setattr(serving.service, "build_category_indexes", held_build)
+    root = tmp_path / "indexes"
+    for index in (index_a, index_b):
+        shutil.copytree(index, root / index.name)
+    service = SearchService(Settings.from_env({"IMAGESEARCH_INDEX_DIR": str(root / "current")}), embedder, Metrics())
+
+    async def scenario() -> None:
+        await service.start()
+        try:
+            await service.swap_index(root / index_a.name)
+            similar = await service.similar("chelsea", 1, Filters(category=service.index().categories[0]))
+            assert similar.version == VERSION_A and not calls  # served while the build still waits
+            await service.swap_index(root / index_b.name)
+        finally:
+            await service.stop()
+
+    anyio.run(scenario)
+    release.set()
+    for thread in [t for t in threading.enumerate() if t.name.startswith("category-indexes-")]:
+        thread.join(30)
+    assert sorted(calls) == sorted([(VERSION_A, False), (index_b.name, True)])
