@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import serving.service
 from imagesearch.embedder import Embedder
 from imagesearch.errors import ArtifactError, ImageTooLargeError, ImageTooSmallError
 from imagesearch.preprocess import preprocess_bytes
@@ -19,7 +20,6 @@ from imagesearch.settings import Settings
 from serving.errors import NotReadyError, UnknownItemError
 from serving.metrics import Metrics
 from serving.search import Filters
-import serving.service
 from serving.service import SearchService
 from tests.conftest import png_bytes
 
