@@ -74,7 +74,10 @@ def test_publish_killed_mid_upload_leaves_nothing_visible(
         ballast.truncate(400 * 1024 * 1024)
 
     argv = [sys.executable, "-m", "tasks.publish", "--workspace", str(workspace), "--repository", str(models)]
-    publish = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    scratch = tmp_path / "tmp"  # the killed publish cannot remove its scratch copy: keep it in pytest's folders
+    scratch.mkdir()
+    publish = subprocess.Popen(argv, cwd=ROOT, env={**env, "TMPDIR": str(scratch)}, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
     target = models / "indexes" / version
     deadline = time.monotonic() + 120
     while not target.exists() and time.monotonic() < deadline and publish.poll() is None:
