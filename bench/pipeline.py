@@ -180,14 +180,27 @@ def serve(root: Path, repository: Path, version: str) -> None:
     fetched, _, fetch_rss, _ = run_step(["python", "-m", "serving.fetch", "--version", version, "--repository",
                                       str(repository), "--index-dir", str(index_dir)], env)
     began = time.perf_counter()
-    process, _ = start_server(index_dir, 16, root / "server.log")
+    log = root / "server.log"
+    process, _ = start_server(index_dir, 16, log)
     ready = time.perf_counter() - began
-    status = dict(line.split(":", 1) for line in Path(f"/proc/{process.pid}/status").read_text().splitlines() if ":" in line)
+    status = memory(process.pid)
+    deadline = time.monotonic() + 900  # then the category indexes, built in the background
+    while "category indexes built" not in log.read_text() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(1)
+    categories = time.perf_counter() - began - ready
+    after = memory(process.pid)
     process.terminate()
     process.wait(30)
     size = sum(path.stat().st_size for path in index_dir.rglob("*") if path.is_file())
     print(f"\nserving {version} ({size / 2**30:.2f} GiB): fetch {fetched:.1f} s (peak RSS {fetch_rss / 2**20:.0f} MB); "
-          f"server ready in {ready:.1f} s, RSS {status['VmRSS'].strip()} (peak {status['VmHWM'].strip()})")
+          f"server ready in {ready:.1f} s, RSS {status['VmRSS']} (peak {status['VmHWM']}); category indexes "
+          f"{categories:.1f} s later, RSS {after['VmRSS']} (peak {after['VmHWM']})")
+
+
+def memory(pid: int) -> dict[str, str]:
+    """A process's VmRSS and VmHWM, as /proc reports them."""
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return {key: value.strip() for key, value in (line.split(":", 1) for line in lines if ":" in line)}
 
 
 class BenchStepFailed(Exception):

@@ -11,6 +11,7 @@ from typing import Any, Literal
 import numpy as np
 
 SCANN_DIR = "scann"
+SCANN_DATASET = "dataset.npy"  # ScaNN's own copy of the vectors it was built on
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,19 @@ class VectorIndex:
         target.mkdir(parents=True, exist_ok=True)
         # relative_path=True: the serialized assets must load from wherever the version is fetched to.
         self.searcher.serialize(str(target), relative_path=True)
+
+    @staticmethod
+    def saved_vectors(directory: Path, rows: int, dim: int) -> np.ndarray | None:
+        """The float32 rows a saved index re-ranks with, as built, in order (ScaNN's ``dataset.npy``), mapped
+        read-only: the search-space vectors without whitening them again into a second copy. None when the
+        saved index holds no such matrix of ``rows`` x ``dim``."""
+        path = directory / SCANN_DIR / SCANN_DATASET
+        if not path.is_file():
+            return None
+        mapped = np.load(path, mmap_mode="r", allow_pickle=False)
+        if mapped.shape != (rows, dim) or mapped.dtype != np.float32:
+            return None
+        return np.asarray(mapped)
 
     @classmethod
     def load(cls, directory: Path, params: IndexParams, size: int) -> VectorIndex:

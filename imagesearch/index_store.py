@@ -101,8 +101,15 @@ class StoredVectors:
             done = stop
         return result
 
-    def search_space(self, whitening: Whitening | None) -> np.ndarray:
+    def search_space(self, whitening: Whitening | None, index_directory: Path | None = None) -> np.ndarray:
+        """These vectors as the index holds them and queries are compared with: mapped from the saved index in
+        ``index_directory`` when it keeps them (at a million items, 2 GB not whitened again and not held twice),
+        else converted chunk by chunk."""
         dim = whitening.out_dim if whitening is not None else self.shape[1]
+        if index_directory is not None:
+            saved = VectorIndex.saved_vectors(index_directory, len(self), dim)
+            if saved is not None:
+                return saved
         result = np.empty((len(self), dim), np.float32)
         for start in range(0, len(self), CHUNK_ROWS):
             result[start : start + CHUNK_ROWS] = search_space(self.rows(start, start + CHUNK_ROWS), whitening)
@@ -166,7 +173,7 @@ def load_index(directory: Path, model_id: str | None = None, version: str | None
     manifest = verify_directory(directory, model_id, version)
     items = read_items(directory / ITEMS)
     whitening = read_whitening(directory)
-    embeddings = StoredVectors(directory / EMBEDDINGS).search_space(whitening)
+    embeddings = StoredVectors(directory / EMBEDDINGS).search_space(whitening, directory)
     if "params" not in manifest.index:
         raise ArtifactError(f"version {manifest.version} has no index (its manifest names no index parameters)")
     params = IndexParams(**manifest.index["params"])

@@ -23,6 +23,7 @@ import numpy as np
 
 from imagesearch.index import VectorIndex, choose_params, exact_search
 from imagesearch.index_store import LoadedIndex, SubIndex
+from imagesearch.settings import MAX_K
 
 # How much deeper than k/selectivity the first approximate search looks.
 DEPTH_MARGIN = 1.5
@@ -89,12 +90,17 @@ def nearest(
 
 
 def build_category_indexes(index: LoadedIndex, max_rows: int, wanted: Callable[[], bool] = lambda: True) -> int:
-    """Give each category of more than ``max_rows`` items its own index, largest first, while ``wanted()``; how
-    many were built. Each one serves as soon as it is in ``index.category_indexes`` (one dict assignment); until
-    then that category's searches go to the whole index."""
+    """Give a category its own index when it has more than ``max_rows`` items but too small a share of the whole
+    for a search of the whole index to find ``MAX_K`` of them within ``max_rows`` (a category of a tenth of a
+    million items is found 1,500 deep: it needs no index, nor its memory). Largest first, while ``wanted()``;
+    how many were built. Each one serves as soon as it is in ``index.category_indexes`` (one dict assignment);
+    until then that category's searches go to the whole index."""
     names, counts = np.unique(index.categories.astype(str), return_counts=True)
+    too_common = DEPTH_MARGIN * MAX_K * index.size / max_rows
     built = 0
     for count, name in sorted(zip(counts.tolist(), names.tolist(), strict=True), reverse=True):
+        if count >= too_common:
+            continue
         if count <= max_rows or not wanted():
             break
         rows = np.flatnonzero(index.categories == name)

@@ -93,8 +93,7 @@ class SearchService:
         began = time.perf_counter()
         built = build_category_indexes(index, self.settings.serving.filtered_search_max_rows,
                                        wanted=lambda: self.holder.current is index)
-        if built:
-            log.info("version %s: %d category indexes built in %.1f s", index.version, built, time.perf_counter() - began)
+        log.info("version %s: %d category indexes built in %.1f s", index.version, built, time.perf_counter() - began)
 
     def index(self) -> LoadedIndex:
         index = self.holder.current

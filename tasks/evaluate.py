@@ -133,7 +133,7 @@ def candidate_index(workspace: Workspace, directory: Path, version: str) -> tupl
     workspace.download_dir(LAYOUT.INDEX.key, directory)
     items = read_items(directory / ITEMS)
     whitening = read_whitening(directory)
-    embeddings = StoredVectors(directory / EMBEDDINGS).search_space(whitening)
+    embeddings = StoredVectors(directory / EMBEDDINGS).search_space(whitening, directory)
     vectors = VectorIndex.load(directory, IndexParams(**build["params"]), len(embeddings))
     scorable = Scorable(version, vectors, embeddings, whitening, list(items["item_id"]), list(items["category"]))
     return scorable, items, build["model"]["model_id"]

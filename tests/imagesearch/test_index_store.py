@@ -10,6 +10,7 @@ import pytest
 from imagesearch import index_store
 from imagesearch.artifacts import Manifest, ModelInfo, fetch, publish, seal
 from imagesearch.errors import ArtifactError
+from imagesearch.index import VectorIndex, choose_params
 from imagesearch.index_store import StoredVectors, search_space, write_vectors
 from imagesearch.repository import open_repository
 from imagesearch.vectors import l2_normalize
@@ -55,3 +56,21 @@ def test_a_version_without_index_parameters_is_an_artifact_error_not_a_crash(tmp
     fetch(repository, version, tmp_path / "fetched")
     with pytest.raises(ArtifactError, match="has no index"):
         index_store.load_index(tmp_path / "fetched")
+
+
+@pytest.mark.parametrize("count", [300, 25_000])  # brute force, then a tree index
+def test_search_space_is_read_from_the_saved_index_when_it_keeps_the_rows(tmp_path: Path, count: int) -> None:
+    """ScaNN keeps the rows it was built on, in order, for re-ranking: the search-space vectors are mapped from
+    there (bit for bit what a fresh conversion gives) instead of being whitened again into a second copy."""
+    raw = l2_normalize(np.random.default_rng(1).normal(size=(count, 32)).astype(np.float32))
+    write_vectors(tmp_path / "embeddings.npy", [raw], raw.shape)
+    stored = StoredVectors(tmp_path / "embeddings.npy")
+    whitening = Whitening.fit(stored.rows(0, count), 16)
+    converted = stored.search_space(whitening)
+    VectorIndex.build(converted, choose_params(count)).save(tmp_path)
+    mapped = stored.search_space(whitening, tmp_path)
+    assert isinstance(mapped.base, np.memmap) and not mapped.flags.writeable
+    assert np.array_equal(mapped, converted)
+    # Another shape (e.g. no whitening) is not what the index holds: converted as before.
+    assert stored.search_space(None, tmp_path).shape == (count, 32)
+    assert stored.search_space(None, tmp_path / "nowhere").shape == (count, 32)

@@ -120,3 +120,14 @@ def test_a_large_category_is_searched_in_its_own_index(index: LoadedIndex, monke
             exact = expected(index, index.embeddings[row], 1, Filters(category=category), None)
             assert found.rows.tolist() == exact and not found.capped
     assert spy.depths == [] and spy.exact_rows == []  # neither the whole index nor an exact pass
+
+
+def test_a_category_common_enough_to_find_in_the_whole_index_gets_no_index_of_its_own(
+        index: LoadedIndex, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(search_module, "MAX_K", 1)  # found within 2 rows of the whole index: a share of at least 1.5 / 2
+    size = index.size
+    assert size >= 12
+    categories = np.asarray(["common"] * (size - 3) + ["rare"] * 3, dtype=object)
+    split = replace(index, categories=categories, category_indexes={})
+    assert build_category_indexes(split, max_rows=2) == 1
+    assert set(split.category_indexes) == {"rare"}
