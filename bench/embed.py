@@ -1,4 +1,5 @@
-"""Embedding throughput on this machine: images/s per batch size, eager NCHW vs channels-last.
+"""Embedding throughput on this machine: images/s per batch size; NCHW vs channels-last, batch norms as layers
+vs folded into the convs (what the embedder runs).
 
     PYTHONPATH=. .venv/bin/python bench/embed.py [--repeats 3]
 
@@ -19,6 +20,7 @@ from PIL import Image
 from skimage import data
 
 from imagesearch.embedder import Embedder
+from imagesearch.model import load_efficientnet_lite0
 from imagesearch.preprocess import preprocess_bytes
 
 PHOTOS = ("coffee", "chelsea", "astronaut", "rocket", "hubble_deep_field", "immunohistochemistry", "retina", "colorwheel")
@@ -51,11 +53,14 @@ def main() -> None:
     per_image = best_of(args.repeats, lambda: [preprocess_bytes(jpeg) for jpeg in images]) / len(images)
     arrays = [preprocess_bytes(images[i % len(images)]) for i in range(max(BATCH_SIZES))]
 
+    folded = Embedder()
     channels_last = Embedder()
+    channels_last.network = load_efficientnet_lite0().to(memory_format=torch.channels_last)
     nchw = Embedder()
-    nchw.network = nchw.network.to(memory_format=torch.contiguous_format)
+    nchw.network = load_efficientnet_lite0()
     nchw._to_tensor = lambda batch: torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))  # type: ignore[method-assign]
-    variants = {"eager NCHW": nchw, "eager channels-last": channels_last}
+    variants = {"eager NCHW, batch norms": nchw, "eager channels-last, batch norms": channels_last,
+                "eager channels-last, batch norms folded (the embedder)": folded}
 
     reference = nchw.embed_arrays(np.stack(arrays[:8]))
     print(f"torch {torch.__version__}, intra-op threads: {torch.get_num_threads()}, CPU cores: {os.cpu_count()}")

@@ -12,7 +12,7 @@ import torch
 
 from imagesearch.artifacts import ModelInfo, sha256_file
 from imagesearch.embedder_config import MODEL_NAME, EmbedderConfig, default_weights_path, model_id
-from imagesearch.model import FEATURE_DIM, load_efficientnet_lite0
+from imagesearch.model import FEATURE_DIM, fold_batch_norms, load_efficientnet_lite0
 from imagesearch.preprocess import preprocess_bytes
 from imagesearch.vectors import l2_normalize
 
@@ -43,7 +43,7 @@ class Embedder:
         if threads > 0:
             torch.set_num_threads(threads)
         self.device = pick_device(device)
-        self.network = load_efficientnet_lite0(weights_path).to(self.device)
+        self.network = fold_batch_norms(load_efficientnet_lite0(weights_path)).to(self.device)
         if self.device.type == "cpu":
             self.network = self.network.to(memory_format=torch.channels_last)
 

@@ -93,7 +93,7 @@ def category_precision_at_k(
     return float(np.mean(precisions))
 
 
-def embed_copies(embedder: Embedder, samples: dict[str, bytes], settings: Settings, batch: int = 32) -> dict[str, np.ndarray]:
+def embed_copies(embedder: Embedder, samples: dict[str, bytes], settings: Settings) -> dict[str, np.ndarray]:
     """item id -> raw embedding of a near-duplicate copy of its stored sample image (never downloaded again)."""
     used, copies = [], []
     for item_id, data in samples.items():
@@ -103,7 +103,7 @@ def embed_copies(embedder: Embedder, samples: dict[str, bytes], settings: Settin
             used.append(item_id)
         except ImageError as exc:
             log.warning("near-duplicate sample %s skipped: %s", item_id, exc)
-    vectors = embedder.embed_many(copies, batch) if copies else np.zeros((0, embedder.dim), np.float32)
+    vectors = embedder.embed_many(copies, settings.pipeline.embed_batch_size)
     return dict(zip(used, vectors, strict=True))
 
 
@@ -128,9 +128,8 @@ def score(version: Scorable, query_ids: list[str], copies: dict[str, np.ndarray]
 
 
 def candidate_index(workspace: Workspace, directory: Path, version: str) -> tuple[Scorable, dict[str, list[Any]], str]:
-    """The run's own index from the workspace: (scorable, items, model id)."""
+    """The run's own index, from ``directory`` (the workspace's index folder): (scorable, items, model id)."""
     build = workspace.read_json(LAYOUT.BUILD.key)
-    workspace.download_dir(LAYOUT.INDEX.key, directory)
     items = read_items(directory / ITEMS)
     whitening = read_whitening(directory)
     embeddings = StoredVectors(directory / EMBEDDINGS).search_space(whitening, directory)
@@ -235,15 +234,15 @@ def evaluate(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     floors, tolerances = thresholds(args, settings)
     served = serving_version(args, settings)
     rng = np.random.default_rng(settings.evaluation.eval_seed)
-    with tempfile.TemporaryDirectory(prefix="evaluate-") as scratch:
-        candidate, _, model_id = candidate_index(workspace, Path(scratch) / "candidate", version)
+    with tempfile.TemporaryDirectory(prefix="evaluate-") as scratch, workspace.directory(LAYOUT.INDEX.key) as built:
+        candidate, _, model_id = candidate_index(workspace, built, version)
         embedder = Embedder(EmbedderConfig.from_dict(run["embedder"]), threads=settings.pipeline.torch_threads)
         if embedder.model_id != model_id:
             raise cli.StepFailed(f"index was built with {model_id}, evaluator embeds with {embedder.model_id}")
         size = min(args.sample or settings.evaluation.eval_sample_size, len(candidate.item_ids))
         sample = np.sort(rng.choice(len(candidate.item_ids), size=size, replace=False))
         query_ids = [candidate.item_ids[row] for row in sample.tolist()]
-        copies = embed_copies(embedder, read_samples(Path(scratch) / "candidate" / SAMPLES), settings)
+        copies = embed_copies(embedder, read_samples(built / SAMPLES), settings)
         metrics: dict[str, Any] = {**score(candidate, query_ids, copies), "eval_queries": len(query_ids),
                                    "near_duplicate_images": len(copies)}
         serving_metrics = shared_metrics = None

@@ -8,7 +8,7 @@ import torch
 
 from imagesearch.embedder import Embedder
 from imagesearch.embedder_config import EmbedderConfig, default_weights_path
-from imagesearch.model import EfficientNetLite0, key_map, map_state_dict
+from imagesearch.model import EfficientNetLite0, fold_batch_norms, key_map, load_efficientnet_lite0, map_state_dict
 from imagesearch.preprocess import PreprocessConfig, preprocess_bytes
 from tests.conftest import photo, png_bytes
 
@@ -48,3 +48,19 @@ def test_model_id_names_weights_and_preprocessing(embedder: Embedder) -> None:
     assert embedder.model_id.endswith("crop224")
     assert embedder.info.weights_sha256.startswith("579344248a93")
     assert embedder.info.dim == 1280
+
+
+def test_folding_the_batch_norms_keeps_the_features() -> None:
+    batch = np.stack([preprocess_bytes(png_bytes(photo(name))) for name in ("coffee", "chelsea")])
+    inputs = torch.from_numpy(batch)
+    with torch.inference_mode():
+        reference = load_efficientnet_lite0().features(inputs)
+        folded_network = fold_batch_norms(load_efficientnet_lite0())
+        folded = folded_network.features(inputs)
+    assert not any(isinstance(module, torch.nn.BatchNorm2d) for module in folded_network.modules())
+    assert torch.allclose(folded, reference, rtol=1e-4, atol=1e-4)
+
+
+def test_a_network_in_training_mode_is_not_folded() -> None:
+    with pytest.raises(ValueError, match="eval mode"):
+        fold_batch_norms(load_efficientnet_lite0().train())

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 import pytest
 
+from imagesearch import repository
 from imagesearch.errors import ArtifactError
 from imagesearch.repository import GCSRepository, LocalRepository, ModelRepository, open_repository
 
@@ -38,6 +41,56 @@ def test_put_get_bytes_and_files(repo: ModelRepository, tmp_path: Path) -> None:
     assert (tmp_path / "out" / "big.bin").read_bytes() == big.read_bytes()
     assert repo.exists("indexes/v1/a.txt")
     assert not repo.exists("indexes/v1/missing.txt")
+
+
+def big_file(tmp_path: Path) -> Path:
+    path = tmp_path / "big.bin"
+    path.write_bytes(os.urandom(3_000_001))
+    return path
+
+
+def test_local_files_are_copied_in_the_kernel_chunk_by_chunk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    sendfile = os.sendfile
+
+    def counting_sendfile(out_fd: int, in_fd: int, offset: int, count: int) -> int:
+        calls.append(offset)
+        return sendfile(out_fd, in_fd, offset, count)
+
+    monkeypatch.setattr(repository, "SENDFILE_CHUNK", 1_000_000)
+    monkeypatch.setattr(os, "sendfile", counting_sendfile)
+    source = big_file(tmp_path)
+    repo = LocalRepository(tmp_path / "repo")
+    repo.put_file("v1/big.bin", source)
+    assert (tmp_path / "repo" / "v1" / "big.bin").read_bytes() == source.read_bytes()
+    assert calls == [0, 1_000_000, 2_000_000, 3_000_000, 3_000_001]  # the last call finds the end
+
+
+def test_local_files_are_copied_through_python_where_sendfile_is_refused(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    def refused(*_: object) -> int:
+        raise OSError(errno.EINVAL, "sendfile not supported between these files")
+
+    monkeypatch.setattr(os, "sendfile", refused)
+    source = big_file(tmp_path)
+    LocalRepository(tmp_path / "repo").put_file("v1/big.bin", source)
+    assert (tmp_path / "repo" / "v1" / "big.bin").read_bytes() == source.read_bytes()
+
+
+def test_a_copy_that_fails_halfway_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sendfile = os.sendfile
+
+    def failing_after_the_first_chunk(out_fd: int, in_fd: int, offset: int, count: int) -> int:
+        if offset:
+            raise OSError(errno.EIO, "input/output error")
+        return sendfile(out_fd, in_fd, offset, count)
+
+    monkeypatch.setattr(repository, "SENDFILE_CHUNK", 1_000_000)
+    monkeypatch.setattr(os, "sendfile", failing_after_the_first_chunk)
+    repo = LocalRepository(tmp_path / "repo")
+    with pytest.raises(OSError, match="input/output"):
+        repo.put_file("v1/big.bin", big_file(tmp_path))
+    assert not repo.exists("v1/big.bin") and list((tmp_path / "repo" / "v1").iterdir()) == []
 
 
 def test_listing(repo: ModelRepository) -> None:
