@@ -101,15 +101,9 @@ class StoredVectors:
             done = stop
         return result
 
-    def search_space(self, whitening: Whitening | None, index_directory: Path | None = None) -> np.ndarray:
-        """These vectors as the index holds them and queries are compared with: mapped from the saved index in
-        ``index_directory`` when it keeps them (at a million items, 2 GB not whitened again and not held twice),
-        else converted chunk by chunk."""
+    def search_space(self, whitening: Whitening | None) -> np.ndarray:
+        """These vectors as the index holds them and queries are compared with, converted chunk by chunk."""
         dim = whitening.out_dim if whitening is not None else self.shape[1]
-        if index_directory is not None:
-            saved = VectorIndex.saved_vectors(index_directory, len(self), dim)
-            if saved is not None:
-                return saved
         result = np.empty((len(self), dim), np.float32)
         for start in range(0, len(self), CHUNK_ROWS):
             result[start : start + CHUNK_ROWS] = search_space(self.rows(start, start + CHUNK_ROWS), whitening)
@@ -167,23 +161,44 @@ class LoadedIndex:
         return search_space(np.atleast_2d(queries), self.whitening)
 
 
+@dataclass(frozen=True)
+class OpenedIndex:
+    """What a version directory holds for searching: its items, whitening, search-space vectors and searcher."""
+
+    items: dict[str, list[Any]]
+    whitening: Whitening | None
+    embeddings: np.ndarray
+    vectors: VectorIndex
+
+
+def open_index(directory: Path, params: IndexParams) -> OpenedIndex:
+    """Open a version directory's index, checked or sealed by the caller (ScaNN may unpickle what it finds).
+
+    The search-space vectors are mapped read-only from the saved ScaNN index, which keeps the rows it was built
+    on for re-ranking (at a million items, 2 GB neither whitened again nor held twice); an index without them
+    gets the raw embeddings converted chunk by chunk."""
+    items = read_items(directory / ITEMS)
+    whitening = read_whitening(directory)
+    raw = StoredVectors(directory / EMBEDDINGS)
+    saved = VectorIndex.saved_vectors(directory, len(raw), whitening.out_dim if whitening is not None else raw.shape[1])
+    embeddings = saved if saved is not None else raw.search_space(whitening)
+    return OpenedIndex(items, whitening, embeddings, VectorIndex.load(directory, params, len(embeddings)))
+
+
 def load_index(directory: Path, model_id: str | None = None, version: str | None = None) -> LoadedIndex:
     """Verify that the manifest lists exactly the files present and every checksum (ScaNN may unpickle what it
     finds: never load an unverified or unlisted file), then load."""
     manifest = verify_directory(directory, model_id, version)
-    items = read_items(directory / ITEMS)
-    whitening = read_whitening(directory)
-    embeddings = StoredVectors(directory / EMBEDDINGS).search_space(whitening, directory)
     if "params" not in manifest.index:
         raise ArtifactError(f"version {manifest.version} has no index (its manifest names no index parameters)")
-    params = IndexParams(**manifest.index["params"])
-    vectors = VectorIndex.load(directory, params, len(embeddings))
+    opened = open_index(directory, IndexParams(**manifest.index["params"]))
+    items = opened.items
     return LoadedIndex(
         manifest=manifest,
         items=items,
-        embeddings=embeddings,
-        vectors=vectors,
-        whitening=whitening,
+        embeddings=opened.embeddings,
+        vectors=opened.vectors,
+        whitening=opened.whitening,
         row_of={item_id: row for row, item_id in enumerate(items["item_id"])},
         categories=np.asarray(items["category"], dtype=object),
         prices=np.asarray(items["price"], dtype=np.float64),

@@ -32,13 +32,11 @@ from imagesearch.embedder_config import EmbedderConfig
 from imagesearch.errors import ImageError
 from imagesearch.index import IndexParams, VectorIndex, exact_search
 from imagesearch.index_store import (
-    EMBEDDINGS,
     ITEMS,
     SAMPLES,
-    StoredVectors,
     load_index,
+    open_index,
     read_items,
-    read_whitening,
     search_space,
 )
 from imagesearch.preprocess import decode_image
@@ -127,15 +125,14 @@ def score(version: Scorable, query_ids: list[str], copies: dict[str, np.ndarray]
     return {name: round(value, 4) for name, value in metrics.items()}
 
 
-def candidate_index(workspace: Workspace, directory: Path, version: str) -> tuple[Scorable, dict[str, list[Any]], str]:
-    """The run's own index, from ``directory`` (the workspace's index folder): (scorable, items, model id)."""
+def candidate_index(workspace: Workspace, directory: Path, version: str) -> tuple[Scorable, str]:
+    """The run's own index, from ``directory`` (the workspace's index folder): (scorable, model id)."""
     build = workspace.read_json(LAYOUT.BUILD.key)
-    items = read_items(directory / ITEMS)
-    whitening = read_whitening(directory)
-    embeddings = StoredVectors(directory / EMBEDDINGS).search_space(whitening, directory)
-    vectors = VectorIndex.load(directory, IndexParams(**build["params"]), len(embeddings))
-    scorable = Scorable(version, vectors, embeddings, whitening, list(items["item_id"]), list(items["category"]))
-    return scorable, items, build["model"]["model_id"]
+    opened = open_index(directory, IndexParams(**build["params"]))
+    items = opened.items
+    scorable = Scorable(version, opened.vectors, opened.embeddings, opened.whitening, list(items["item_id"]),
+                        list(items["category"]))
+    return scorable, build["model"]["model_id"]
 
 
 def serving_version(args: argparse.Namespace, settings: Settings) -> str | None:
@@ -235,7 +232,7 @@ def evaluate(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     served = serving_version(args, settings)
     rng = np.random.default_rng(settings.evaluation.eval_seed)
     with tempfile.TemporaryDirectory(prefix="evaluate-") as scratch, workspace.directory(LAYOUT.INDEX.key) as built:
-        candidate, _, model_id = candidate_index(workspace, built, version)
+        candidate, model_id = candidate_index(workspace, built, version)
         embedder = Embedder(EmbedderConfig.from_dict(run["embedder"]), threads=settings.pipeline.torch_threads)
         if embedder.model_id != model_id:
             raise cli.StepFailed(f"index was built with {model_id}, evaluator embeds with {embedder.model_id}")

@@ -63,14 +63,28 @@ def test_search_space_is_read_from_the_saved_index_when_it_keeps_the_rows(tmp_pa
     """ScaNN keeps the rows it was built on, in order, for re-ranking: the search-space vectors are mapped from
     there (bit for bit what a fresh conversion gives) instead of being whitened again into a second copy."""
     raw = l2_normalize(np.random.default_rng(1).normal(size=(count, 32)).astype(np.float32))
-    write_vectors(tmp_path / "embeddings.npy", [raw], raw.shape)
-    stored = StoredVectors(tmp_path / "embeddings.npy")
+    write_vectors(tmp_path / index_store.EMBEDDINGS, [raw], raw.shape)
+    index_store.write_items(tmp_path / index_store.ITEMS, [{"item_id": str(row)} for row in range(count)])
+    stored = StoredVectors(tmp_path / index_store.EMBEDDINGS)
     whitening = Whitening.fit(stored.rows(0, count), 16)
+    (tmp_path / index_store.WHITENING).write_bytes(whitening.to_bytes())
     converted = stored.search_space(whitening)
-    VectorIndex.build(converted, choose_params(count)).save(tmp_path)
-    mapped = stored.search_space(whitening, tmp_path)
-    assert isinstance(mapped.base, np.memmap) and not mapped.flags.writeable
-    assert np.array_equal(mapped, converted)
-    # Another shape (e.g. no whitening) is not what the index holds: converted as before.
-    assert stored.search_space(None, tmp_path).shape == (count, 32)
-    assert stored.search_space(None, tmp_path / "nowhere").shape == (count, 32)
+    params = choose_params(count)
+    VectorIndex.build(converted, params).save(tmp_path)
+    opened = index_store.open_index(tmp_path, params)
+    assert isinstance(opened.embeddings.base, np.memmap) and not opened.embeddings.flags.writeable
+    assert np.array_equal(opened.embeddings, converted)
+    assert opened.items["item_id"][:2] == ["0", "1"] and opened.whitening is not None
+    found, _ = opened.vectors.search(converted[:3], 1)
+    assert found[:, 0].tolist() == [0, 1, 2]
+
+
+def test_saved_rows_of_another_shape_are_not_taken_for_the_vectors(tmp_path: Path) -> None:
+    raw = l2_normalize(np.random.default_rng(2).normal(size=(300, 32)).astype(np.float32))
+    write_vectors(tmp_path / index_store.EMBEDDINGS, [raw], raw.shape)
+    index_store.write_items(tmp_path / index_store.ITEMS, [{"item_id": str(row)} for row in range(300)])
+    params = choose_params(300)
+    VectorIndex.build(Whitening.fit(raw, 16).apply(raw), params).save(tmp_path)  # 16-d rows, no whitening.npz
+    opened = index_store.open_index(tmp_path, params)
+    assert opened.embeddings.shape == (300, 32) and not isinstance(opened.embeddings.base, np.memmap)
+    np.testing.assert_allclose(opened.embeddings, raw, atol=1e-3)
