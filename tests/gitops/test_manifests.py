@@ -25,8 +25,12 @@ def rendered(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     return request.param, output
 
 
+def resources_of(text: str) -> dict[str, dict[str, Any]]:
+    return {doc["kind"]: doc for doc in yaml.safe_load_all(text) if doc}
+
+
 def resources(path: Path) -> dict[str, dict[str, Any]]:
-    return {doc["kind"]: doc for doc in yaml.safe_load_all(path.read_text()) if doc}
+    return resources_of(path.read_text())
 
 
 def test_overlay_validates_strictly_against_current_kubernetes(rendered: tuple[str, Path]) -> None:
@@ -80,6 +84,28 @@ def test_overlay_renders_the_serving_contract(rendered: tuple[str, Path]) -> Non
     hpa = docs["HorizontalPodAutoscaler"]["spec"]
     assert hpa["scaleTargetRef"]["name"] == docs["Deployment"]["metadata"]["name"]
     assert 1 <= hpa["minReplicas"] <= hpa["maxReplicas"]
+
+
+# A million-item version as measured (docs/BENCHMARKS.md, "Pipeline"): 4.63 GiB on disk; the server's peak RSS.
+MILLION_ITEM_VERSION_BYTES = 4.63 * 2**30
+MILLION_ITEM_PEAK_RSS_BYTES = 4.58e9
+UNITS = {"Mi": 2**20, "Gi": 2**30}
+
+
+def quantity_bytes(quantity: str) -> float:
+    return float(quantity[:-2]) * UNITS[quantity[-2:]]
+
+
+@pytest.mark.parametrize("environment", ["staging", "production"])  # local serves the demo on the base's sizes
+def test_cluster_pods_fit_a_million_item_version(environment: str) -> None:
+    rendered = resources_of(kustomize.render_text(GITOPS / "overlays" / environment))
+    pod = rendered["Deployment"]["spec"]["template"]["spec"]
+    index_volume = {volume["name"]: volume for volume in pod["volumes"]}["index"]["emptyDir"]
+    # The initContainer fetches the whole version into the index volume, which then also holds the server's reads.
+    assert quantity_bytes(index_volume["sizeLimit"]) >= 1.5 * MILLION_ITEM_VERSION_BYTES
+    search = {container["name"]: container for container in pod["containers"]}["search"]["resources"]
+    assert quantity_bytes(search["limits"]["memory"]) >= 1.2 * MILLION_ITEM_PEAK_RSS_BYTES
+    assert quantity_bytes(search["requests"]["memory"]) >= MILLION_ITEM_PEAK_RSS_BYTES
 
 
 def test_argo_cd_manifests_point_at_the_overlays() -> None:
