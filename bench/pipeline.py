@@ -207,12 +207,14 @@ class BenchStepFailed(Exception):
     """A step exited non-zero; the run's table is still printed, up to and including it."""
 
 
-def run_step(argv: list[str], env: dict[str, str]) -> tuple[float, float, int, dict[str, Any]]:
-    """(wall seconds, CPU seconds, peak RSS bytes, summary) of one step run as the local runner runs it.
+def run_step(argv: list[str], env: dict[str, str], log: Path) -> tuple[float, float, int, dict[str, Any]]:
+    """(wall seconds, CPU seconds, peak RSS bytes, summary) of one step run as the local runner runs it; its log
+    (stderr, timestamped lines) is kept in ``log``.
 
     Through ``bench.rusage``, so that the peak RSS is the step's own and not this process's, inherited at fork.
     """
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err, \
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile("w+") as out, log.open("w+") as err, \
             tempfile.NamedTemporaryFile("r", suffix=".json") as usage:
         command = [sys.executable, "-m", "bench.rusage", usage.name, "--", sys.executable, *argv[1:]]
         returncode = subprocess.run(command, cwd=PROJECT_ROOT, env=env, stdout=out, stderr=err, check=False).returncode
@@ -239,13 +241,14 @@ def serving_previous(root: Path, repository: Path) -> dict[str, str]:
             "IMAGESEARCH_CATALOG_PREFIXES": str(root)}
 
 
-def timed_run(catalog: Path, repository: Path, version: str, env: dict[str, str]) -> list[dict[str, Any]]:
+def timed_run(catalog: Path, repository: Path, version: str, env: dict[str, str], logs: Path) -> list[dict[str, Any]]:
     workspace = str(repository / "runs" / version)
     rows = []
 
     def step(declared: Step, argv: list[str]) -> dict[str, Any]:
-        seconds, cpu, rss, summary = run_step(argv, env)
         shard = argv[argv.index("--shard") + 1] if "--shard" in argv else None
+        log = logs / version / f"{declared.name}{'' if shard is None else '-' + shard}.log"
+        seconds, cpu, rss, summary = run_step(argv, env, log)
         rows.append({"step": declared.name if shard is None else f"{declared.name} [{shard}]", "seconds": seconds,
                      "cpu": cpu, "rss": rss, "summary": summary})
         if "step_failed" in summary:
@@ -298,8 +301,11 @@ def main(argv: list[str] | None = None) -> None:
                              "on the same fabricated catalog")
     parser.add_argument("--scratch", help="folder for the fabricated data (default: a temporary one, removed after)")
     parser.add_argument("--serve", action="store_true", help="then fetch the new version and start a server on it")
+    parser.add_argument("--logs", type=Path, help="keep each step's log in <logs>/<version>/<step>.log "
+                                                   "(default: removed with the fabricated data)")
     args = parser.parse_args(argv)
     root = Path(tempfile.mkdtemp(prefix="bench-pipeline-", dir=args.scratch))
+    logs = args.logs or root / "logs"
     try:
         catalog, repository = fabricate(root, args.items)
         env = serving_previous(root, repository)
@@ -307,7 +313,7 @@ def main(argv: list[str] | None = None) -> None:
         for hour, churn in enumerate(args.churn, start=1):
             changed = change(catalog, churn, hour) if churn else 0
             load, began = os.getloadavg()[0], time.perf_counter()
-            rows = timed_run(catalog, repository, f"20260101T{hour:02d}0000Z", env)
+            rows = timed_run(catalog, repository, f"20260101T{hour:02d}0000Z", env, logs)
             report(rows, args.items, changed, time.perf_counter() - began, load)
             published = next((row["summary"]["version"] for row in rows
                               if row["step"] == "publish" and "version" in row["summary"]), published)

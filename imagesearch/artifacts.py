@@ -221,17 +221,25 @@ def version_taken(version: str, repo: ModelRepository, what: str) -> VersionTake
     )
 
 
+def _stored_sha256(repo: ModelRepository, key: str, scratch: Path) -> str:
+    """The sha256 of the object as stored, read back: in place in a local repository, else downloaded."""
+    local = repo.local_file(key)
+    if local is not None:
+        return sha256_file(local)
+    echo = scratch / "echo"
+    repo.get_file(key, echo)
+    try:
+        return sha256_file(echo)
+    finally:
+        echo.unlink()
+
+
 def _put_new(repo: ModelRepository, key: str, source: Path, sha256: str, scratch: Path) -> None:
     """Create ``key`` from ``source``, never replacing another object; an identical one (our own earlier try) is kept."""
-    echo = scratch / "echo"
-    if not repo.put_file(key, source, if_absent=True):
-        repo.get_file(key, echo)
-        if sha256_file(echo) != sha256:
-            raise version_taken(key.split("/")[1], repo, f"written (different {key.rsplit('/', 1)[-1]})")
-    repo.get_file(key, echo)
-    if sha256_file(echo) != sha256:
+    if not repo.put_file(key, source, if_absent=True) and _stored_sha256(repo, key, scratch) != sha256:
+        raise version_taken(key.split("/")[1], repo, f"written (different {key.rsplit('/', 1)[-1]})")
+    if _stored_sha256(repo, key, scratch) != sha256:
         raise ArtifactError(f"{key} changed in transit: checksum mismatch after upload")
-    echo.unlink()
 
 
 def publish(repo: ModelRepository, directory: Path) -> tuple[Manifest, bool]:

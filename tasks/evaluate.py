@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from imagesearch import gitops
-from imagesearch.artifacts import fetch, is_committed
+from imagesearch.artifacts import MANIFEST, Manifest, fetch, is_committed, verify_directory, version_key
 from imagesearch.augment import near_duplicate
 from imagesearch.embedder import Embedder
 from imagesearch.embedder_config import EmbedderConfig
@@ -34,7 +34,7 @@ from imagesearch.index import IndexParams, VectorIndex, exact_search
 from imagesearch.index_store import (
     ITEMS,
     SAMPLES,
-    load_index,
+    OpenedIndex,
     open_index,
     read_items,
     search_space,
@@ -64,6 +64,11 @@ class Scorable:
     whitening: Whitening | None
     item_ids: list[str]
     categories: list[str]
+
+    @classmethod
+    def of(cls, version: str, opened: OpenedIndex) -> Scorable:
+        return cls(version, opened.vectors, opened.embeddings, opened.whitening, list(opened.items["item_id"]),
+                   [str(category) for category in opened.items["category"]])
 
     @property
     def row_of(self) -> dict[str, int]:
@@ -128,11 +133,7 @@ def score(version: Scorable, query_ids: list[str], copies: dict[str, np.ndarray]
 def candidate_index(workspace: Workspace, directory: Path, version: str) -> tuple[Scorable, str]:
     """The run's own index, from ``directory`` (the workspace's index folder): (scorable, model id)."""
     build = workspace.read_json(LAYOUT.BUILD.key)
-    opened = open_index(directory, IndexParams(**build["params"]))
-    items = opened.items
-    scorable = Scorable(version, opened.vectors, opened.embeddings, opened.whitening, list(items["item_id"]),
-                        list(items["category"]))
-    return scorable, build["model"]["model_id"]
+    return Scorable.of(version, open_index(directory, IndexParams(**build["params"]))), build["model"]["model_id"]
 
 
 def serving_version(args: argparse.Namespace, settings: Settings) -> str | None:
@@ -147,25 +148,27 @@ def serving_version(args: argparse.Namespace, settings: Settings) -> str | None:
     return gitops.served_version(config) or None
 
 
-def fetch_serving(args: argparse.Namespace, settings: Settings, version: str, model_id: str,
-                  directory: Path) -> tuple[set[str] | None, str]:
-    """The serving version, downloaded and verified from the model repository, but not loaded: its item ids;
-    or None and why it is not compared."""
+def serving_directory(args: argparse.Namespace, settings: Settings, version: str,
+                      scratch: Path) -> tuple[Path, Manifest]:
+    """The committed serving version's folder, verified once (every checksum, nothing unlisted): read in place
+    in a local repository, else downloaded into ``scratch``."""
     repository = open_model_repository(settings, args.repository)
     if not is_committed(repository, version):
         raise cli.StepFailed(f"the overlay {args.serving_overlay} serves {version}, which is not committed in "
                              f"{repository.uri}: the gate cannot compare with it (wrong --repository?)")
-    manifest = fetch(repository, version, directory)
+    in_place = repository.local_file(version_key(version, MANIFEST))
+    if in_place is not None:
+        return in_place.parent, verify_directory(in_place.parent, version=version)
+    return scratch, fetch(repository, version, scratch)
+
+
+def serving_items(directory: Path, manifest: Manifest, model_id: str) -> tuple[set[str] | None, str]:
+    """The serving version's item ids, not loaded yet; or None and why it is not compared."""
     if manifest.model.model_id != model_id:
-        return None, f"{version} was built with model {manifest.model.model_id}, not {model_id}: floors only"
+        return None, f"{manifest.version} was built with model {manifest.model.model_id}, not {model_id}: floors only"
+    if "params" not in manifest.index:
+        return None, f"{manifest.version} has no index to score (its manifest names no index parameters): floors only"
     return set(read_items(directory / ITEMS)["item_id"]), ""
-
-
-def load_serving(directory: Path, version: str, model_id: str) -> Scorable:
-    loaded = load_index(directory, model_id)
-    categories = [str(category) for category in loaded.items["category"]]
-    return Scorable(version, loaded.vectors, loaded.embeddings, loaded.whitening, list(loaded.items["item_id"]),
-                    categories)
 
 
 def gate_report(candidate: dict[str, float], floors: dict[str, float], tolerances: dict[str, float],
@@ -245,8 +248,8 @@ def evaluate(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         serving_metrics = shared_metrics = None
         comparison = "nothing serves yet: floors only"
         if served is not None and served != version:
-            directory = Path(scratch) / "serving"
-            held, comparison = fetch_serving(args, settings, served, model_id, directory)
+            directory, manifest = serving_directory(args, settings, served, Path(scratch) / "serving")
+            held, comparison = serving_items(directory, manifest, model_id)
             if held is not None:
                 shared_ids = [item_id for item_id in query_ids if item_id in held]
                 shared_copies = {item_id: vector for item_id, vector in copies.items() if item_id in held}
@@ -257,7 +260,8 @@ def evaluate(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
                     # One version in memory at a time: at a million items each holds several GB.
                     del candidate
                     gc.collect()
-                    serving_metrics = score(load_serving(directory, served, model_id), shared_ids, shared_copies)
+                    serving = Scorable.of(served, open_index(directory, IndexParams(**manifest.index["params"])))
+                    serving_metrics = score(serving, shared_ids, shared_copies)
     report = {"candidate": version, "serving": served, "comparison": comparison,
               **gate_report(metrics, floors, tolerances, serving_metrics, shared_metrics)}
     log_report(report)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import re
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -98,6 +99,16 @@ WorkspaceLayout.__doc__ = ("The files of a run workspace (``{shard:05d}``: a wor
 LAYOUT = WorkspaceLayout
 
 
+def hard_link(source: Path, target: Path) -> bool:
+    """Link ``target`` to ``source``; False where the file system cannot (another device, no hard links)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        return False
+    return True
+
+
 class Workspace:
     def __init__(self, uri: str, retry_s: float = DEFAULT_RETRY_S) -> None:
         """``retry_s``: how long a GCS call may retry (the steps pass ``settings.storage.repository_retry_s``)."""
@@ -157,9 +168,14 @@ class Workspace:
             self.store.put_file(f"{prefix}/{path.relative_to(directory).as_posix()}", path)
 
     def download_dir(self, prefix: str, directory: Path) -> Path:
-        keys = self.store.list_keys(prefix)
-        for key in keys:
-            self.store.get_file(key, directory / key[len(prefix) + 1 :])
+        """The files under ``prefix`` in ``directory``, which the caller may add files to but must not rewrite:
+        hard links to a local workspace's files (they are only ever replaced whole, never rewritten in place;
+        at a million items that is GBs not copied), else downloaded."""
+        for key in self.store.list_keys(prefix):
+            target = directory / key[len(prefix) + 1 :]
+            local = self.store.local_file(key)
+            if local is None or not hard_link(local, target):
+                self.store.get_file(key, target)
         return directory
 
     @contextlib.contextmanager

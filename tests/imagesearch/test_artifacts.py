@@ -94,6 +94,25 @@ def test_publish_never_overwrites_another_runs_files(tmp_path: Path) -> None:
     assert not list((tmp_path / "repo").rglob("*.tmp"))
 
 
+def test_an_upload_that_lands_different_is_caught_before_commit(repo: ModelRepository, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every file is read back (in place from a local folder, downloaded from GCS) and checked before _COMMIT."""
+    directory = sealed_dir(tmp_path / "ours", "20260101T000000Z-bbbb")
+    put_file = repo.put_file
+
+    def mangling_put_file(key: str, source: Path, *, if_absent: bool = False) -> bool:
+        mangled = tmp_path / "mangled"
+        data = bytearray(source.read_bytes())
+        data[0] ^= 0xFF
+        mangled.write_bytes(bytes(data))
+        return put_file(key, mangled, if_absent=if_absent)
+
+    monkeypatch.setattr(repo, "put_file", mangling_put_file)
+    with pytest.raises(ArtifactError, match="changed in transit: checksum mismatch after upload"):
+        publish(repo, directory)
+    assert committed_versions(repo) == [] and not repo.exists(version_key("20260101T000000Z-bbbb", COMMIT))
+
+
 def test_version_without_commit_is_invisible(repo: ModelRepository, tmp_path: Path) -> None:
     publish(repo, sealed_dir(tmp_path / "a", "20260101T000000Z"))
     half = sealed_dir(tmp_path / "b", "20260102T000000Z")

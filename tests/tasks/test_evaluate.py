@@ -91,6 +91,24 @@ def test_a_candidate_with_vectors_shuffled_between_items_is_blocked_by_the_regre
     assert tolerant.code == 0, tolerant.stderr
 
 
+def test_a_serving_version_that_fails_its_checksums_is_never_loaded(
+    serving: tuple[Path, str], published_repository: tuple[Path, str], tmp_path: Path
+) -> None:
+    """A local repository's serving version is read in place, so it is verified there before ScaNN loads it."""
+    repository, served = serving
+    vectors = repository / "indexes" / served / "embeddings.npy"
+    data = bytearray(vectors.read_bytes())
+    data[-1] ^= 0xFF
+    vectors.write_bytes(bytes(data))
+    workspace = candidate(published_repository, tmp_path / "next", "20260601T000000Z-next")
+    gate = (workspace / "evaluate" / "gate.json").read_bytes()  # the copied run's: no verdict is written
+    result = run_step("evaluate", workspace, "--repository", str(repository), *SERVING)
+    assert result.code == 2, result.stderr
+    assert "embeddings.npy" in result.stderr and "checksum" in result.stderr
+    assert (workspace / "evaluate" / "gate.json").read_bytes() == gate
+    assert vectors.read_bytes() == bytes(data)  # read, never rewritten
+
+
 def test_gate_blocks_an_index_with_shuffled_ids(evaluated_workspace: Path, tmp_path: Path) -> None:
     items_path = evaluated_workspace / "index" / "items.parquet"
     table = pq.read_table(items_path)

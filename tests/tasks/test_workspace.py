@@ -54,6 +54,14 @@ def test_round_trips_and_committed_means_read_only(store: str, tmp_path: Path, r
     workspace.upload_dir(LAYOUT.INDEX.key, tmp_path / "dir")
     with workspace.directory(LAYOUT.INDEX.key) as folder:
         assert (folder / "scann" / "a.pb").read_bytes() == b"a"
+    copied = workspace.download_dir(LAYOUT.INDEX.key, tmp_path / "copy")
+    assert (copied / "scann" / "a.pb").read_bytes() == b"a"
+    if store == "local":  # linked, not copied...
+        assert (copied / "scann" / "a.pb").samefile(tmp_path / "ws" / LAYOUT.INDEX.key / "scann" / "a.pb")
+        # ...which is safe because a workspace file is only ever replaced whole: the copy keeps what it had.
+        (tmp_path / "dir" / "scann" / "a.pb").write_bytes(b"b")
+        workspace.upload_dir(LAYOUT.INDEX.key, tmp_path / "dir")
+        assert (copied / "scann" / "a.pb").read_bytes() == b"a"
 
     workspace.mark_committed({"version": "v1"})
     reopened = Workspace(uri, retry_s=5)
