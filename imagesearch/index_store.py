@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -77,26 +78,26 @@ class StoredVectors:
     def __len__(self) -> int:
         return self.shape[0]
 
-    def rows(self, start: int, stop: int) -> np.ndarray:
-        """Rows [start, stop) as float32."""
+    def rows(self, start: int, stop: int, dtype: npt.DTypeLike = np.float32) -> np.ndarray:
+        """Rows [start, stop) as ``dtype``: float32 to compute with, the stored dtype to copy them unconverted."""
         stop = min(stop, self.shape[0])
         if stop <= start:
-            return np.zeros((0, self.shape[1]), np.float32)
+            return np.zeros((0, self.shape[1]), dtype)
         view = np.memmap(self.path, dtype=self.dtype, mode="r", shape=(stop - start, self.shape[1]),
                          offset=self.offset + start * self.shape[1] * self.dtype.itemsize)
         try:
-            return np.array(view, dtype=np.float32)
+            return np.array(view, dtype=dtype)
         finally:
             del view
 
-    def take(self, rows: np.ndarray) -> np.ndarray:
-        """The given rows (sorted ascending) as float32, read chunk by chunk."""
-        result = np.empty((len(rows), self.shape[1]), np.float32)
+    def take(self, rows: np.ndarray, dtype: npt.DTypeLike = np.float32) -> np.ndarray:
+        """The given rows (sorted ascending) as ``dtype``, read chunk by chunk."""
+        result = np.empty((len(rows), self.shape[1]), dtype)
         done = 0
         while done < len(rows):
             first = int(rows[done])
             stop = int(np.searchsorted(rows, first + CHUNK_ROWS, side="left"))
-            block = self.rows(first, int(rows[stop - 1]) + 1)
+            block = self.rows(first, int(rows[stop - 1]) + 1, dtype)
             result[done:stop] = block[rows[done:stop] - first]
             done = stop
         return result
@@ -117,7 +118,7 @@ def write_vectors(path: Path, chunks: Iterable[np.ndarray], shape: tuple[int, in
         header = {"descr": np.lib.format.dtype_to_descr(np.dtype(STORED_DTYPE)), "fortran_order": False, "shape": shape}
         np.lib.format.write_array_header_1_0(handle, header)
         for chunk in chunks:
-            handle.write(np.ascontiguousarray(chunk, dtype=STORED_DTYPE).tobytes())
+            handle.write(np.ascontiguousarray(chunk, dtype=STORED_DTYPE).data)
             written += len(chunk)
     if written != shape[0]:
         raise ValueError(f"wrote {written} rows to {path}, expected {shape[0]}")

@@ -7,6 +7,7 @@ a local file is written beside its target and renamed; a GCS object appears whol
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
 CHUNK_SIZE = 8 * 1024 * 1024
 SENDFILE_CHUNK = 1 << 30
+SCRATCH_PREFIX = ".scratch-"
 DEFAULT_RETRY_S = 60.0  # the default of settings.storage.repository_retry_s
 
 
@@ -60,6 +62,17 @@ class ModelRepository(ABC):
     def local_file(self, key: str) -> Path | None:
         """The file behind ``key`` when this store is a local folder (read in place, no copy); else None."""
         return None
+
+    def move_file(self, key: str, source: Path) -> None:
+        """Store ``source``, a file of :meth:`scratch_dir`, at ``key`` and consume it."""
+        self.put_file(key, source)
+        source.unlink()
+
+    @contextlib.contextmanager
+    def scratch_dir(self) -> Iterator[Path]:
+        """A private folder, removed after, for files to :meth:`move_file` into this store."""
+        with tempfile.TemporaryDirectory(prefix="imagesearch-") as name:
+            yield Path(name)
 
     @abstractmethod
     def child(self, prefix: str) -> ModelRepository:
@@ -158,6 +171,7 @@ class LocalRepository(ModelRepository):
             path.relative_to(self.root).as_posix()
             for path in base.rglob("*")
             if path.is_file() and not path.name.endswith(".tmp")
+            and not any(part.startswith(SCRATCH_PREFIX) for part in path.relative_to(self.root).parts)
         )
 
     def list_children(self, prefix: str = "") -> list[str]:
@@ -170,6 +184,27 @@ class LocalRepository(ModelRepository):
     def local_file(self, key: str) -> Path | None:
         path = self._path(key)
         return path if path.is_file() else None
+
+    def move_file(self, key: str, source: Path) -> None:
+        """Renamed into place, synced first (at a million items, GBs not copied); copied from another file system."""
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with source.open("rb") as handle:
+            os.fchmod(handle.fileno(), PUBLISHED_FILE_MODE)
+            os.fsync(handle.fileno())
+        try:
+            os.replace(source, target)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            super().move_file(key, source)
+
+    @contextlib.contextmanager
+    def scratch_dir(self) -> Iterator[Path]:
+        """Hidden inside this folder (never listed as keys), so that :meth:`move_file` is a rename."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=SCRATCH_PREFIX, dir=self.root) as name:
+            yield Path(name)
 
     def child(self, prefix: str) -> LocalRepository:
         return LocalRepository(self._path(prefix))

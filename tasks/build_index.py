@@ -12,7 +12,6 @@ import argparse
 import io
 import logging
 import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from imagesearch.index_store import (
     ITEMS,
     ITEMS_SCHEMA,
     SAMPLES,
+    STORED_DTYPE,
     WHITENING,
     StoredVectors,
     write_vectors,
@@ -125,17 +125,18 @@ def assemble(workspace: Workspace, info: dict[str, Any]) -> Assembly:
 
 
 def vector_chunks(assembly: Assembly, previous: StoredVectors | None, dim: int) -> Iterator[np.ndarray]:
-    """The kept items' raw vectors in order, CHUNK_ROWS at a time (previous rows ascend: one sequential pass)."""
+    """The kept items' raw vectors in order, in the stored dtype, CHUNK_ROWS at a time (previous rows ascend: one
+    sequential pass; reused rows are copied as stored, never converted)."""
     for start in range(0, len(assembly.previous_rows), CHUNK_ROWS):
         old = assembly.previous_rows[start : start + CHUNK_ROWS]
         new = assembly.fresh_rows[start : start + CHUNK_ROWS]
-        chunk = np.empty((len(old), dim), np.float32)
+        chunk = np.empty((len(old), dim), STORED_DTYPE)
         reused = old >= 0
         if reused.any():
             rows = old[reused]
             order = np.argsort(rows, kind="stable")
-            values = np.empty((len(rows), dim), np.float32)
-            values[order] = previous.take(rows[order])  # type: ignore[union-attr]
+            values = np.empty((len(rows), dim), STORED_DTYPE)
+            values[order] = previous.take(rows[order], STORED_DTYPE)  # type: ignore[union-attr]
             chunk[reused] = values
         if not reused.all():
             chunk[~reused] = assembly.fresh[new[~reused]]
@@ -195,8 +196,7 @@ def build_index(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     if model is None or model["model_id"] != info["model_id"]:
         raise cli.StepFailed(f"the vectors were made with {model and model['model_id']}, the run plans {info['model_id']}")
     params = choose_params(count, settings.pipeline.brute_force_below)
-    with tempfile.TemporaryDirectory(prefix="index-") as scratch, ExitStack() as stack:
-        directory = Path(scratch)
+    with workspace.store.scratch_dir() as directory, ExitStack() as stack:
         old = None
         try:
             if reused and previous is not None:
@@ -216,8 +216,8 @@ def build_index(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         VectorIndex.build(vectors.search_space(whitening), params).save(directory)
         workspace.check_writable(LAYOUT.INDEX.key)
         workspace.store.delete_prefix(LAYOUT.INDEX.key)
-        workspace.upload_dir(LAYOUT.INDEX.key, directory)
         size = sum(path.stat().st_size for path in directory.rglob("*") if path.is_file())
+        workspace.upload_dir(LAYOUT.INDEX.key, directory, move=True)
     whitened = None if whitening is None else {"dims": whitening.out_dim, "shrinkage": settings.pipeline.whitening_shrinkage}
     workspace.write_json(LAYOUT.BUILD.key, {
         "params": params.to_dict(), "model": model, "items": count, "whitening": whitened,

@@ -162,10 +162,16 @@ class Workspace:
                 return archive["array"]
         return np.load(data, allow_pickle=False)
 
-    def upload_dir(self, prefix: str, directory: Path) -> None:
+    def upload_dir(self, prefix: str, directory: Path, *, move: bool = False) -> None:
+        """Store every file of ``directory`` under ``prefix``; ``move``: consume them (``directory`` is a
+        ``store.scratch_dir()``, whose files a local workspace takes by renaming them)."""
         for path in sorted(p for p in directory.rglob("*") if p.is_file()):
             self.check_writable(prefix)
-            self.store.put_file(f"{prefix}/{path.relative_to(directory).as_posix()}", path)
+            key = f"{prefix}/{path.relative_to(directory).as_posix()}"
+            if move:
+                self.store.move_file(key, path)
+            else:
+                self.store.put_file(key, path)
 
     def download_dir(self, prefix: str, directory: Path) -> Path:
         """The files under ``prefix`` in ``directory``, which the caller may add files to but must not rewrite:

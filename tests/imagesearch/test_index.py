@@ -27,6 +27,19 @@ def test_exact_search_ranks_by_dot_product() -> None:
     assert indices.tolist() == [[1, 2, 0]] and np.allclose(scores, [[0.9, 0.5, 0.1]])
 
 
+def test_exact_search_agrees_with_a_full_sort() -> None:
+    rng = np.random.default_rng(3)
+    database = l2_normalize(rng.normal(size=(5000, 16)).astype(np.float32))
+    queries = database[:5]
+    for k in (10, 6000):  # more than the database: all of it, best first
+        indices, scores = exact_search(database, queries, k)
+        expected = np.argsort(-(queries @ database.T), axis=1, kind="stable")[:, :k]
+        assert indices.shape == (5, min(k, 5000)) and indices.dtype == np.int64
+        assert np.array_equal(indices, expected)
+        assert np.allclose(scores, np.take_along_axis(queries @ database.T, expected, axis=1))
+        assert (np.diff(scores, axis=1) <= 0).all()
+
+
 def test_built_saved_and_moved_index_finds_what_exact_search_finds(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(60, 32))

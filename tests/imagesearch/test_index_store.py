@@ -29,6 +29,8 @@ def test_vectors_written_in_chunks_read_back_by_rows(tmp_path: Path, monkeypatch
     assert stored.rows(49, 60).shape == (1, 16) and stored.rows(5, 5).shape == (0, 16)
     rows = np.array([0, 3, 8, 9, 30, 49])
     np.testing.assert_allclose(stored.take(rows), vectors[rows], atol=1e-3)
+    as_stored = stored.take(rows, np.float16)  # copied unconverted: the stored bits themselves
+    assert as_stored.dtype == np.float16 and np.array_equal(as_stored, np.load(path)[rows])
     whitening = Whitening.fit(vectors, 8)
     np.testing.assert_allclose(stored.search_space(whitening), search_space(stored.rows(0, 50), whitening), atol=1e-6)
     with pytest.raises(ValueError, match="wrote 7 rows"):

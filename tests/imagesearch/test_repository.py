@@ -93,6 +93,41 @@ def test_a_copy_that_fails_halfway_leaves_nothing(tmp_path: Path, monkeypatch: p
     assert not repo.exists("v1/big.bin") and list((tmp_path / "repo" / "v1").iterdir()) == []
 
 
+def test_scratch_files_are_moved_in_and_never_listed(repo: ModelRepository) -> None:
+    with repo.scratch_dir() as scratch:
+        (scratch / "scann").mkdir()
+        source = scratch / "scann" / "dataset.npy"
+        source.write_bytes(b"vectors" * 1000)
+        identity = source.stat().st_ino
+        assert repo.list_keys() == []  # a scratch folder is not part of the store's contents
+        repo.move_file("index/scann/dataset.npy", source)
+        assert not source.exists()
+    assert repo.get_bytes("index/scann/dataset.npy") == b"vectors" * 1000
+    assert repo.list_keys() == ["index/scann/dataset.npy"]
+    local = repo.local_file("index/scann/dataset.npy")
+    if local is not None:  # a local folder takes the file by renaming it: no bytes copied
+        assert local.stat().st_ino == identity and local.stat().st_mode & 0o777 == 0o644
+
+
+def test_a_move_across_file_systems_copies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    replace = os.replace
+    renames: list[str] = []
+
+    def cross_device(source: str, target: str) -> None:  # the scratch file lies on another file system
+        renames.append(str(source))
+        if len(renames) == 1:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        replace(source, target)  # the copy's own temp file, beside its target
+
+    repo = LocalRepository(tmp_path / "repo")
+    source = tmp_path / "elsewhere.bin"
+    source.write_bytes(b"abc")
+    monkeypatch.setattr(os, "replace", cross_device)
+    repo.move_file("v1/a.bin", source)
+    assert repo.get_bytes("v1/a.bin") == b"abc" and not source.exists()
+    assert renames[0] == str(source) and len(renames) == 2
+
+
 def test_listing(repo: ModelRepository) -> None:
     for key in ("indexes/v1/a", "indexes/v1/sub/b", "indexes/v2/c", "runs/r1/x"):
         repo.put_bytes(key, b"x")
