@@ -173,14 +173,15 @@ def change(catalog: Path, churn: float, hour: int = 1) -> int:
     return done
 
 
-def serve(root: Path, repository: Path, version: str) -> None:
+def serve(root: Path, repository: Path, version: str, logs: Path) -> None:
     """Serving the new version: the fetcher's time and peak RSS, then the server's time to ready and its RSS."""
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "IMAGESEARCH_MODEL_REPOSITORY": str(repository)}
     index_dir = root / "serving-index"
     fetched, _, fetch_rss, _ = run_step(["python", "-m", "serving.fetch", "--version", version, "--repository",
-                                      str(repository), "--index-dir", str(index_dir)], env)
+                                      str(repository), "--index-dir", str(index_dir)], env,
+                                     logs / version / "serving-fetch.log")
     began = time.perf_counter()
-    log = root / "server.log"
+    log = logs / version / "server.log"
     process, _ = start_server(index_dir, 16, log)
     ready = time.perf_counter() - began
     status = memory(process.pid)
@@ -318,7 +319,7 @@ def main(argv: list[str] | None = None) -> None:
             published = next((row["summary"]["version"] for row in rows
                               if row["step"] == "publish" and "version" in row["summary"]), published)
         if args.serve and published:
-            serve(root, repository, published)
+            serve(root, repository, published, logs)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
