@@ -7,7 +7,8 @@ Metrics: recall@10 (ScaNN vs exact search, on a seeded sample), near-duplicate t
 fetched, never downloaded again, must find their original), category precision@10. The gate fails (exit 2,
 nothing is published) when a metric is under its floor, or, when ``--serving-overlay`` names a version,
 when a metric is worse than that version's by more than its tolerance. Both versions are scored on the
-same query sample: the same items, the same transformed copies. The report (candidate vs serving, per
+same query sample: the same items, and for near-duplicates the same transformed copies of the images both
+versions hold (a copy of a new image says nothing about a version that never had it). The report (candidate vs serving, per
 metric, and the verdict) goes to the log, the step's summary, ``evaluate/gate.json`` and the manifest.
 """
 
@@ -64,11 +65,12 @@ class Scorable:
     whitening: Whitening | None
     item_ids: list[str]
     categories: list[str]
+    images: list[str]  # each item's image_sha256
 
     @classmethod
     def of(cls, version: str, opened: OpenedIndex) -> Scorable:
         return cls(version, opened.vectors, opened.embeddings, opened.whitening, list(opened.items["item_id"]),
-                   [str(category) for category in opened.items["category"]])
+                   [str(category) for category in opened.items["category"]], list(opened.items["image_sha256"]))
 
     @property
     def row_of(self) -> dict[str, int]:
@@ -162,13 +164,18 @@ def serving_directory(args: argparse.Namespace, settings: Settings, version: str
     return scratch, fetch(repository, version, scratch)
 
 
-def serving_items(directory: Path, manifest: Manifest, model_id: str) -> tuple[set[str] | None, str]:
-    """The serving version's item ids, not loaded yet; or None and why it is not compared."""
+def serving_items(directory: Path, manifest: Manifest, model_id: str) -> tuple[dict[str, str] | None, str]:
+    """The serving version's items (item id -> image sha256), not loaded yet; or None and why it is not compared."""
     if manifest.model.model_id != model_id:
         return None, f"{manifest.version} was built with model {manifest.model.model_id}, not {model_id}: floors only"
     if "params" not in manifest.index:
         return None, f"{manifest.version} has no index to score (its manifest names no index parameters): floors only"
-    return set(read_items(directory / ITEMS)["item_id"]), ""
+    items = read_items(directory / ITEMS)
+    return dict(zip(items["item_id"], items["image_sha256"], strict=True)), ""
+
+
+def without_near_duplicates(metrics: dict[str, float]) -> dict[str, float]:
+    return {name: value for name, value in metrics.items() if not name.startswith("near_duplicate_")}
 
 
 def gate_report(candidate: dict[str, float], floors: dict[str, float], tolerances: dict[str, float],
@@ -252,16 +259,24 @@ def evaluate(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
             held, comparison = serving_items(directory, manifest, model_id)
             if held is not None:
                 shared_ids = [item_id for item_id in query_ids if item_id in held]
-                shared_copies = {item_id: vector for item_id, vector in copies.items() if item_id in held}
-                comparison = f"same {len(shared_ids)} of {len(query_ids)} sampled items and copies"
+                # A copy of an image the serving version never held says nothing about it: near-duplicates are
+                # compared on the items whose image both versions hold (an hourly run samples new images first).
+                image_of = dict(zip(candidate.item_ids, candidate.images, strict=True))
+                shared_copies = {item_id: vector for item_id, vector in copies.items()
+                                 if item_id in held and held[item_id] == image_of.get(item_id)}
+                comparison = (f"same {len(shared_ids)} of {len(query_ids)} sampled items; near-duplicates on "
+                              f"{len(shared_copies)} of {len(copies)} copies (the images both versions hold)")
                 if shared_ids:
                     same = len(shared_ids) == len(query_ids) and len(shared_copies) == len(copies)
-                    shared_metrics = metrics if same else score(candidate, shared_ids, shared_copies)
+                    shared_metrics = dict(metrics) if same else score(candidate, shared_ids, shared_copies)
                     # One version in memory at a time: at a million items each holds several GB.
                     del candidate
                     gc.collect()
                     serving = Scorable.of(served, open_index(directory, IndexParams(**manifest.index["params"])))
                     serving_metrics = score(serving, shared_ids, shared_copies)
+                    if not shared_copies:  # no copy to compare on: the near-duplicate floor alone applies
+                        shared_metrics = without_near_duplicates(shared_metrics)
+                        serving_metrics = without_near_duplicates(serving_metrics)
     report = {"candidate": version, "serving": served, "comparison": comparison,
               **gate_report(metrics, floors, tolerances, serving_metrics, shared_metrics)}
     log_report(report)

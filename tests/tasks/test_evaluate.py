@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -53,7 +54,8 @@ def test_an_equal_candidate_passes_and_the_report_reaches_the_summary(
     assert result.code == 0, result.stderr
     report = result.summary["gate"]
     assert (report["candidate"], report["serving"], report["passed"]) == ("20260601T000000Z-equal", served, True)
-    assert report["comparison"] == "same 20 of 20 sampled items and copies"
+    assert report["comparison"] == ("same 20 of 20 sampled items; near-duplicates on 20 of 20 copies "
+                                    "(the images both versions hold)")
     for name in ("recall_at_10", "near_duplicate_top1", "category_precision_at_10"):
         row = report["metrics"][name]
         assert row["candidate"] == row["serving"] and row["delta"] == 0 and row["passed"], (name, row)
@@ -89,6 +91,28 @@ def test_a_candidate_with_vectors_shuffled_between_items_is_blocked_by_the_regre
     tolerant = run_step("evaluate", workspace, "--repository", str(repository), *SERVING, *floors_off,
                         "--max-regression-near-duplicate-top1", "1", "--max-regression-category-precision", "1")
     assert tolerant.code == 0, tolerant.stderr
+
+
+def test_near_duplicates_are_compared_only_on_images_both_versions_hold(
+    serving: tuple[Path, str], published_repository: tuple[Path, str], tmp_path: Path
+) -> None:
+    """Every sampled item got a new image since the serving version: its copies say nothing about that version,
+    so near-duplicates are judged by their floor alone, while recall and category precision are compared."""
+    repository, served = serving
+    workspace = candidate(published_repository, tmp_path / "new-images", "20260601T000000Z-newimg")
+    items_path = workspace / "index" / "items.parquet"
+    table = pq.read_table(items_path)
+    changed = pa.array([format(row, "064x") for row in range(table.num_rows)], pa.string())
+    pq.write_table(table.set_column(table.schema.get_field_index("image_sha256"), "image_sha256", changed), items_path)
+    result = run_step("evaluate", workspace, "--repository", str(repository), *SERVING)
+    assert result.code == 0, result.stderr
+    report = result.summary["gate"]
+    assert report["serving"] == served
+    assert report["comparison"] == ("same 20 of 20 sampled items; near-duplicates on 0 of 20 copies "
+                                    "(the images both versions hold)")
+    near_duplicates = report["metrics"]["near_duplicate_top1"]
+    assert "serving" not in near_duplicates and near_duplicates["candidate"] >= near_duplicates["floor"]
+    assert report["metrics"]["recall_at_10"]["delta"] == 0  # still compared, on the same items
 
 
 def test_a_serving_version_that_fails_its_checksums_is_never_loaded(
