@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.parquet as pq
 
 from imagesearch import gitops
 from imagesearch.artifacts import MANIFEST, Manifest, fetch, is_committed, verify_directory, version_key
@@ -37,7 +38,6 @@ from imagesearch.index_store import (
     SAMPLES,
     OpenedIndex,
     open_index,
-    read_items,
     search_space,
 )
 from imagesearch.preprocess import decode_image
@@ -65,12 +65,11 @@ class Scorable:
     whitening: Whitening | None
     item_ids: list[str]
     categories: list[str]
-    images: list[str]  # each item's image_sha256
 
     @classmethod
     def of(cls, version: str, opened: OpenedIndex) -> Scorable:
         return cls(version, opened.vectors, opened.embeddings, opened.whitening, list(opened.items["item_id"]),
-                   [str(category) for category in opened.items["category"]], list(opened.items["image_sha256"]))
+                   [str(category) for category in opened.items["category"]])
 
     @property
     def row_of(self) -> dict[str, int]:
@@ -170,8 +169,13 @@ def serving_items(directory: Path, manifest: Manifest, model_id: str) -> tuple[d
         return None, f"{manifest.version} was built with model {manifest.model.model_id}, not {model_id}: floors only"
     if "params" not in manifest.index:
         return None, f"{manifest.version} has no index to score (its manifest names no index parameters): floors only"
-    items = read_items(directory / ITEMS)
-    return dict(zip(items["item_id"], items["image_sha256"], strict=True)), ""
+    return images_of(directory), ""
+
+
+def images_of(directory: Path) -> dict[str, str]:
+    """item id -> image sha256 of a version folder's items (two columns read, not the whole table)."""
+    items = pq.read_table(directory / ITEMS, columns=["item_id", "image_sha256"]).to_pydict()
+    return dict(zip(items["item_id"], items["image_sha256"], strict=True))
 
 
 def without_near_duplicates(metrics: dict[str, float]) -> dict[str, float]:
@@ -261,14 +265,14 @@ def evaluate(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
                 shared_ids = [item_id for item_id in query_ids if item_id in held]
                 # A copy of an image the serving version never held says nothing about it: near-duplicates are
                 # compared on the items whose image both versions hold (an hourly run samples new images first).
-                image_of = dict(zip(candidate.item_ids, candidate.images, strict=True))
+                image_of = images_of(built)
                 shared_copies = {item_id: vector for item_id, vector in copies.items()
                                  if item_id in held and held[item_id] == image_of.get(item_id)}
                 comparison = (f"same {len(shared_ids)} of {len(query_ids)} sampled items; near-duplicates on "
                               f"{len(shared_copies)} of {len(copies)} copies (the images both versions hold)")
                 if shared_ids:
                     same = len(shared_ids) == len(query_ids) and len(shared_copies) == len(copies)
-                    shared_metrics = dict(metrics) if same else score(candidate, shared_ids, shared_copies)
+                    shared_metrics = metrics if same else score(candidate, shared_ids, shared_copies)
                     # One version in memory at a time: at a million items each holds several GB.
                     del candidate
                     gc.collect()
