@@ -20,6 +20,7 @@ from imagesearch.input_policy import InputPolicy
 from imagesearch.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parent.parent
+pytest_plugins = ["tests.git_http_server"]  # the git_http_server fixture: a real git server over HTTP on loopback
 # Tests write catalogs and images into pytest's temporary folders: the input policy must allow them there (the
 # defaults allow only data/, which tests/security checks). Set before anything reads settings; subprocesses inherit.
 for _setting in ("IMAGESEARCH_CATALOG_PREFIXES", "IMAGESEARCH_IMAGE_LOCAL_ROOTS"):
