@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -213,8 +213,14 @@ class KubernetesSettings(BaseModel):
     env_config_map: str = Field("imagesearch-pipeline", description="A ConfigMap whose keys become every step "
                                                                     "container's environment (settings, no "
                                                                     "credentials); empty: none.")
-    env_secret: str = Field("imagesearch-pipeline-git", description="The Secret with the git push credentials, which "
-                                                                    "only the deploy step gets; empty: none.")
+    env_secret: str = Field("imagesearch-pipeline-git", description="The Secret with the git push credential "
+                                                                    "(IMAGESEARCH_GITOPS_TOKEN), which only the "
+                                                                    "deploy step gets; empty: none.")
+    env_read_secret: str = Field("imagesearch-pipeline-git-read", description="The Secret with a read-only git "
+                                                                              "credential (IMAGESEARCH_GITOPS_TOKEN), "
+                                                                              "which only the steps that read what "
+                                                                              "serves get (snapshot, evaluate); "
+                                                                              "empty: none (a public GitOps repo).")
     resources: str = Field("", description='JSON overrides of the per-step requests/limits, e.g. '
                                            '{"embed": {"requests": {"memory": "16Gi"}}}.')
     gpu_count: int = Field(1, description="embed's GPUs (0: embed on CPU).")
@@ -246,7 +252,13 @@ class GitOpsSettings(BaseModel):
 
     model_config = _variables("GITOPS_")
 
-    repo_url: str = Field(str(DATA_DIR / "gitops.git"), description="The GitOps repo the deploy step pushes to.")
+    repo_url: str = Field(str(DATA_DIR / "gitops.git"), description="The GitOps repo the deploy step pushes to and "
+                                                                    "snapshot and evaluate read: its URL without "
+                                                                    "credentials (userinfo in it is taken as the "
+                                                                    "credential, and never printed).")
+    username: str = Field("x-access-token", description="The git credential's user name over HTTPS, with the token.")
+    token: SecretStr = Field(SecretStr(""), description="The git credential's password: an access token (from a Secret; "
+                                                        "never printed). Empty: git's own credential setup.")
     branch: str = Field("main", description="Its branch.")
     overlay: str = Field("gitops/overlays/local", description="The overlay whose version the deploy step bumps.")
     author_name: str = Field("image-index-bot", description="The author of bump commits.")

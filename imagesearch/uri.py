@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from imagesearch.errors import ImageTooLargeError
+
+# The user name and password part of a URL (``scheme://user:password@host/...``), wherever it appears in a text: up
+# to the last ``@`` before the host's end. The scp-like ``git@host:path`` has no ``//`` and is left alone.
+_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s]*@")
 
 
 def local_path(uri: str) -> Path | None:
@@ -40,3 +45,20 @@ def split_gs(uri: str) -> tuple[str, str]:
 
 def too_large(size: int, max_bytes: int) -> ImageTooLargeError:
     return ImageTooLargeError(f"{size:,} bytes exceeds the {max_bytes:,}-byte limit")
+
+
+def redact_userinfo(text: str) -> str:
+    """``text`` with the userinfo of every URL in it removed (``https://token@host/x`` -> ``https://host/x``).
+
+    The one form any URL is printed in: logs, errors, summaries, commit messages, ``--help``. A URL's userinfo
+    holds credentials (the GitOps token, an SMTP password)."""
+    return _USERINFO.sub(r"\g<scheme>", text)
+
+
+def split_userinfo(url: str) -> tuple[str, str | None, str | None]:
+    """(``url`` without its userinfo, the user name, the password), both decoded; None where the URL has none."""
+    match = _USERINFO.match(url)
+    if match is None:
+        return url, None, None
+    user, separator, password = unquote(match.group(0)[len(match.group("scheme")) : -1]).partition(":")
+    return url[: len(match.group("scheme"))] + url[match.end() :], user, password if separator else None

@@ -288,7 +288,7 @@ def parse_args(argv: list[str] | None, settings: Settings) -> argparse.Namespace
     parser = argparse.ArgumentParser(prog="python -m localdev.argocd", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--overlay", help=f"overlay path in the GitOps repo (default {settings.gitops.overlay})")
-    parser.add_argument("--gitops-repo", help=f"GitOps repo URL (default {settings.gitops.repo_url})")
+    parser.add_argument("--gitops-repo", help=gitops.repo_option_help(settings))
     parser.add_argument("--branch", help=f"branch (default {settings.gitops.branch})")
     parser.add_argument("--state-dir", default=str(DATA_DIR / "serving"), help="checkout, fetched versions, server state")
     parser.add_argument("--host", default=settings.serving.host, help="the server's address (default IMAGESEARCH_HOST)")

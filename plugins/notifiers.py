@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlsplit
 from airflow.sdk import BaseNotifier
 
 from imagesearch.settings import SettingsError, get_settings
+from imagesearch.uri import redact_userinfo
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -49,7 +50,7 @@ def smtp_client(url: str) -> smtplib.SMTP:
     """A connected, logged-in SMTP client for an ``smtp://`` or ``smtps://`` URL."""
     parts = urlsplit(url)
     if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
-        raise SettingsError(f"IMAGESEARCH_ALERT_SMTP_URL must be smtp://host[:port] or smtps://..., not {url!r}")
+        raise SettingsError(f"IMAGESEARCH_ALERT_SMTP_URL must be smtp://host[:port] or smtps://..., not {redact_userinfo(url)!r}")
     if parts.scheme == "smtps":
         client: smtplib.SMTP = smtplib.SMTP_SSL(parts.hostname, parts.port or 465, timeout=SMTP_TIMEOUT_S)
     else:

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from imagesearch.settings import Settings, get_settings
+from imagesearch.uri import redact_userinfo
 from plugins.links import commit_url, version_url
 from tasks.workspace import LAYOUT, Workspace
 
@@ -90,7 +91,8 @@ def set_run_note(settings: Settings, dag_id: str, run_id: str, note: str) -> boo
         )
         response.raise_for_status()
     except (OSError, httpx.HTTPError) as exc:
-        log.warning("could not set the run note through %s: %s", settings.airflow.api_url, exc)
+        log.warning("could not set the run note through %s: %s", redact_userinfo(settings.airflow.api_url),
+                    redact_userinfo(str(exc)))
         return False
     return True
 

@@ -155,7 +155,8 @@ class Step:
     gpu: bool = False  # a GPU node, when settings give the pods GPUs
     deferrable: bool = False  # long steps: wait for the pod in the triggerer, not in a worker slot
     publishes_version: bool = False  # its summary names a published version (the DAG's index Asset, links)
-    commits_to_git: bool = False  # pushes to the GitOps repo: only its pod gets the git credentials Secret
+    commits_to_git: bool = False  # pushes to the GitOps repo: only its pod gets the git push credentials Secret
+    reads_serving_version: bool = False  # reads the overlay's version from the GitOps repo: the read-only Secret
     enabled_by: tuple[str, ...] = ()  # boolean run parameters that must all be true, else the step is skipped
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
@@ -202,7 +203,7 @@ STEPS: tuple[Step, ...] = (
          "corrupt catalog.",
          timedelta(minutes=30), ResourceClass.SMALL,
          (Arg("--catalog", "catalog_uri"), _REPOSITORY, Arg("--version", VERSION), Arg("--limit", "limit"),
-          _FULL_REBUILD)),
+          _FULL_REBUILD), reads_serving_version=True),
     Step("preprocess",
          "Per shard: fetches, hashes, decodes and fits the new or changed images (the same bytes as before: reused).",
          timedelta(hours=1), ResourceClass.MEDIUM, (_REPOSITORY, _FULL_REBUILD), sharded=True, deferrable=True),
@@ -220,7 +221,7 @@ STEPS: tuple[Step, ...] = (
           Arg("--max-regression-recall", "max_regression_recall_at_10"),
           Arg("--max-regression-near-duplicate-top1", "max_regression_near_duplicate_top1"),
           Arg("--max-regression-category-precision", "max_regression_category_precision_at_10"),
-          _REPOSITORY, Arg("--serving-overlay", SERVING_OVERLAY)), deferrable=True),
+          _REPOSITORY, Arg("--serving-overlay", SERVING_OVERLAY)), deferrable=True, reads_serving_version=True),
     Step("publish",
          "Seals the version in the model repository, `_COMMIT` last; updates the `<repository>/indexes` Asset.",
          timedelta(minutes=30), ResourceClass.SMALL, (_REPOSITORY,), publishes_version=True, enabled_by=("publish",)),

@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--to", dest="target", required=True, help="environment (or overlay) to promote to")
     parser.add_argument("--repository", help="model repository that must hold the version "
                                              "(default: the target overlay's IMAGESEARCH_MODEL_REPOSITORY)")
-    parser.add_argument("--gitops-repo", help=f"GitOps repo URL (default {settings.gitops.repo_url})")
+    parser.add_argument("--gitops-repo", help=gitops.repo_option_help(settings))
     parser.add_argument("--branch", help=f"branch (default {settings.gitops.branch})")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)

@@ -148,7 +148,7 @@ def release_pin(args: argparse.Namespace, config: gitops.GitOpsConfig, settings:
 
 def build_parser(settings: Settings) -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--gitops-repo", help=f"GitOps repo URL (default {settings.gitops.repo_url})")
+    common.add_argument("--gitops-repo", help=gitops.repo_option_help(settings))
     common.add_argument("--branch", help=f"branch (default {settings.gitops.branch})")
     common.add_argument("--overlay", help=f"overlay path in the repo (default {settings.gitops.overlay})")
     parser = argparse.ArgumentParser(prog="python -m tasks.rollback", description=__doc__,

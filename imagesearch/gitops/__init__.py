@@ -18,7 +18,7 @@ from imagesearch.errors import GitOpsError
 from imagesearch.gitops.bootstrap import bootstrap
 from imagesearch.gitops.client import Checkout, checkout, git
 from imagesearch.gitops.commit_messages import bump_message
-from imagesearch.gitops.config import SOURCE_DIR, GitOpsConfig, local_repo_path
+from imagesearch.gitops.config import SOURCE_DIR, GitOpsConfig, local_repo_path, repo_option_help
 from imagesearch.gitops.history import Release, history, version_changes
 from imagesearch.gitops.overlay import Overlay, served_version
 from imagesearch.gitops.policy import Decision, Result, bump, forbidden, rollback, unpin
@@ -27,5 +27,5 @@ from imagesearch.gitops.push import Edit, commit_and_push
 __all__ = [
     "SOURCE_DIR", "Checkout", "Decision", "Edit", "GitOpsConfig", "GitOpsError", "Overlay", "Release",
     "Result", "bootstrap", "bump", "bump_message", "checkout", "commit_and_push", "forbidden", "git",
-    "history", "local_repo_path", "rollback", "served_version", "unpin", "version_changes",
+    "history", "local_repo_path", "repo_option_help", "rollback", "served_version", "unpin", "version_changes",
 ]

@@ -172,10 +172,15 @@ def pod_kwargs(step: Step, settings: Settings) -> dict[str, Any]:
 
 
 def env_sources(step: Step, settings: Settings) -> list[k8s.V1EnvFromSource]:
-    """Every step: the settings ConfigMap. Only the step that pushes to git: the credentials Secret too."""
+    """Every step: the settings ConfigMap (the GitOps repo's URL among them, no credentials). The steps that read
+    what serves: the read-only git credential Secret too. The step that pushes to git: the push credential Secret,
+    and no other step. A later source wins a key both hold, so a Secret's IMAGESEARCH_GITOPS_REPO_URL (the older
+    ``https://<token>@host/...`` form) still overrides the ConfigMap's."""
     sources = []
     if settings.kubernetes.env_config_map:
         sources.append(k8s.V1EnvFromSource(config_map_ref=k8s.V1ConfigMapEnvSource(name=settings.kubernetes.env_config_map)))
-    if step.commits_to_git and settings.kubernetes.env_secret:
-        sources.append(k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=settings.kubernetes.env_secret)))
+    secret = (settings.kubernetes.env_secret if step.commits_to_git
+              else settings.kubernetes.env_read_secret if step.reads_serving_version else "")
+    if secret:
+        sources.append(k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=secret)))
     return sources

@@ -19,7 +19,8 @@ SETTINGS = {
     "IMAGESEARCH_MODEL_REPOSITORY": "gs://models/imagesearch",
     "IMAGESEARCH_KUBERNETES_IMAGE": "europe-docker.pkg.dev/shop/imagesearch/tasks:1.4.2",
     "IMAGESEARCH_KUBERNETES_NAMESPACE": "imagesearch", "IMAGESEARCH_KUBERNETES_SERVICE_ACCOUNT": "image-index-pipeline",
-    "IMAGESEARCH_KUBERNETES_ENV_SECRET": "imagesearch-pipeline-git", "IMAGESEARCH_KUBERNETES_RESOURCES": "",
+    "IMAGESEARCH_KUBERNETES_ENV_SECRET": "imagesearch-pipeline-git",
+    "IMAGESEARCH_KUBERNETES_ENV_READ_SECRET": "imagesearch-pipeline-git-read", "IMAGESEARCH_KUBERNETES_RESOURCES": "",
     "IMAGESEARCH_KUBERNETES_GPU_COUNT": "1", "IMAGESEARCH_KUBERNETES_GPU_RESOURCE": "nvidia.com/gpu",
     "IMAGESEARCH_KUBERNETES_GPU_NODE_SELECTOR": "cloud.google.com/gke-accelerator=nvidia-l4",
     "IMAGESEARCH_KUBERNETES_GPU_TOLERATION": "nvidia.com/gpu", "IMAGESEARCH_KUBERNETES_DEFERRABLE": "true",
@@ -137,13 +138,18 @@ def test_pods_follow_settings(pod_dag: Any) -> None:
 
 
 def test_least_privilege_in_every_step_pod(pod_dag: Any) -> None:
-    """Only deploy (which pushes to git) gets the credentials Secret; no API token; read-only root with a
-    writable scratch emptyDir holding HOME and every cache; no capabilities."""
+    """Only deploy (which pushes to git) gets the push credentials Secret, only snapshot and evaluate (which read
+    what serves) the read-only one, nobody both; no API token; read-only root with a writable scratch emptyDir
+    holding HOME and every cache; no capabilities."""
+    expected = {"deploy": ["imagesearch-pipeline-git"], "snapshot": ["imagesearch-pipeline-git-read"],
+                "evaluate": ["imagesearch-pipeline-git-read"]}
     for task_id in STEP_TASKS:
         pod = pod_of(pod_dag, task_id)
         [container] = pod.spec.containers
         secrets = [source.secret_ref.name for source in container.env_from if source.secret_ref]
-        assert secrets == (["imagesearch-pipeline-git"] if task_id == "deploy" else []), task_id
+        assert secrets == expected.get(task_id, []), task_id
+        # The settings ConfigMap first: a Secret's keys win over it (its older token-in-URL form included).
+        assert container.env_from[0].config_map_ref.name == "imagesearch-pipeline", task_id
         assert pod.spec.automount_service_account_token is False
         context = container.security_context
         assert context.read_only_root_filesystem is True and context.run_as_non_root is True

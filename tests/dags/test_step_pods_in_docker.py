@@ -25,6 +25,7 @@ pytestmark = pytest.mark.slow
 
 IMAGE = "imagesearch-tasks:dev"
 SECRET = "imagesearch-pipeline-git"  # the deploy step's git credentials: no step run here gets it
+READ_SECRET = "imagesearch-pipeline-git-read"  # snapshot's read-only git credential (empty here: no GitOps repo)
 CONFIG_MAP = "imagesearch-pipeline"
 
 
@@ -74,7 +75,8 @@ def step_pod(dag: Any, task_id: str, places: tuple[Path, Path], pods: list[PodOn
     # The ConfigMap gives every step its settings, as gitops/pipeline does in a cluster; here the input policy
     # allows the mounted catalog folder (in a cluster: the catalog bucket, and no local reads).
     config = {"IMAGESEARCH_CATALOG_PREFIXES": str(catalog.parent), "IMAGESEARCH_IMAGE_LOCAL_ROOTS": "", **(settings or {})}
-    pod = PodOnDocker(spec, scratch / f"{task_id}-{len(pods)}", config_maps={CONFIG_MAP: config}, secrets={SECRET: {}},
+    pod = PodOnDocker(spec, scratch / f"{task_id}-{len(pods)}", config_maps={CONFIG_MAP: config},
+                      secrets={SECRET: {}, READ_SECRET: {}},
                       extra_mounts=[f"{repository}:{repository}", f"{catalog.parent}:{catalog.parent}:ro"])
     pods.append(pod)
     return pod, container

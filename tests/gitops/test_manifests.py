@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from imagesearch import kustomize
+from imagesearch.uri import redact_userinfo
 from tests.conftest import ROOT
 
 GITOPS = ROOT / "gitops"
@@ -167,6 +168,13 @@ def test_pipeline_manifests_validate_and_grant_least_privilege(tmp_path: Path) -
     assert "Secret" not in docs  # the git credentials are created out of band, never committed
     assert docs["ConfigMap"]["metadata"]["name"] == settings.kubernetes.env_config_map
     assert docs["ConfigMap"]["data"]["IMAGESEARCH_IMAGE_LOCAL_ROOTS"] == ""
+    # Every step learns where the GitOps repo is (snapshot and evaluate compare with what serves), and no
+    # credential rides along: the tokens are in the Secrets only the pods that need them get.
+    gitops_url = docs["ConfigMap"]["data"]["IMAGESEARCH_GITOPS_REPO_URL"]
+    assert gitops_url.startswith("https://") and redact_userinfo(gitops_url) == gitops_url
+    staging = yaml.safe_load((GITOPS / "apps" / "staging.yaml").read_text())
+    assert gitops_url == staging["spec"]["source"]["repoURL"]  # the repo Argo CD syncs the overlay from
+    assert not {key for key in docs["ConfigMap"]["data"] if "TOKEN" in key or "PASSWORD" in key}
     rules = {resource: set(rule["verbs"]) for rule in docs["Role"]["rules"] for resource in rule["resources"]}
     assert rules == {"pods": {"create", "get", "list", "watch", "delete", "patch"}, "pods/log": {"get"},
                      "events": {"list", "watch"}}

@@ -25,3 +25,19 @@ def test_gs_parts_and_the_size_error() -> None:
     assert uri.split_gs("gs://bucket/some/key.png") == ("bucket", "some/key.png")
     assert str(uri.too_large(2_000_000, 1_000_000)) == "2,000,000 bytes exceeds the 1,000,000-byte limit"
     assert uri.too_large(2, 1).reason == "too_large"
+
+
+def test_userinfo_is_removed_from_every_url_in_a_text() -> None:
+    assert uri.redact_userinfo("https://s3cr3t@github.com/acme/gitops.git") == "https://github.com/acme/gitops.git"
+    assert uri.redact_userinfo("smtp://alerts:pa@ss@mail:25") == "smtp://mail:25"  # up to the host's last @
+    text = "fatal: could not read Password for 'http://tok@127.0.0.1:8080': also https://u:p@h/x and http://h/a@b"
+    assert uri.redact_userinfo(text) == "fatal: could not read Password for 'http://127.0.0.1:8080': also https://h/x and http://h/a@b"
+    for unchanged in ("git@github.com:acme/gitops.git", "/srv/a@b/gitops.git", "file:///a@b/c", "https://h/x?user=a@b"):
+        assert uri.redact_userinfo(unchanged) == unchanged
+
+
+def test_userinfo_is_split_off_and_decoded() -> None:
+    assert uri.split_userinfo("https://tok@github.com/a.git") == ("https://github.com/a.git", "tok", None)
+    assert uri.split_userinfo("https://bot:p%40ss%3Aword@h:8443/a.git") == ("https://h:8443/a.git", "bot", "p@ss:word")
+    assert uri.split_userinfo("https://bot:@h/a.git") == ("https://h/a.git", "bot", "")
+    assert uri.split_userinfo("/srv/gitops.git") == ("/srv/gitops.git", None, None)

@@ -92,3 +92,24 @@ def test_a_pod_that_exits_skipped_is_skipped_with_the_steps_reason(monkeypatch: 
     operator.summary = {"step": "deploy", "skipped": "gitops/overlays/prod is pinned to 20261127T050000Z"}
     with pytest.raises(AirflowSkipException, match="step deploy skipped: gitops/overlays/prod is pinned to 20261127T050000Z"):
         operator.cleanup(failed_pod(3), failed_pod(3))
+
+
+def test_git_credentials_go_only_to_the_pods_that_need_them() -> None:
+    """deploy: the push Secret alone; snapshot and evaluate: the read-only Secret alone (none for a public repo);
+    every other step: no Secret. The settings ConfigMap (the repo's URL) comes first, so a Secret's keys win."""
+    from imagesearch.settings import Settings
+    from plugins.operators.pod import env_sources
+    from tasks.pipeline import STEPS
+
+    def secrets(settings: Settings) -> dict[str, list[str]]:
+        return {step.name: [source.secret_ref.name for source in env_sources(step, settings) if source.secret_ref]
+                for step in STEPS}
+
+    by_step = secrets(Settings.from_env({"IMAGESEARCH_KUBERNETES_ENV_SECRET": "push",
+                                         "IMAGESEARCH_KUBERNETES_ENV_READ_SECRET": "read"}))
+    assert {name: names for name, names in by_step.items() if names} == {
+        "snapshot": ["read"], "evaluate": ["read"], "deploy": ["push"]}
+    public = secrets(Settings.from_env({"IMAGESEARCH_KUBERNETES_ENV_READ_SECRET": ""}))
+    assert {name: names for name, names in public.items() if names} == {"deploy": ["imagesearch-pipeline-git"]}
+    for step in STEPS:
+        assert env_sources(step, Settings.from_env({}))[0].config_map_ref.name == "imagesearch-pipeline"
