@@ -10,7 +10,8 @@ pod) becomes one ``docker run``:
 - ``readOnlyRootFilesystem`` -> ``--read-only``, ``capabilities`` -> ``--cap-drop``/``--cap-add``,
   ``allowPrivilegeEscalation: false`` -> ``no-new-privileges``, memory limits -> ``--memory``;
 - ``emptyDir`` volumes -> a directory of the test (mode 0777, as the kubelet makes them) shared by the
-  pod's containers, ``readOnly`` mounts -> ``:ro``; named ports -> a published loopback port.
+  pod's containers, ``readOnly`` mounts -> ``:ro``; named ports -> a published loopback port, or, with
+  ``host_network``, the host's own loopback (the container then reaches the test's servers on 127.0.0.1).
 """
 
 from __future__ import annotations
@@ -83,9 +84,15 @@ def security_argv(pod_context: Mapping[str, Any], context: Mapping[str, Any]) ->
     return argv
 
 
+def named_container(pod: Mapping[str, Any], group: str, name: str) -> dict[str, Any]:
+    """The container ``name`` of a pod spec's ``containers`` or ``initContainers`` (``group``)."""
+    return next(c for c in pod[group] if c["name"] == name)
+
+
 def environment(container: Mapping[str, Any], config_maps: Mapping[str, Mapping[str, str]],
-                secrets: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
-    env: dict[str, str] = {}
+                secrets: Mapping[str, Mapping[str, str]], base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``base`` (what the cluster itself gives a pod), then ``envFrom`` in order, then ``env``: a later source wins."""
+    env: dict[str, str] = dict(base or {})
     for source in container.get("envFrom") or []:
         if source.get("configMapRef"):
             env.update(config_maps[source["configMapRef"]["name"]])
@@ -106,6 +113,9 @@ class PodOnDocker:
     config_maps: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     secrets: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     extra_mounts: Sequence[str] = ()  # `docker -v` specs for what a cluster would provide (the model repository)
+    # What the cluster gives every container besides the manifests (e.g. the GCS endpoint); any source overrides it.
+    cluster_env: Mapping[str, str] = field(default_factory=dict)
+    host_network: bool = False  # the host's network: containers and the test's servers talk over 127.0.0.1
     names: list[str] = field(default_factory=list)
 
     def volume_dirs(self) -> dict[str, Path]:
@@ -122,7 +132,9 @@ class PodOnDocker:
         volumes = self.volume_dirs()
         argv = [docker(), "run", "--name", name, "--pull", "never"]
         argv += security_argv(self.pod.get("securityContext") or {}, container.get("securityContext") or {})
-        for key, value in environment(container, self.config_maps, self.secrets).items():
+        if self.host_network:
+            argv += ["--network", "host"]
+        for key, value in environment(container, self.config_maps, self.secrets, self.cluster_env).items():
             argv += ["--env", f"{key}={value}"]
         for mount in container.get("volumeMounts") or []:
             suffix = ":ro" if mount.get("readOnly") else ""
@@ -130,7 +142,9 @@ class PodOnDocker:
         for mount in self.extra_mounts:
             argv += ["--volume", mount]
         for container_port, host_port in (publish or {}).items():
-            argv += ["--publish", f"127.0.0.1:{host_port}:{container_port}"]
+            assert not self.host_network or container_port == host_port, "on the host network a port is the host's"
+            if not self.host_network:
+                argv += ["--publish", f"127.0.0.1:{host_port}:{container_port}"]
         if limit := ((container.get("resources") or {}).get("limits") or {}).get("memory"):
             argv += ["--memory", memory(limit)]
         if container.get("workingDir"):
@@ -208,5 +222,7 @@ def wait_until_ready(name: str, container: Mapping[str, Any], publish: Mapping[i
     raise AssertionError(f"{url} never answered 200:\n{logs(name)[-3000:]}")
 
 
-def publish_ports(container: Mapping[str, Any]) -> dict[int, int]:
-    return {port["containerPort"]: free_port() for port in container.get("ports") or []}
+def publish_ports(container: Mapping[str, Any], host_network: bool = False) -> dict[int, int]:
+    """container port -> loopback port: a free one, or on the host network the container's own."""
+    return {port["containerPort"]: port["containerPort"] if host_network else free_port()
+            for port in container.get("ports") or []}

@@ -67,14 +67,30 @@ def load_dag(dag_id: str = DAG_ID, **env: str) -> Any:
     return bag.dags[dag_id]
 
 
-def render(dag: Any, task_id: str, *, shard: int | None = None, run_id: str = RUN_ID, **params: Any) -> Any:
-    """A task with its templates rendered for the run ``run_id`` after :data:`RUN_AFTER` (a per-shard task for ``shard``)."""
+def render(dag: Any, task_id: str, *, shard: int | None = None, run_id: str = RUN_ID, run_after: datetime = RUN_AFTER,
+           **params: Any) -> Any:
+    """A task with its templates rendered for the run ``run_id`` after ``run_after`` (a per-shard task for ``shard``)."""
     task = copy.copy(dag.task_dict[task_id])  # rendering replaces the templates; keep the DAG's task as it is
     if shard is not None:
         task.shard = shard  # what the mapped task group's expansion gives each copy
-    context = {"params": {**dag.params.dump(), **params}, "dag_run": SimpleNamespace(run_after=RUN_AFTER, run_id=run_id)}
+    context = {"params": {**dag.params.dump(), **params}, "dag_run": SimpleNamespace(run_after=run_after, run_id=run_id)}
     task.render_template_fields(context)
     return task
+
+
+def pod_spec(dag: Any, task_id: str, *, shard: int | None = None, **render_options: Any) -> dict[str, Any]:
+    """The spec of the pod a step task of a ``IMAGESEARCH_RUNNER=kubernetes`` DAG starts, as the Kubernetes client
+    serializes it (camelCase): ``render_options`` as :func:`render` takes them; a per-shard task on shard 0 by default."""
+    if shard is None and task_id.startswith("shard."):
+        shard = 0
+    return serialized_pod(render(dag, task_id, shard=shard, **render_options))
+
+
+def serialized_pod(task: Any) -> dict[str, Any]:
+    """The pod spec a rendered step pod task starts (camelCase, as the Kubernetes client sends it)."""
+    from kubernetes.client import ApiClient
+
+    return ApiClient().sanitize_for_serialization(task.build_pod_request_obj(dry_run=True))["spec"]
 
 
 def pipeline_env(base: Path, **extra: str) -> dict[str, str]:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import write_photo_catalog
-from tests.dags.airflow_support import load_dag, render
+from tests.dags.airflow_support import load_dag, pod_spec
 from tests.docker_support import PodOnDocker, docker, logs, require_image, state
 
 pytestmark = pytest.mark.slow
@@ -27,14 +27,6 @@ IMAGE = "imagesearch-tasks:dev"
 SECRET = "imagesearch-pipeline-git"  # the deploy step's git credentials: no step run here gets it
 READ_SECRET = "imagesearch-pipeline-git-read"  # snapshot's read-only git credential (empty here: no GitOps repo)
 CONFIG_MAP = "imagesearch-pipeline"
-
-
-def pod_spec(dag: Any, task_id: str, **params: Any) -> dict[str, Any]:
-    from kubernetes.client import ApiClient
-
-    shard = 0 if task_id.startswith("shard.") else None
-    pod = render(dag, task_id, shard=shard, **params).build_pod_request_obj(dry_run=True)
-    return ApiClient().sanitize_for_serialization(pod)["spec"]
 
 
 @pytest.fixture

@@ -20,13 +20,19 @@ import pytest
 
 from imagesearch.kustomize import DEPLOYMENT, REPOSITORY_KEY, VERSION_KEY, find_resource, read_literal, render, set_literal
 from tests.conftest import ROOT, jpeg_bytes, photo
-from tests.docker_support import PodOnDocker, docker, logs, probe_url, publish_ports, require_image, state, wait_until_ready
+from tests.docker_support import (
+    PodOnDocker,
+    docker,
+    logs,
+    named_container,
+    probe_url,
+    publish_ports,
+    require_image,
+    state,
+    wait_until_ready,
+)
 
 pytestmark = pytest.mark.slow
-
-
-def container(pod: dict[str, Any], group: str, name: str) -> dict[str, Any]:
-    return next(c for c in pod[group] if c["name"] == name)
 
 
 def image_workdir(image: str) -> str:
@@ -50,7 +56,7 @@ def pod(tmp_path: Path, rendered: tuple[list[dict[str, Any]], str], published_re
         photo_catalog: Path) -> Iterator[PodOnDocker]:
     resources, repository = rendered
     spec = find_resource(resources, "Deployment", DEPLOYMENT)["spec"]["template"]["spec"]
-    image = container(spec, "containers", "search")["image"]
+    image = named_container(spec, "containers", "search")["image"]
     require_image(image)
     config_maps = {r["metadata"]["name"]: r.get("data") or {} for r in resources if r["kind"] == "ConfigMap"}
     # The overlay's repository path is relative to the working directory: mounted there, read-only. The
@@ -67,8 +73,8 @@ def pod(tmp_path: Path, rendered: tuple[list[dict[str, Any]], str], published_re
 def test_fetch_index_then_search_run_as_rendered(pod: PodOnDocker, published_repository: tuple[Path, str],
                                                 photo_catalog: Path) -> None:
     version = published_repository[1]
-    fetch_spec = container(dict(pod.pod), "initContainers", "fetch-index")
-    search_spec = container(dict(pod.pod), "containers", "search")
+    fetch_spec = named_container(dict(pod.pod), "initContainers", "fetch-index")
+    search_spec = named_container(dict(pod.pod), "containers", "search")
     assert fetch_spec["securityContext"]["readOnlyRootFilesystem"] and search_spec["securityContext"]["readOnlyRootFilesystem"]
 
     fetched = pod.run(fetch_spec)
