@@ -6,7 +6,8 @@ work a filtered search does when its category is far from the query.
 Builds a synthetic 40,000-item index (clustered 512-d vectors, one category holding half the items;
 needs no ``make demo``), starts ``python -m serving.app`` on it with the default limits, and fires
 ``--burst`` concurrent raw-body searches of each worst case at it: the costliest image a query may be
-(16-bit greyscale just under IMAGESEARCH_QUERY_MAX_IMAGE_PIXELS) and a 6300x6300 PNG of ~170 KB. It
+(16-bit greyscale just under IMAGESEARCH_QUERY_MAX_IMAGE_PIXELS), a 6300x6300 PNG of ~170 KB, an ICO
+holding a 6000x6000 PNG and a corrupt 16-Mpx PNG. It
 samples the server's RSS every 5 ms; the baseline is the same server idle, measured in the same run.
 Then, in this process, it times a filtered query whose category is far from the query vector: the
 exact pass over the whole matching subset (the previous behaviour) against serving.search.nearest.
@@ -40,7 +41,7 @@ from imagesearch.vectors import l2_normalize
 from imagesearch.whitening import Whitening
 from serving.decode_budget import decode_permits, worst_case_decode_bytes
 from serving.search import Filters, build_category_indexes, nearest
-from tests.serving.hostile_inputs import HttpRequest, huge_small_png, send, worst_case_png
+from tests.serving.hostile_inputs import HttpRequest, corrupt_png, huge_small_png, ico_with_png, send, worst_case_png
 
 VERSION = "20260201T000000Z"
 DIMS = 512
@@ -109,6 +110,8 @@ def memory_table(url: str, process: psutil.Process, settings: Settings, count: i
     # The refused burst first: memory a burst takes stays in the allocator afterwards.
     rows = [
         burst(url, process, "6300x6300 PNG (refused from its header)", huge_small_png(), count),
+        burst(url, process, "ICO holding a 6000x6000 RGBA PNG (refused: not an accepted format)", ico_with_png(6000), count),
+        burst(url, process, "corrupt 4000x4000 PNG (fills its image, then fails)", corrupt_png(4000, 4000), count),
         burst(url, process, f"16-bit grey PNG just under the {settings.serving.query_max_image_pixels / 1e6:g} Mpx query cap",
               worst_case_png(settings.serving.query_max_image_pixels - 1), count),
     ]

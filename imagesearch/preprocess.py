@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import traceback
 import warnings
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from imagesearch.errors import ImageTooLargeError, ImageTooSmallError, NotAnImageError, TruncatedImageError
+from imagesearch.errors import ImageError, ImageTooLargeError, ImageTooSmallError, NotAnImageError, TruncatedImageError
 
 if TYPE_CHECKING:
     from imagesearch.settings import Settings
@@ -18,6 +19,11 @@ if TYPE_CHECKING:
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 # Pillow's global bomb guard (Image.MAX_IMAGE_PIXELS) stays on as a backstop; every call also checks its
 # own, lower cap (PreprocessConfig.max_pixels) from the header, before any pixel is decoded.
+
+# The Pillow plugins a query or catalog image may use: the formats the API documents (serving/image_types.py).
+# Every other plugin (ICO, ICNS, JPEG 2000, PSD, ...) is refused before it decodes anything: containers such as
+# ICO declare one size in their header and decode an embedded image of another.
+ACCEPTED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # the statistics the network's weights were trained with
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -48,37 +54,87 @@ class PreprocessConfig:
 
 
 def decode_image(data: bytes, config: PreprocessConfig = PreprocessConfig()) -> Image.Image:
-    """Bytes -> upright RGB image (transparency flattened on white), or a typed error."""
+    """Bytes -> upright RGB image (transparency flattened on white), or a typed error.
+
+    Only :data:`ACCEPTED_FORMATS` are opened (every other Pillow plugin is refused before it reads a pixel), only
+    the first frame of an animation is decoded, the pixel cap is checked on the declared size and again on what
+    was decoded, and the pixel buffer is released on every path: no error raised here keeps it alive."""
+    image = _open(data, config)
+    result: Image.Image | None = None
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageTooLargeError(f"decompression bomb refused by its pixel count: {exc}") from None
-    except UnidentifiedImageError:
-        raise NotAnImageError("not a recognised image format") from None
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise NotAnImageError(f"cannot read image header: {exc}") from None
-    width, height = image.size
+        _load(image, config)
+        _check_size(image.size, config)  # what was decoded, not only what the header declared
+        ImageOps.exif_transpose(image, in_place=True)  # no full-size copy
+        result = to_rgb(image)
+        return result
+    finally:
+        if result is not image:
+            image.close()
+
+
+def _check_size(size: tuple[int, int], config: PreprocessConfig) -> None:
+    width, height = size
     if width * height > config.max_pixels:
         raise ImageTooLargeError(f"{width}x{height} exceeds the {config.max_pixels:,}-pixel limit")
     if min(width, height) < config.min_side:
         raise ImageTooSmallError(f"{width}x{height} is smaller than {config.min_side}px on a side")
+
+
+def _open(data: bytes, config: PreprocessConfig) -> Image.Image:
+    """The header only: an accepted format within the caps, else a typed error (raised outside any ``except``, so
+    it carries no context or traceback that holds Pillow's frames)."""
+    error: ImageError
     try:
-        # JPEG can decode at reduced scale directly: much faster for big photos.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        error = ImageTooLargeError(f"decompression bomb refused by its pixel count: {_released(exc)}")
+    except UnidentifiedImageError as exc:
+        _released(exc)
+        error = NotAnImageError(f"not an image in an accepted format ({', '.join(ACCEPTED_FORMATS)})")
+    except (OSError, ValueError, SyntaxError) as exc:
+        error = NotAnImageError(f"cannot read image header: {_released(exc)}")
+    else:
+        try:
+            _check_size(image.size, config)
+        except ImageError:
+            image.close()
+            raise
+        return image
+    raise error
+
+
+def _load(image: Image.Image, config: PreprocessConfig) -> None:
+    """Decode the first frame, at reduced scale where the codec can (JPEG: much faster for big photos)."""
+    error: ImageError
+    try:
         image.draft("RGB", (config.size * 2, config.size * 2))
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image.load()
-        image = ImageOps.exif_transpose(image)
+        return
     except OSError as exc:
-        message = str(exc)
+        message = _released(exc)
         if "truncated" in message or "broken" in message or "premature" in message.lower():
-            raise TruncatedImageError(f"image data is truncated: {message}") from None
-        raise NotAnImageError(f"cannot decode image: {message}") from None
+            error = TruncatedImageError(f"image data is truncated: {message}")
+        else:
+            error = NotAnImageError(f"cannot decode image: {message}")
     except (ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise NotAnImageError(f"cannot decode image: {exc}") from None
-    return to_rgb(image)
+        error = NotAnImageError(f"cannot decode image: {_released(exc)}")
+    raise error
+
+
+def _released(exc: BaseException) -> str:
+    """The message of ``exc``, after clearing the frames of its traceback chain: a failed decode's frames hold
+    the decoder and the pixel buffer in reference cycles that only a full garbage collection would free."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        traceback.clear_frames(current.__traceback__)
+        current = current.__cause__ or current.__context__
+    return str(exc)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -78,6 +78,24 @@ def gif_with_screen_size(width: int, height: int) -> bytes:
     return bytes(data)
 
 
+def ico_with_png(side: int = 6000) -> bytes:
+    """An icon file whose one entry declares 256x256 and holds a side x side RGBA PNG (a few KB, flat): Pillow's
+    ICO plugin decodes the PNG at its own size, 137 MiB at 6000 px, whatever the icon's header says."""
+    embedded = encoded(Image.new("RGBA", (side, side), (200, 30, 30, 255)), "PNG", compress_level=9)
+    directory = struct.pack("<HHH", 0, 1, 1) + struct.pack("<BBBBHHII", 0, 0, 0, 0, 1, 32, len(embedded), 6 + 16)
+    return directory + embedded
+
+
+def corrupt_png(width: int = 4000, height: int = 4000) -> bytes:
+    """A ~50 KB PNG of width x height (16 Mpx: in the query cap) cut short in its last rows: the decoder fills the
+    whole image, then fails."""
+    return encoded(Image.new("RGB", (width, height), (90, 140, 200)), "PNG", compress_level=9)[:-64]
+
+
+def jpeg2000() -> bytes:
+    return encoded(query_photo(), "JPEG2000")
+
+
 def truncated(data: bytes, keep: float = 0.5) -> bytes:
     return data[: int(len(data) * keep)]
 

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import psutil
 import pytest
 
 from tests.conftest import jpeg_bytes
@@ -53,6 +54,11 @@ CASES: list[tuple[str, Callable[[], HttpRequest], int, str | None]] = [
     ("gif-screen-60000x60000", lambda: raw(hostile.gif_with_screen_size(60000, 60000), "image/gif"), 422, "image_too_large"),
     ("png-bomb-in-multipart", lambda: form(hostile.image_form(hostile.png_bomb())), 422, "image_too_large"),
     ("png-strip-100000x1", lambda: raw(hostile.png_with_header_size(100000, 1)), 422, "image_too_small"),
+    # formats the API does not document, containers that decode another size than they declare: refused unread
+    ("ico-holding-6000px-png", lambda: raw(hostile.ico_with_png(6000)), 415, "image_not_an_image"),
+    ("jpeg2000", lambda: raw(hostile.jpeg2000()), 415, "image_not_an_image"),
+    ("tga", lambda: raw(hostile.encoded(hostile.query_photo(), "TGA")), 415, "image_not_an_image"),
+    ("png-16mpx-corrupt", lambda: raw(hostile.corrupt_png(4000, 4000)), 422, "image_truncated"),
     # truncated files
     ("jpeg-truncated-half", lambda: raw(hostile.truncated(good_image()), "image/jpeg"), 422, "image_truncated"),
     ("png-truncated-half", lambda: raw(hostile.truncated(hostile.png_photo())), 422, "image_truncated"),
@@ -140,6 +146,20 @@ def test_a_hostile_request_gets_a_clear_json_answer(
         assert body["results"] and body["version"], body
     else:
         assert body["status"] == status and body["error"] == error and body["detail"], body
+
+
+def test_failed_decodes_and_refused_containers_leave_no_memory_behind(hostile_server: ServerProcess) -> None:
+    """Twelve corrupt 16-Mpx PNGs (each fills a 46 MiB image before failing) and twelve icons holding a 137 MiB
+    PNG, one after another: the server's RSS grows by at most about one decode, not by one per request (the
+    decoder before this grew it by 366 MiB over the twelve PNGs alone)."""
+    host, port = address(hostile_server)
+    server = psutil.Process(hostile_server.process.pid)
+    assert send(host, port, raw(hostile.corrupt_png(4000, 4000))).status == 422  # the allocator's first growth
+    before = server.memory_info().rss
+    for request in [raw(hostile.corrupt_png(4000, 4000))] * 12 + [raw(hostile.ico_with_png(6000))] * 12:
+        assert send(host, port, request).status in (415, 422)
+    grown = server.memory_info().rss - before
+    assert grown < 200 * 1024 * 1024, f"the server's RSS grew by {grown / 2**20:.0f} MiB"
 
 
 def test_the_server_is_ready_and_answers_after_the_whole_suite(hostile_server: ServerProcess) -> None:
