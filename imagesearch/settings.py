@@ -178,7 +178,18 @@ class ServingSettings(BaseModel):
                                                                  "(serving/decode_budget.py).")
     filtered_search_max_rows: Annotated[int, AfterValidator(_at_least_max_k)] = Field(
         4096, description="The most rows a filtered search examines.")
-    max_connections: AtLeastOne = Field(256, description="uvicorn's limit_concurrency: connections past it get 503.")
+    max_connections: AtLeastOne = Field(2048, description="Open connections per worker; a new one past it is closed at "
+                                                          "once (serving/connections.py).")
+    max_connections_per_client: AtLeastOne = Field(64, description="Open connections one peer address may hold; its "
+                                                                   "next one is closed at once.")
+    header_read_timeout_s: Positive = Field(5.0, description="A request's headers must arrive in full within this many "
+                                                             "seconds of the connection waiting for them, or it is closed.")
+    keep_alive_timeout_s: Positive = Field(5.0, description="An idle kept-alive connection is closed after this many "
+                                                            "seconds (uvicorn's timeout_keep_alive).")
+    client_slot_share: Annotated[float, Field(gt=0, le=1)] = Field(
+        0.25, description="The largest share of IMAGESEARCH_MAX_QUEUE one client (peer address) may hold; past it 503.")
+    forwarded_allow_ips: str = Field("", description="Proxies whose X-Forwarded-For names the client (uvicorn's "
+                                                     "forwarded_allow_ips); empty: the TCP peer is the client.")
     shutdown_timeout_s: Annotated[int, Field(gt=0)] = Field(
         30, description="How long a stopping server lets in-flight requests finish; fits the pod's "
                         "terminationGracePeriodSeconds with the preStop sleep (tests/gitops check the sum).")

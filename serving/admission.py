@@ -4,7 +4,8 @@ Handlers opt in with ``opt={ADMITTED: True}``. For those, :class:`AdmissionMiddl
 
 1. refuses a body whose announced ``Content-Length`` is over the cap (413, nothing read);
 2. takes one of ``limit`` slots, or answers 503 + ``Retry-After`` at once (a slot covers the whole request:
-   body, decode, embedding, search);
+   body, decode, embedding, search); one client (its peer address) holds at most ``per_client`` of them, so a
+   client that stalls its uploads cannot take the slots every other client needs;
 3. gives the body ``body_timeout_s`` from admission to arrive in full (408 after), so a client that trickles
    or stalls its upload cannot hold a slot, or the server, for longer than that.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 
 from litestar import Request
 from litestar.enums import ScopeType
@@ -35,22 +37,42 @@ ADMITTED = "admitted"
 class Admission:
     """At most ``limit`` admitted requests at once; the rest are refused, not queued."""
 
-    def __init__(self, limit: int, retry_after_s: int, metrics: Metrics) -> None:
+    def __init__(self, limit: int, retry_after_s: int, metrics: Metrics, per_client: int | None = None) -> None:
         self.limit = limit
+        self.per_client = min(per_client or limit, limit)
         self.retry_after_s = retry_after_s
         self.metrics = metrics
-        self.in_flight = 0  # only the event loop touches it
+        self.in_flight = 0  # only the event loop touches these
+        self.by_client: Counter[str] = Counter()
 
-    def acquire(self) -> None:
+    def acquire(self, client: str = "") -> None:
         if self.in_flight >= self.limit:
             self.metrics.rejected.inc()
             raise OverloadedError(f"{self.in_flight} requests are already being served; retry shortly", self.retry_after_s)
+        if self.by_client[client] >= self.per_client:
+            self.metrics.rejected.inc()
+            raise OverloadedError(f"this client already has {self.per_client} requests being served; retry shortly",
+                                  self.retry_after_s)
         self.in_flight += 1
+        self.by_client[client] += 1
         self.metrics.admitted.inc()
 
-    def release(self) -> None:
+    def release(self, client: str = "") -> None:
         self.in_flight -= 1
+        self.by_client[client] -= 1
+        if not self.by_client[client]:
+            del self.by_client[client]
         self.metrics.admitted.dec()
+
+
+def client_slots(limit: int, share: float) -> int:
+    """The slots one client may hold: ``share`` of ``limit``, at least one."""
+    return max(1, int(limit * share))
+
+
+def peer(scope: Scope) -> str:
+    client = scope.get("client")
+    return client[0] if client else ""
 
 
 def announced_length(scope: Scope) -> int | None:
@@ -101,7 +123,8 @@ class AdmissionMiddleware(ASGIMiddleware):
             length = announced_length(scope)
             if length is not None and length > self.max_body_bytes:
                 raise PayloadTooLargeError(f"the body ({length:,} bytes) is larger than the {self.max_body_bytes:,}-byte limit")
-            self.admission.acquire()
+            client = peer(scope)
+            self.admission.acquire(client)
         except ApiError as exc:
             # Answered here, inside the metrics middleware, so refusals are counted with their status.
             response = error_response(exc.status, exc.error, exc.detail, exc.headers)
@@ -110,4 +133,4 @@ class AdmissionMiddleware(ASGIMiddleware):
         try:
             await next_app(scope, receive_within(receive, self.body_timeout_s), send)
         finally:
-            self.admission.release()
+            self.admission.release(client)

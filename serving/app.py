@@ -8,6 +8,7 @@ so the local deploy runs one worker (the default) and Kubernetes scales with pod
 from __future__ import annotations
 
 import logging
+import resource
 from pathlib import Path
 
 import anyio.to_thread
@@ -19,8 +20,9 @@ from litestar.di import Provide
 from imagesearch.embedder import Embedder
 from imagesearch.settings import Settings, get_settings
 from serving.admin import AdminController, bearer_token_guard
-from serving.admission import Admission, AdmissionMiddleware
+from serving.admission import Admission, AdmissionMiddleware, client_slots
 from serving.api import SearchController
+from serving.connections import PROTOCOL_PATH
 from serving.errors import EXCEPTION_HANDLERS
 from serving.metrics import Metrics, RequestMetricsMiddleware
 from serving.openapi import asset_routers, openapi_config
@@ -48,7 +50,8 @@ def create_app(settings: Settings | None = None, embedder: QueryEmbedder | None 
     index_dir = Path(settings.serving.index_dir).resolve()
     max_body_bytes = settings.serving.max_upload_bytes + MULTIPART_OVERHEAD
     admission = AdmissionMiddleware(
-        Admission(settings.serving.max_queue, settings.serving.retry_after_s, metrics),
+        Admission(settings.serving.max_queue, settings.serving.retry_after_s, metrics,
+                  client_slots(settings.serving.max_queue, settings.serving.client_slot_share)),
         max_body_bytes, settings.serving.body_read_timeout_s,
     )
 
@@ -83,13 +86,26 @@ def create_app(settings: Settings | None = None, embedder: QueryEmbedder | None 
     )
 
 
+def raise_open_files_limit(wanted: int) -> None:
+    """Each connection is a file descriptor: the soft limit (often 1,024) must not be what refuses them."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
 def main() -> None:
     settings = get_settings().serving
+    raise_open_files_limit(settings.max_connections + 256)  # the index, the model, logs
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log.info("serving %s on %s:%d with %d worker(s)", settings.index_dir, settings.host, settings.port, settings.workers)
     uvicorn.run(
         "serving.app:create_app", factory=True, host=settings.host, port=settings.port, workers=settings.workers,
-        access_log=False, limit_concurrency=settings.max_connections, timeout_graceful_shutdown=settings.shutdown_timeout_s,
+        access_log=False, timeout_graceful_shutdown=settings.shutdown_timeout_s,
+        # Connection limits live in the protocol (serving/connections.py), not in limit_concurrency: that one
+        # answers 503 to every request, probes included, while a flood of idle connections stays open.
+        http=PROTOCOL_PATH, timeout_keep_alive=settings.keep_alive_timeout_s,
+        proxy_headers=bool(settings.forwarded_allow_ips), forwarded_allow_ips=settings.forwarded_allow_ips or None,
     )
 
 

@@ -1,0 +1,73 @@
+"""uvicorn's HTTP protocol with the connection limits it lacks: a deadline for request headers, and caps per client.
+
+uvicorn closes a kept-alive connection that stays silent (``timeout_keep_alive``) but never one that has sent
+nothing since it opened, nor one that trickles its headers a byte at a time; and its ``limit_concurrency``
+answers 503 to *every* request, probes included, once enough connections are open. This protocol instead
+
+- gives every request ``header_read_timeout_s`` from the moment the connection waits for it (opened, or the
+  previous response sent) to deliver its complete headers, and closes the connection after that;
+- closes a new connection at once when its peer address already holds ``max_connections_per_client``
+  connections, or the server ``max_connections``: the flood loses its own connections, not everyone's requests.
+
+The peer is the TCP peer address, never a forwarded header. uvicorn loads the class by its import path in
+each worker, so the limits come from the settings (environment) there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from imagesearch.settings import get_settings
+
+PROTOCOL_PATH = "serving.connections:GuardedHttpToolsProtocol"
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        limits = get_settings().serving
+        self.header_read_timeout_s = limits.header_read_timeout_s
+        self.max_connections = limits.max_connections
+        self.max_connections_per_client = limits.max_connections_per_client
+        self.header_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.max_connections or self._peer_connections() > self.max_connections_per_client:
+            transport.close()
+            return
+        self._arm_header_deadline()
+
+    def _peer_connections(self) -> int:
+        host = self.client[0] if self.client else None
+        return sum(1 for other in self.connections if getattr(other, "client", None) and other.client[0] == host)
+
+    def _arm_header_deadline(self) -> None:
+        self._cancel_header_deadline()
+        self.header_deadline = self.loop.call_later(self.header_read_timeout_s, self._headers_too_late)
+
+    def _cancel_header_deadline(self) -> None:
+        if self.header_deadline is not None:
+            self.header_deadline.cancel()
+            self.header_deadline = None
+
+    def _headers_too_late(self) -> None:
+        self.header_deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def on_headers_complete(self) -> None:
+        self._cancel_header_deadline()
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self.timeout_keep_alive_task is not None:  # idle, waiting for the next request's headers
+            self._arm_header_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_header_deadline()
+        super().connection_lost(exc)
