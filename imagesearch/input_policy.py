@@ -155,12 +155,59 @@ class InputPolicy:
             raise InputRefusedError(f"cannot resolve host {host}: {exc}") from None
         addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
         for text in addresses:
-            address = _unmapped(ipaddress.ip_address(text.split("%", 1)[0]))
-            if not _is_public(address) and not any(address in network for network in self.allowed_networks):
-                raise InputRefusedError(f"host {host} resolves to {address}, a private, loopback or link-local address")
+            address = ipaddress.ip_address(text.split("%", 1)[0])
+            if not self._allowed_address(address):
+                raise InputRefusedError(f"host {host} resolves to {address}, {refused_because(address)}")
         if not addresses:
             raise InputRefusedError(f"host {host} resolves to no address")
         return addresses
+
+
+    def _allowed_address(self, address: Address) -> bool:
+        if any(address in network for network in self.allowed_networks):
+            return True
+        return is_public(address) and all(self._allowed_address(inner) for inner in embedded_ipv4(address))
+
+
+# IPv6 forms that carry an IPv4 address (RFC 6052, 3056, 4380, 4291): each is refused when the address it carries
+# would be, so no private or metadata address is reached through a NAT64 gateway, a 6to4 relay or a mapped socket.
+NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+# Refused whatever they carry: a local-use NAT64 prefix (where the IPv4 address lies depends on the prefix length),
+# Teredo (the client address is obfuscated) and the deprecated IPv4-compatible form (::a.b.c.d, also :: and ::1).
+ALWAYS_REFUSED = (ipaddress.IPv6Network("64:ff9b:1::/48"), ipaddress.IPv6Network("2001::/32"),
+                  ipaddress.IPv6Network("::/96"))
+
+
+def embedded_ipv4(address: Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 transition form carries (IPv4-mapped, NAT64, 6to4); none for others."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return []
+    inner = [address.ipv4_mapped, address.sixtofour]
+    if address in NAT64:
+        inner.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return [v4 for v4 in inner if v4 is not None]
+
+
+def is_public(address: Address) -> bool:
+    """A global unicast address, not a transition form that is always refused (what it carries is checked apart)."""
+    if isinstance(address, ipaddress.IPv6Address) and any(address in network for network in ALWAYS_REFUSED):
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return True  # ::ffff:a.b.c.d is as public as a.b.c.d, which is checked on its own
+    return _global_unicast(address)
+
+
+def _global_unicast(address: Address) -> bool:
+    return address.is_global and not address.is_multicast and not getattr(address, "is_site_local", False)
+
+
+def refused_because(address: Address) -> str:
+    inner = ", ".join(str(v4) for v4 in embedded_ipv4(address))
+    if inner:
+        return f"an IPv6 form of {inner}: a private, loopback, link-local or reserved address is not fetched"
+    if _global_unicast(address):
+        return "an IPv6 transition form (IPv4-compatible, local-use NAT64 or Teredo) that is never fetched"
+    return "a private, loopback or link-local address"
 
 
 def _fetch_limits(settings: InputSettings) -> dict[str, object]:
@@ -187,11 +234,3 @@ def _host_matches(host: str, pattern: str) -> bool:
     return host == pattern
 
 
-def _unmapped(address: Address) -> Address:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
-
-
-def _is_public(address: Address) -> bool:
-    return address.is_global and not address.is_multicast
