@@ -63,6 +63,9 @@ LOCAL_CASES = [
     Case("png-zip-polyglot", "polyglot.png", "ok"),
     Case("odd-mode-16bit", "gray16.png", "ok"),
     Case("odd-mode-cmyk", "cmyk.jpg", "ok"),
+    Case("non-ascii-file-name", "café.png", "ok"),
+    Case("idna-host", "https://bücher.example/café.png", "refused", "cannot resolve host xn--bcher-kva.example"),
+    Case("invalid-idna-host", "https://a..bé/x.png", "refused", "not a valid internationalised domain name"),
 ]
 SSRF_CASES = [
     Case("cloud-metadata", "http://169.254.169.254/computeMetadata/v1/", "refused", "169.254.169.254"),
@@ -92,6 +95,8 @@ LOOPBACK_ALLOWED_CASES = [
     Case("stalled-host", "http://127.0.0.1:{port}/stall.png", "timeout", "deadline"),
     Case("lying-content-length", "http://127.0.0.1:{port}/huge.png", "too_large", "byte limit"),
     Case("http-404", "http://127.0.0.1:{port}/gone.png", "missing", "404"),
+    Case("non-ascii-path", "http://127.0.0.1:{port}/café.png", "ok"),
+    Case("redirect-to-non-ascii-path", "http://127.0.0.1:{port}/redirect?to=/café.png", "ok"),
 ]
 
 
@@ -136,6 +141,7 @@ def write_hostile_files(folder: Path) -> None:
     (folder / "gray16.png").write_bytes(encoded(Image.linear_gradient("L").convert("I;16"), "PNG"))
     (folder / "cmyk.jpg").write_bytes(encoded(Image.new("CMYK", (64, 64), (10, 200, 30, 0)), "JPEG"))
     (folder / "good.png").write_bytes(good_png(2))
+    (folder / "café.png").write_bytes(good_png(4))
 
 
 def write_catalog(folder: Path, cases: list[Case], port: int) -> Path:
