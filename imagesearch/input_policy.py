@@ -10,6 +10,7 @@ other bad image.
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -74,8 +75,7 @@ class InputPolicy:
             elif scheme == "gs":
                 gs.append(uris.split_gs(prefix))
             elif scheme in HTTP_SCHEMES:
-                parts = urlsplit(prefix)
-                urls.append((scheme, (parts.hostname or "").lower(), parts.port, parts.path))
+                urls.append(normalised_url(prefix))
         schemes = {"file"} if roots else set()
         schemes |= {"gs"} if gs else set()
         schemes |= {scheme for scheme, *_ in urls}
@@ -141,11 +141,11 @@ class InputPolicy:
             raise InputRefusedError(f"no host in {url}")
         if self.hosts is not None and not any(_host_matches(host, pattern) for pattern in self.hosts):
             raise InputRefusedError(f"host {host} is not an allowed image host")
-        if self.url_prefixes and not any(
-            scheme == s and host == h and parts.port == p and _under(parts.path, path)
-            for s, h, p, path in self.url_prefixes
-        ):
-            raise InputRefusedError(f"{url} is not under an allowed prefix")
+        if self.url_prefixes:
+            scheme, host, port, normalised = normalised_url(url)
+            if not any(scheme == s and host == h and port == p and _under(normalised, path)
+                       for s, h, p, path in self.url_prefixes):
+                raise InputRefusedError(f"{url} is not under an allowed prefix")
 
     def public_addresses(self, host: str, port: int) -> list[str]:
         """Every address ``host`` resolves to, if all are public (or in an allowed network); else refused."""
@@ -208,6 +208,43 @@ def refused_because(address: Address) -> str:
     if _global_unicast(address):
         return "an IPv6 transition form (IPv4-compatible, local-use NAT64 or Teredo) that is never fetched"
     return "a private, loopback or link-local address"
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+def normalised_url(url: str) -> tuple[str, str, int | None, str]:
+    """(scheme, host, port, path) of an HTTP(S) URL as RFC 3986 compares them: scheme and host in lower case (the
+    host in IDNA form), the default port as none, escapes of unreserved characters decoded (``%2e`` is ``.``) and
+    the rest upper-cased, ``.`` and ``..`` segments resolved. A path with an encoded ``/`` or ``\\`` (which a
+    server may read as a separator) or a raw backslash is refused: it has no single meaning to compare."""
+    parts = urlsplit(url)
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    if not host.isascii():
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise InputRefusedError(f"host {host!r} is not a valid internationalised domain name") from None
+    port = parts.port if parts.port != DEFAULT_PORTS.get(scheme) else None
+
+    def decoded(escape: re.Match[str]) -> str:
+        char = chr(int(escape[1], 16))
+        return char if char in _UNRESERVED else "%" + escape[1].upper()
+
+    path = _ESCAPE.sub(decoded, parts.path)
+    if "%2F" in path or "%5C" in path or "\\" in path:
+        raise InputRefusedError(f"{url} has an encoded '/' or a backslash in its path")
+    segments: list[str] = []
+    for segment in path.split("/")[1:]:
+        if segment == "..":
+            if segments:
+                segments.pop()
+        elif segment != ".":
+            segments.append(segment)
+    trailing = "/" if path.endswith(("/.", "/..")) else ""
+    return scheme, host, port, "/" + "/".join(segments) + trailing
 
 
 def _fetch_limits(settings: InputSettings) -> dict[str, object]:

@@ -82,3 +82,31 @@ def test_transition_forms_of_public_addresses_pass(public: str) -> None:
 def test_the_refusal_names_the_embedded_address() -> None:
     with pytest.raises(InputRefusedError, match=r"an IPv6 form of 169\.254\.169\.254"):
         InputPolicy().public_addresses("64:ff9b::a9fe:a9fe", 80)
+
+
+PREFIX_POLICY_SETTINGS = {"IMAGESEARCH_CATALOG_PREFIXES": "https://catalogs.example/feeds/"}
+
+
+@pytest.mark.parametrize("url", [
+    "https://catalogs.example/feeds/shop.csv",
+    "https://CATALOGS.example:443/feeds/shop.csv",  # host case, default port
+    "https://catalogs.example/%66eeds/shop.csv",  # an escaped unreserved character
+    "https://catalogs.example/feeds/./daily/../shop.csv",  # dot segments that stay inside
+])
+def test_catalog_urls_under_the_prefix_after_normalisation_pass(url: str) -> None:
+    InputPolicy.for_catalogs(Settings.from_env(PREFIX_POLICY_SETTINGS).inputs).check_url(url)
+
+
+@pytest.mark.parametrize(("url", "says"), [
+    ("https://catalogs.example/feeds/../private/shop.csv", "not under an allowed prefix"),
+    ("https://catalogs.example/feeds/%2e%2e/private/shop.csv", "not under an allowed prefix"),
+    ("https://catalogs.example/feeds/%2E%2e/%2e%2E/x.csv", "not under an allowed prefix"),
+    ("https://catalogs.example/feeds/.%2e/private/shop.csv", "not under an allowed prefix"),
+    ("https://catalogs.example/feeds%2f..%2fprivate/shop.csv", "encoded '/'"),
+    ("https://catalogs.example/feeds/..%5cprivate/shop.csv", "encoded '/'"),
+    ("https://catalogs.example/feedsX/shop.csv", "not under an allowed prefix"),
+    ("https://catalogs.example:8443/feeds/shop.csv", "not under an allowed prefix"),
+])
+def test_catalog_urls_escaping_the_prefix_are_refused(url: str, says: str) -> None:
+    with pytest.raises(InputRefusedError, match=says):
+        InputPolicy.for_catalogs(Settings.from_env(PREFIX_POLICY_SETTINGS).inputs).check_url(url)
