@@ -19,11 +19,12 @@ import msgspec
 
 from imagesearch.errors import ArtifactError, VersionNotCommittedError, VersionTakenError
 from imagesearch.repository import ModelRepository
+from imagesearch.version_files import check_content, check_name
 
 INDEXES = "indexes"
 MANIFEST = "manifest.json"
 COMMIT = "_COMMIT"
-VERSION_PATTERN = re.compile(r"^\d{8}T\d{6}Z(-[a-z0-9]+)?$")
+VERSION_PATTERN = re.compile(r"\d{8}T\d{6}Z(-[a-z0-9]+)?")  # matched whole (fullmatch): no trailing newline
 
 
 class FileEntry(msgspec.Struct, frozen=True):
@@ -61,7 +62,8 @@ class Manifest(msgspec.Struct, frozen=True):
 
     @classmethod
     def decode(cls, data: bytes) -> Manifest:
-        """Parse and check a manifest: a valid version, and every file path relative and inside the version."""
+        """Parse and check a manifest: a valid version, and every file path relative, inside the version and one the
+        project writes (never a pickle): a version listing anything else is refused before any of it is fetched."""
         try:
             manifest = msgspec.json.decode(data, type=cls)
         except msgspec.DecodeError as exc:
@@ -69,7 +71,7 @@ class Manifest(msgspec.Struct, frozen=True):
         check_version(manifest.version)
         seen: set[str] = set()
         for entry in manifest.files:
-            check_file_path(entry.path)
+            check_name(check_file_path(entry.path))
             if entry.path in seen:
                 raise ArtifactError(f"manifest lists {entry.path!r} twice")
             seen.add(entry.path)
@@ -99,7 +101,7 @@ def new_version(now: datetime | None = None, unique: str | None = None) -> str:
 
 
 def check_version(version: str) -> str:
-    if not VERSION_PATTERN.match(version):
+    if not isinstance(version, str) or not VERSION_PATTERN.fullmatch(version):
         raise ArtifactError(f"invalid index version {version!r}: expected e.g. 20261127T051500Z")
     return version
 
@@ -134,7 +136,7 @@ def version_directory(root: Path, directory: Path) -> Path:
     """``directory`` if it is ``<root>/<valid version>`` (no symlink, no ``..``); the only shape loaded from disk."""
     if not directory.is_absolute() or ".." in directory.parts or directory.is_symlink():
         raise ArtifactError(f"{directory} is not an absolute path to a version folder")
-    if directory.parent.resolve() != root.resolve() or not VERSION_PATTERN.match(directory.name):
+    if directory.parent.resolve() != root.resolve() or not VERSION_PATTERN.fullmatch(directory.name):
         raise ArtifactError(f"{directory} is not <index root>/<version> (index root: {root})")
     return directory
 
@@ -157,7 +159,8 @@ def commit_local(directory: Path) -> None:
 
 def verify_directory(directory: Path, model_id: str | None = None, version: str | None = None) -> Manifest:
     """Check ``_COMMIT``, the manifest, that it lists exactly the files present, and every file's size and
-    sha256; the manifest if all is well. Nothing in the version is loaded (unpickled) before this passes."""
+    sha256, then that each file's content is of the kind its name says (no object arrays, no foreign ScaNN assets);
+    the manifest if all is well. Nothing in the version is loaded before this passes."""
     commit, manifest_path = directory / COMMIT, directory / MANIFEST
     if not commit.is_file():
         raise ArtifactError(f"{directory} has no {COMMIT}: the version is incomplete")
@@ -175,6 +178,8 @@ def verify_directory(directory: Path, model_id: str | None = None, version: str 
             raise ArtifactError(f"{entry.path} is missing from {directory}")
         if path.stat().st_size != entry.size or sha256_file(path) != entry.sha256:
             raise ArtifactError(f"checksum mismatch for {entry.path} in version {manifest.version}")
+    for entry in manifest.files:
+        check_content(directory, entry.path)
     if model_id is not None and manifest.model.model_id != model_id:
         raise ArtifactError(
             f"version {manifest.version} was built with model {manifest.model.model_id}, "
@@ -196,7 +201,7 @@ def committed_versions(repo: ModelRepository) -> list[str]:
     return [
         version
         for version in repo.list_children(INDEXES)
-        if VERSION_PATTERN.match(version) and is_committed(repo, version)
+        if VERSION_PATTERN.fullmatch(version) and is_committed(repo, version)
     ]
 
 

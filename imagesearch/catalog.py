@@ -69,7 +69,10 @@ def catalog_format(uri: str) -> str:
 
 def _shown(value: Any) -> str:
     """A rejected value, clipped: a row error names what is wrong without copying the file into logs."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # an integer of more than 4,300 digits, a structure nested too deep
+        return f"<a {type(value).__name__} too large to show>"
     return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
 
 
@@ -83,7 +86,7 @@ def parse_row(record: dict[str, Any]) -> CatalogItem:
         raise ValueError(f"invalid item_id {_shown(item_id)}")
     try:
         price = float(record["price"])
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(f"price {_shown(record['price'])} is not a number") from None
     if not math.isfinite(price) or price < 0:
         raise ValueError(f"price {price} must be a finite non-negative number")
@@ -129,7 +132,14 @@ def _records(data: bytes, fmt: str) -> Iterator[tuple[int, dict[str, Any] | str]
         absent = [name for name in COLUMNS if name not in header]
         if absent:
             raise CatalogError(f"CSV header lacks column(s) {', '.join(absent)} (it has {len(header)} column(s))")
-        for record in reader:
+        while True:
+            try:
+                record = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:  # a field over the size limit: this row is rejected, the reader goes on
+                yield reader.line_num + 1, f"malformed CSV row: {exc}"  # the line that failed is not counted yet
+                continue
             if None in record:
                 yield reader.line_num, f"{len(record[None])} more field(s) than the header"  # type: ignore[index]
             else:
@@ -142,6 +152,12 @@ def _records(data: bytes, fmt: str) -> Iterator[tuple[int, dict[str, Any] | str]
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
                 yield number, f"invalid JSON: {exc.msg}"
+                continue
+            except RecursionError:
+                yield number, "invalid JSON: nested too deep"
+                continue
+            except ValueError as exc:  # an integer of more than 4,300 digits
+                yield number, f"invalid JSON: {exc}"
                 continue
             yield (number, record) if isinstance(record, dict) else (number, "not a JSON object")
     else:
@@ -170,6 +186,9 @@ def parse_catalog(data: bytes, fmt: str, base_uri: str = "") -> Catalog:
                 item = parse_row(record)
             except ValueError as exc:
                 errors.append(RowError(line, str(exc)))
+                continue
+            except RecursionError:  # a field nested just under the parser's limit, too deep to turn into text
+                errors.append(RowError(line, "a field is nested too deep"))
                 continue
             if base_uri:
                 item = _with_uri(item, uris.resolve(item.image_uri, base_uri))

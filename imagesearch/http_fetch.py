@@ -16,7 +16,7 @@ import ssl
 import threading
 import time
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import httpcore
 
@@ -77,9 +77,36 @@ def _ssl_context() -> ssl.SSLContext:
         return ssl.create_default_context()
 
 
+# Characters left as they are when a path or query is percent-encoded: RFC 3986's reserved and unreserved ones, and %.
+_PATH_SAFE = "/%:@!$&'()*+,;=-._~"
+_QUERY_SAFE = _PATH_SAFE + "?"
+
+
+def ascii_url(url: str) -> str:
+    """``url`` as sent on the wire: an internationalised host name in IDNA form (``bücher.example`` ->
+    ``xn--bcher-kva.example``), every other non-ASCII character percent-encoded as UTF-8 (``café.jpg`` ->
+    ``caf%C3%A9.jpg``); an ASCII URL is returned unchanged. A host that has no IDNA form is refused."""
+    if url.isascii():
+        return url
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        host = host.encode("idna").decode("ascii")
+    except UnicodeError as exc:
+        raise InputRefusedError(f"host {host!r} is not a valid internationalised domain name ({exc})") from None
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    if parts.username is not None or parts.password is not None:
+        raise InputRefusedError("an image URL with user information is not fetched")
+    return urlunsplit((parts.scheme, netloc, quote(parts.path, safe=_PATH_SAFE), quote(parts.query, safe=_QUERY_SAFE), ""))
+
+
 def read_http(url: str, policy: InputPolicy, max_bytes: int | None = None) -> bytes:
-    """The body at ``url``; typed errors for refused, missing, too large, too slow or failed fetches."""
+    """The body at ``url`` (in its ASCII form: :func:`ascii_url`); typed errors for refused, missing, too large,
+    too slow or failed fetches."""
     began = time.monotonic()
+    url = ascii_url(url)
     backend = GuardedBackend(policy)
     watchdog = threading.Timer(policy.deadline_s, backend.abort)
     watchdog.daemon = True
@@ -125,7 +152,7 @@ def _redirect_target(url: str, response: httpcore.Response) -> str:
     location = _header(response, b"location")
     if not location:
         raise ImageFetchError(f"HTTP {response.status} redirect without a Location from {url}")
-    target = urljoin(url, location)
+    target = ascii_url(urljoin(url, location))
     if urlsplit(target).scheme.lower() not in ("http", "https"):
         raise InputRefusedError(f"redirect from {url} to a non-HTTP location")
     return target

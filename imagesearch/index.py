@@ -12,6 +12,7 @@ import numpy as np
 
 SCANN_DIR = "scann"
 SCANN_DATASET = "dataset.npy"  # ScaNN's own copy of the vectors it was built on
+SCANN_ASSETS = "scann_assets.pbtxt"  # the list of the other files ScaNN wrote
 
 
 @dataclass(frozen=True)
@@ -119,13 +120,17 @@ class VectorIndex:
 
     @classmethod
     def load(cls, directory: Path, params: IndexParams, size: int) -> VectorIndex:
-        import scann
+        """The searcher ScaNN serialized into ``directory``, built from its assets alone. Not through
+        ``scann_ops_pybind.load_searcher``: that unpickles a ``scann_docids.pkl`` if one is there (rows are the
+        ids here; nothing is ever unpickled) and writes a missing ``scann_assets.pbtxt`` into the version."""
+        from scann.scann_ops.py import scann_ops_pybind
 
         target = directory / SCANN_DIR
+        assets = (target / SCANN_ASSETS).read_text("utf-8")
         cwd = os.getcwd()
         try:
             os.chdir(target)  # relative asset paths resolve against the working directory
-            searcher = scann.scann_ops_pybind.load_searcher(str(target))
+            searcher = scann_ops_pybind.ScannSearcher(scann_ops_pybind.scann_pybind.ScannNumpy(str(target), assets))
         finally:
             os.chdir(cwd)
         return cls(searcher, params, size)

@@ -173,7 +173,7 @@ class OpenedIndex:
 
 
 def open_index(directory: Path, params: IndexParams) -> OpenedIndex:
-    """Open a version directory's index, checked or sealed by the caller (ScaNN may unpickle what it finds).
+    """Open a version directory's index, checked (``verify_directory``) or sealed by the caller.
 
     The search-space vectors are mapped read-only from the saved ScaNN index, which keeps the rows it was built
     on for re-ranking (at a million items, 2 GB neither whitened again nor held twice); an index without them
@@ -187,8 +187,8 @@ def open_index(directory: Path, params: IndexParams) -> OpenedIndex:
 
 
 def load_index(directory: Path, model_id: str | None = None, version: str | None = None) -> LoadedIndex:
-    """Verify that the manifest lists exactly the files present and every checksum (ScaNN may unpickle what it
-    finds: never load an unverified or unlisted file), then load."""
+    """Verify that the manifest lists exactly the files present, each one the project writes (never a pickle), with
+    its checksum and content of its kind (never load an unverified or unlisted file), then load."""
     manifest = verify_directory(directory, model_id, version)
     if "params" not in manifest.index:
         raise ArtifactError(f"version {manifest.version} has no index (its manifest names no index parameters)")

@@ -10,6 +10,7 @@ other bad image.
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -74,8 +75,7 @@ class InputPolicy:
             elif scheme == "gs":
                 gs.append(uris.split_gs(prefix))
             elif scheme in HTTP_SCHEMES:
-                parts = urlsplit(prefix)
-                urls.append((scheme, (parts.hostname or "").lower(), parts.port, parts.path))
+                urls.append(normalised_url(prefix))
         schemes = {"file"} if roots else set()
         schemes |= {"gs"} if gs else set()
         schemes |= {scheme for scheme, *_ in urls}
@@ -141,11 +141,11 @@ class InputPolicy:
             raise InputRefusedError(f"no host in {url}")
         if self.hosts is not None and not any(_host_matches(host, pattern) for pattern in self.hosts):
             raise InputRefusedError(f"host {host} is not an allowed image host")
-        if self.url_prefixes and not any(
-            scheme == s and host == h and parts.port == p and _under(parts.path, path)
-            for s, h, p, path in self.url_prefixes
-        ):
-            raise InputRefusedError(f"{url} is not under an allowed prefix")
+        if self.url_prefixes:
+            scheme, host, port, normalised = normalised_url(url)
+            if not any(scheme == s and host == h and port == p and _under(normalised, path)
+                       for s, h, p, path in self.url_prefixes):
+                raise InputRefusedError(f"{url} is not under an allowed prefix")
 
     def public_addresses(self, host: str, port: int) -> list[str]:
         """Every address ``host`` resolves to, if all are public (or in an allowed network); else refused."""
@@ -155,12 +155,96 @@ class InputPolicy:
             raise InputRefusedError(f"cannot resolve host {host}: {exc}") from None
         addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
         for text in addresses:
-            address = _unmapped(ipaddress.ip_address(text.split("%", 1)[0]))
-            if not _is_public(address) and not any(address in network for network in self.allowed_networks):
-                raise InputRefusedError(f"host {host} resolves to {address}, a private, loopback or link-local address")
+            address = ipaddress.ip_address(text.split("%", 1)[0])
+            if not self._allowed_address(address):
+                raise InputRefusedError(f"host {host} resolves to {address}, {refused_because(address)}")
         if not addresses:
             raise InputRefusedError(f"host {host} resolves to no address")
         return addresses
+
+
+    def _allowed_address(self, address: Address) -> bool:
+        if any(address in network for network in self.allowed_networks):
+            return True
+        return is_public(address) and all(self._allowed_address(inner) for inner in embedded_ipv4(address))
+
+
+# IPv6 forms that carry an IPv4 address (RFC 6052, 3056, 4380, 4291): each is refused when the address it carries
+# would be, so no private or metadata address is reached through a NAT64 gateway, a 6to4 relay or a mapped socket.
+NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+# Refused whatever they carry: a local-use NAT64 prefix (where the IPv4 address lies depends on the prefix length),
+# Teredo (the client address is obfuscated) and the deprecated IPv4-compatible form (::a.b.c.d, also :: and ::1).
+ALWAYS_REFUSED = (ipaddress.IPv6Network("64:ff9b:1::/48"), ipaddress.IPv6Network("2001::/32"),
+                  ipaddress.IPv6Network("::/96"))
+
+
+def embedded_ipv4(address: Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 transition form carries (IPv4-mapped, NAT64, 6to4); none for others."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return []
+    inner = [address.ipv4_mapped, address.sixtofour]
+    if address in NAT64:
+        inner.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return [v4 for v4 in inner if v4 is not None]
+
+
+def is_public(address: Address) -> bool:
+    """A global unicast address, not a transition form that is always refused (what it carries is checked apart)."""
+    if isinstance(address, ipaddress.IPv6Address) and any(address in network for network in ALWAYS_REFUSED):
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return True  # ::ffff:a.b.c.d is as public as a.b.c.d, which is checked on its own
+    return _global_unicast(address)
+
+
+def _global_unicast(address: Address) -> bool:
+    return address.is_global and not address.is_multicast and not getattr(address, "is_site_local", False)
+
+
+def refused_because(address: Address) -> str:
+    inner = ", ".join(str(v4) for v4 in embedded_ipv4(address))
+    if inner:
+        return f"an IPv6 form of {inner}: a private, loopback, link-local or reserved address is not fetched"
+    if _global_unicast(address):
+        return "an IPv6 transition form (IPv4-compatible, local-use NAT64 or Teredo) that is never fetched"
+    return "a private, loopback or link-local address"
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+def normalised_url(url: str) -> tuple[str, str, int | None, str]:
+    """(scheme, host, port, path) of an HTTP(S) URL as RFC 3986 compares them: scheme and host in lower case (the
+    host in IDNA form), the default port as none, escapes of unreserved characters decoded (``%2e`` is ``.``) and
+    the rest upper-cased, ``.`` and ``..`` segments resolved. A path with an encoded ``/`` or ``\\`` (which a
+    server may read as a separator) or a raw backslash is refused: it has no single meaning to compare."""
+    parts = urlsplit(url)
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    if not host.isascii():
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise InputRefusedError(f"host {host!r} is not a valid internationalised domain name") from None
+    port = parts.port if parts.port != DEFAULT_PORTS.get(scheme) else None
+
+    def decoded(escape: re.Match[str]) -> str:
+        char = chr(int(escape[1], 16))
+        return char if char in _UNRESERVED else "%" + escape[1].upper()
+
+    path = _ESCAPE.sub(decoded, parts.path)
+    if "%2F" in path or "%5C" in path or "\\" in path:
+        raise InputRefusedError(f"{url} has an encoded '/' or a backslash in its path")
+    segments: list[str] = []
+    for segment in path.split("/")[1:]:
+        if segment == "..":
+            if segments:
+                segments.pop()
+        elif segment != ".":
+            segments.append(segment)
+    trailing = "/" if path.endswith(("/.", "/..")) else ""
+    return scheme, host, port, "/" + "/".join(segments) + trailing
 
 
 def _fetch_limits(settings: InputSettings) -> dict[str, object]:
@@ -187,11 +271,3 @@ def _host_matches(host: str, pattern: str) -> bool:
     return host == pattern
 
 
-def _unmapped(address: Address) -> Address:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
-
-
-def _is_public(address: Address) -> bool:
-    return address.is_global and not address.is_multicast

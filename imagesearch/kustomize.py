@@ -25,7 +25,7 @@ DEPLOYMENT = "imagesearch"
 FETCH_CONTAINER = "fetch-index"
 SEARCH_CONTAINER = "search"
 # Values are written unquoted into YAML list items: keep them to characters that need no quoting.
-SAFE_VALUE = re.compile(r"^[^\s\"'#]*$")
+SAFE_VALUE = re.compile(r"[^\s\"'#]*")  # matched whole (fullmatch): "$" would accept a trailing newline
 
 
 class KustomizeError(ImageSearchError):
@@ -58,7 +58,7 @@ def read_literal(text: str, key: str) -> str:
 
 def set_literal(text: str, key: str, value: str) -> str:
     """``text`` with the one ``KEY=`` literal set to ``value``; comments and layout stay as they were."""
-    if not SAFE_VALUE.match(value):
+    if not SAFE_VALUE.fullmatch(value):
         raise KustomizeError(f"refusing to write {key}={value!r}: whitespace, quotes and '#' are not allowed")
     match = _only_match(text, key)
     line = f"{match['lead']}{match['quote']}{key}={value}{match['quote']}{match['tail']}"

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from imagesearch.errors import ImageSearchError
+from imagesearch.text import escape_control
 
 PIN_FILE = "pin.yaml"
 REVERTED_FILE = "reverted.yaml"
@@ -45,7 +46,8 @@ class Pin:
     at: str
 
     def describe(self) -> str:
-        return f"pinned to {self.version} by {self.by} at {self.at}: {self.reason}"
+        return f"pinned to {self.version} by {escape_control(self.by)} at {escape_control(self.at)}: " \
+            f"{escape_control(self.reason)}"
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,9 @@ class Reverted:
     reason: str
     by: str
     at: str
+
+    def describe(self) -> str:
+        return f"{self.version} by {escape_control(self.by)} at {escape_control(self.at)}: {escape_control(self.reason)}"
 
 
 def _load(path: Path, expected: type) -> Any:

@@ -29,7 +29,7 @@ def read_bytes(uri: str, policy: InputPolicy, *, max_bytes: int | None = None) -
             return _read_gcs(uri, policy, max_bytes)
         if scheme in ("http", "https"):
             return read_http(uri, policy, max_bytes)
-    except ValueError as exc:  # a malformed URI: bad IPv6 brackets, port out of range, a NUL byte...
+    except (ValueError, TypeError) as exc:  # a malformed URI: bad IPv6 brackets, port out of range, a NUL byte...
         raise InputRefusedError(f"malformed URI: {exc}") from None
     raise ImageFetchError(f"unsupported URI scheme {scheme!r} in {uri}")
 

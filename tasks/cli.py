@@ -14,6 +14,7 @@ from typing import Any
 from imagesearch.errors import ImageSearchError, is_transient
 from imagesearch.settings import Settings, get_settings
 from imagesearch.signals import EXIT_TERMINATED, Terminated, terminate_on_sigterm
+from imagesearch.text import EscapingFormatter
 
 
 class StepFailed(ImageSearchError):
@@ -57,7 +58,9 @@ def run(step: str, main: Callable[[argparse.Namespace, Settings], dict[str, Any]
     """Run a step: summary JSON on stdout and exit 0 (or 3 when skipped), or a one-line error on stderr and exit 1 or 2
     (143 when SIGTERM ended it)."""
     terminate_on_sigterm()
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {step} %(levelname)s %(message)s", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)  # one record, one line: catalog fields in a message are escaped
+    handler.setFormatter(EscapingFormatter(f"%(asctime)s {step} %(levelname)s %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     began = time.perf_counter()
     try:
         summary = main(args, get_settings())

@@ -94,7 +94,7 @@ def show_history(args: argparse.Namespace, config: gitops.GitOpsConfig, settings
         pin, reverted = overlay.pin(), overlay.reverted()
     print(f"\n{config.overlay} is {pin.describe() if pin else 'not pinned'}")
     for entry in reverted.values():
-        print(f"reverted: {entry.version} by {entry.by} at {entry.at}: {entry.reason}")
+        print(f"reverted: {entry.describe()}")
 
 
 def _report(args: argparse.Namespace, config: gitops.GitOpsConfig, result: gitops.Result, workdir: Path,

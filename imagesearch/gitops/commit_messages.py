@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from imagesearch import pins
 from imagesearch.gitops.config import GitOpsConfig
 from imagesearch.gitops.history import ACTION_TRAILER
+from imagesearch.text import escape_control
 
 
 def trailers(config: GitOpsConfig, version: str, previous: str, action: str = "deploy") -> str:
@@ -24,7 +25,7 @@ def bump_message(config: GitOpsConfig, version: str, previous: str, items: int |
         body.append(f"Items: {items}")
     if metrics:
         body.append("Metrics: " + ", ".join(f"{name}={value:.4g}" for name, value in sorted(metrics.items())))
-    paragraphs = [title or f"Deploy index {version} to {config.environment}", "\n".join(body),
+    paragraphs = [escape_control(title) if title else f"Deploy index {version} to {config.environment}", "\n".join(body),
                   trailers(config, version, previous, action)]
     return "\n\n".join(part for part in paragraphs if part)
 
@@ -35,5 +36,6 @@ def pinned_message(config: GitOpsConfig, pin: pins.Pin) -> str:
 
 
 def reverted_message(version: str, reverted: pins.Reverted) -> str:
-    return (f"index {version} was reverted by {reverted.by} at {reverted.at} ({reverted.reason}); a reverted version "
+    return (f"index {version} was reverted by {escape_control(reverted.by)} at {escape_control(reverted.at)} "
+            f"({escape_control(reverted.reason)}); a reverted version "
             f"is never deployed again automatically (a person can: `python -m tasks.rollback unpin --deploy {version}`)")

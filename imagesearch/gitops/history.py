@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from imagesearch import kustomize, pins
 from imagesearch.gitops.overlay import Overlay
+from imagesearch.text import escape_control
 
 ACTION_TRAILER = "Rollout-Action"
 
@@ -63,6 +64,7 @@ def history(source: Overlay) -> list[Release]:
     for record in log_text.split("\x00")[1:]:
         header, _, diff = record.partition("\n")
         sha, author, date, subject, action = header.split("\x1f", 4)
+        author, subject = escape_control(author), escape_control(subject)  # printed by `history`: never raw
         sections = _diff_sections(diff)
         values: dict[str, str] = {}  # "+": the version this commit set, "-": the one it replaced
         added, removed = sections.get(config.kustomization, ([], []))

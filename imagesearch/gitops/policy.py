@@ -20,6 +20,7 @@ from imagesearch.gitops.history import Release, history, version_changes
 from imagesearch.gitops.overlay import Overlay
 from imagesearch.gitops.push import BeforePush, Edit, commit_and_push
 from imagesearch.repository import ModelRepository
+from imagesearch.text import escape_control
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +156,7 @@ def _revert_to(target: Overlay, version: str, decision: Decision) -> Edit:
     title = (f"Roll back {target.config.environment} index to {version} (from {previous or 'none'})" if reverts
              else f"Pin {target.config.environment} index to {version}")
     body = "\n".join(f"This reverts commit {release.commit} ({release.subject})." for release in reverts)
-    pinned = f"Pinned: {decision.reason}\nPinned-By: {decision.by}"
+    pinned = f"Pinned: {escape_control(decision.reason)}\nPinned-By: {escape_control(decision.by)}"
     message = "\n\n".join(part for part in (title, body, pinned, trailers(target.config, version, previous, "rollback"))
                            if part)
     return Edit(previous, message, tuple(release.commit for release in reverts))
@@ -204,7 +205,8 @@ def unpin(config: GitOpsConfig, decision: Decision, *, deploy: str | None = None
         if version != previous:
             target.set_version(version)
         subject = " and ".join(part for part in title if part)
-        body = (f"Was {pin.describe()}\n" if pin else "") + f"Unpinned: {decision.reason}\nUnpinned-By: {decision.by}"
+        body = (f"Was {pin.describe()}\n" if pin else "") + \
+            f"Unpinned: {escape_control(decision.reason)}\nUnpinned-By: {escape_control(decision.by)}"
         action = "unpin" if pin else "deploy"
         return Edit(previous, "\n\n".join((subject[0].upper() + subject[1:], body,
                                             trailers(config, version, previous, action))))

@@ -70,7 +70,8 @@ def test_publish_killed_mid_upload_leaves_nothing_visible(
         assert run_step(step, workspace, "--shard", "0", "--repository", str(models)).code == 0
     for step in ("build_index", "evaluate"):
         assert run_step(step, workspace, *(["--min-near-duplicate-top1", "0.5"] if step == "evaluate" else [])).code == 0
-    with (workspace / "index" / "ballast.bin").open("wb") as ballast:  # a big artifact: the upload takes a while
+    # A big artifact, so the upload takes a while; of a name a version may hold (the brute-force index has no partitioner).
+    with (workspace / "index" / "scann" / "serialized_partitioner.pb").open("wb") as ballast:
         ballast.truncate(400 * 1024 * 1024)
 
     argv = [sys.executable, "-m", "tasks.publish", "--workspace", str(workspace), "--repository", str(models)]

@@ -22,7 +22,8 @@ def committed_versions(root: Path, *versions: str, gate: dict[str, Any] | None =
     for version in versions:
         directory = root.parent / f"build-{version}"
         directory.mkdir(parents=True)
-        (directory / "vectors.bin").write_bytes(version.encode())
+        (directory / "scann").mkdir()
+        (directory / "scann" / "scann_config.pb").write_bytes(version.encode())  # a name a version may hold
         seal(directory, Manifest(version=version, created_at="2026-01-01T00:00:00+00:00", item_count=1,
                                  model=ModelInfo("test", "0" * 64, "test-model", 4), metrics={"recall_at_10": 0.99},
                                  gate=gate or {}))

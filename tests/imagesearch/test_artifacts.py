@@ -10,6 +10,7 @@ from imagesearch.artifacts import (
     VERSION_PATTERN,
     Manifest,
     ModelInfo,
+    check_version,
     commit_local,
     committed_versions,
     fetch,
@@ -26,11 +27,14 @@ from imagesearch.repository import ModelRepository, open_repository
 MODEL = ModelInfo("efficientnet-lite0", "ab" * 32, "model-a", 1280)
 
 
+ITEMS = b"PAR1" + b"items" * 100 + b"PAR1"  # of its kind: the Parquet magic is all a version's check reads
+
+
 def sealed_dir(root: Path, version: str) -> Path:
     directory = root / version
     (directory / "scann").mkdir(parents=True)
-    (directory / "items.parquet").write_bytes(b"items" * 100)
-    (directory / "scann" / "index.bin").write_bytes(bytes(range(256)))
+    (directory / "items.parquet").write_bytes(ITEMS)
+    (directory / "scann" / "scann_config.pb").write_bytes(bytes(range(256)))
     seal(directory, Manifest(version=version, created_at="2026-01-01T00:00:00+00:00", item_count=2, model=MODEL))
     return directory
 
@@ -59,7 +63,7 @@ def test_publish_then_fetch_round_trips(repo: ModelRepository, tmp_path: Path) -
     assert uploaded and committed_versions(repo) == ["20260101T000000Z"]
     fetched = fetch(repo, "20260101T000000Z", tmp_path / "serve", model_id="model-a")
     assert fetched == manifest
-    assert (tmp_path / "serve" / "scann" / "index.bin").read_bytes() == bytes(range(256))
+    assert (tmp_path / "serve" / "scann" / "scann_config.pb").read_bytes() == bytes(range(256))
 
 
 def test_republish_is_a_no_op_and_a_changed_version_is_refused(repo: ModelRepository, tmp_path: Path) -> None:
@@ -71,7 +75,7 @@ def test_republish_is_a_no_op_and_a_changed_version_is_refused(repo: ModelReposi
     seal(other, Manifest.decode((other / "manifest.json").read_bytes()))
     with pytest.raises(VersionTakenError, match=r"already committed with a different manifest .* re-run as a new version"):
         publish(repo, other)
-    assert repo.get_bytes(version_key("20260101T000000Z", "items.parquet")) == b"items" * 100  # nothing overwritten
+    assert repo.get_bytes(version_key("20260101T000000Z", "items.parquet")) == ITEMS  # nothing overwritten
 
 
 def test_publish_never_overwrites_another_runs_files(tmp_path: Path) -> None:
@@ -82,13 +86,13 @@ def test_publish_never_overwrites_another_runs_files(tmp_path: Path) -> None:
     key = version_key("20260101T000000Z-aaaa", "items.parquet")
     assert repo.put_file(key, rival / "items.parquet", if_absent=True)  # another run, still uploading
     assert not repo.put_bytes(key, b"mine", if_absent=True)  # refused; the object is left as it was
-    assert repo.get_bytes(key) == b"items" * 100
+    assert repo.get_bytes(key) == ITEMS
     ours = sealed_dir(tmp_path / "ours", "20260101T000000Z-aaaa")
     (ours / "items.parquet").write_bytes(b"our items")
     seal(ours, Manifest.decode((ours / "manifest.json").read_bytes()))
     with pytest.raises(VersionTakenError, match=r"already written .* by another run.*re-run as a new version"):
         publish(repo, ours)
-    assert repo.get_bytes(key) == b"items" * 100 and committed_versions(repo) == []
+    assert repo.get_bytes(key) == ITEMS and committed_versions(repo) == []
     # Our own earlier, interrupted try left identical files: publishing again completes the version.
     assert publish(repo, rival)[1] and committed_versions(repo) == ["20260101T000000Z-aaaa"]
     assert not list((tmp_path / "repo").rglob("*.tmp"))
@@ -133,10 +137,10 @@ def test_flipped_byte_fails_verification(tmp_path: Path) -> None:
         verify_directory(directory)
     commit_local(directory)
     verify_directory(directory)
-    data = bytearray((directory / "scann" / "index.bin").read_bytes())
+    data = bytearray((directory / "scann" / "scann_config.pb").read_bytes())
     data[7] ^= 0x01
-    (directory / "scann" / "index.bin").write_bytes(bytes(data))
-    with pytest.raises(ArtifactError, match=r"checksum mismatch for scann/index\.bin"):
+    (directory / "scann" / "scann_config.pb").write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match=r"checksum mismatch for scann/scann_config\.pb"):
         verify_directory(directory)
 
 
@@ -155,3 +159,25 @@ def test_fetch_refuses_corruption_and_another_model_leaving_nothing(tmp_path: Pa
 def test_bad_versions_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match="invalid index version"):
         fetch(open_repository(str(tmp_path)), "../../etc", tmp_path / "x")
+
+
+@pytest.mark.parametrize(("name", "content", "expected"), [
+    ("scann/scann_docids.pkl", b"\x80\x04N.", "is a pickle, which the project never writes"),
+    ("model.pt", b"x", "is a file the project never writes"),
+    ("items.parquet", b"not parquet", "items.parquet: not a Parquet file"),
+    ("scann/dataset.npy", b"\x93NUMPY\x07\x00", "format version .7, 0. is not one the project writes"),
+    ("embeddings.npy", b"not an array", "embeddings.npy: not a valid npy file"),
+])
+def test_a_version_holds_only_files_the_project_writes(name: str, content: bytes, expected: str, tmp_path: Path) -> None:
+    directory = sealed_dir(tmp_path, "20260101T000000Z")
+    (directory / name).write_bytes(content)
+    with pytest.raises(ArtifactError, match=expected):
+        seal(directory, Manifest.decode((directory / "manifest.json").read_bytes()))
+        commit_local(directory)
+        verify_directory(directory)
+
+
+@pytest.mark.parametrize("version", ["20260101T000000Z\n", "20260101T000000Z-abc\n", " 20260101T000000Z"])
+def test_a_version_pattern_matches_whole_strings(version: str) -> None:
+    with pytest.raises(ArtifactError, match="invalid index version"):
+        check_version(version)

@@ -73,3 +73,30 @@ def test_unreadable_catalogs_raise_catalog_error(tmp_path: Path) -> None:
     (tmp_path / "binary.csv").write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(CatalogError, match="UTF-8"):
         read_catalog(str(tmp_path / "binary.csv"), catalog_policy())
+
+
+GOOD_JSON = '{"item_id": "%s", "image_uri": "a.png", "title": "t", "category": "c", "price": 1, "on_sale": true, ' \
+    '"updated_at": "2026-01-01T00:00:00Z"}'
+MALFORMED_JSON_ROWS = {
+    "nested too deep": '{"item_id": ' + "[" * 100_000 + "]" * 100_000 + "}",
+    "Exceeds the limit": GOOD_JSON.replace('"price": 1', '"price": ' + "9" * 5_000) % "big-int",
+    "is not a number": GOOD_JSON.replace('"price": 1', '"price": ' + "9" * 400) % "overflowing-int",
+}
+
+
+@pytest.mark.parametrize("reason", list(MALFORMED_JSON_ROWS))
+def test_a_malformed_json_row_is_a_rejected_row(reason: str) -> None:
+    data = "\n".join([GOOD_JSON % "before", MALFORMED_JSON_ROWS[reason], GOOD_JSON % "after"]).encode()
+    catalog = parse_catalog(data, "jsonl")
+    assert [item.item_id for item in catalog.items] == ["before", "after"]
+    assert len(catalog.errors) == 1 and catalog.errors[0].line == 2 and reason in catalog.errors[0].reason
+
+
+def test_a_huge_csv_field_is_a_rejected_row() -> None:
+    header = "item_id,image_uri,title,category,price,on_sale,updated_at\n"
+    data = header + "a,a.png,t,c,1,true,2026-01-01\n" + "b,b.png," + "t" * 200_000 + ",c,1,true,2026-01-01\n" \
+        + "c,c.png,t,c,1,true,2026-01-01\n"
+    catalog = parse_catalog(data.encode(), "csv")
+    assert [item.item_id for item in catalog.items] == ["a", "c"]
+    assert [(error.line, error.reason) for error in catalog.errors] == [
+        (3, "malformed CSV row: field larger than field limit (131072)")]

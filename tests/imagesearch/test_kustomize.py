@@ -30,3 +30,10 @@ def test_the_local_overlay_renders_to_the_fetch_and_search_containers() -> None:
     assert workload.config_map.startswith("imagesearch-index-") and kustomize.VERSION_KEY in workload.search.env
     assert kustomize.literal_in_line(f"      - {kustomize.VERSION_KEY}={V1}", kustomize.VERSION_KEY) == V1
     assert kustomize.literal_in_line("      - OTHER=1", kustomize.VERSION_KEY) is None
+
+
+@pytest.mark.parametrize("value", [f"{V1}\n", f"{V1}\r\n", "\n"])
+def test_a_value_with_a_trailing_newline_is_refused(value: str) -> None:
+    text = "configMapGenerator:\n  - name: x\n    literals:\n      - IMAGESEARCH_INDEX_VERSION=\n"
+    with pytest.raises(kustomize.KustomizeError, match="not allowed"):
+        kustomize.set_literal(text, kustomize.VERSION_KEY, value)

@@ -24,7 +24,7 @@ from imagesearch.catalog import read_catalog
 from imagesearch.errors import CatalogError, InputRefusedError
 from imagesearch.input_policy import InputPolicy
 from imagesearch.settings import DATA_DIR, InputSettings
-from tasks.workspace import Workspace
+from tasks.workspace import LAYOUT, Workspace
 from tests.security.hostile_server import serve
 from tests.tasks.conftest import run_step
 
@@ -63,6 +63,9 @@ LOCAL_CASES = [
     Case("png-zip-polyglot", "polyglot.png", "ok"),
     Case("odd-mode-16bit", "gray16.png", "ok"),
     Case("odd-mode-cmyk", "cmyk.jpg", "ok"),
+    Case("non-ascii-file-name", "café.png", "ok"),
+    Case("idna-host", "https://bücher.example/café.png", "refused", "cannot resolve host xn--bcher-kva.example"),
+    Case("invalid-idna-host", "https://a..bé/x.png", "refused", "not a valid internationalised domain name"),
 ]
 SSRF_CASES = [
     Case("cloud-metadata", "http://169.254.169.254/computeMetadata/v1/", "refused", "169.254.169.254"),
@@ -92,6 +95,8 @@ LOOPBACK_ALLOWED_CASES = [
     Case("stalled-host", "http://127.0.0.1:{port}/stall.png", "timeout", "deadline"),
     Case("lying-content-length", "http://127.0.0.1:{port}/huge.png", "too_large", "byte limit"),
     Case("http-404", "http://127.0.0.1:{port}/gone.png", "missing", "404"),
+    Case("non-ascii-path", "http://127.0.0.1:{port}/café.png", "ok"),
+    Case("redirect-to-non-ascii-path", "http://127.0.0.1:{port}/redirect?to=/café.png", "ok"),
 ]
 
 
@@ -136,6 +141,7 @@ def write_hostile_files(folder: Path) -> None:
     (folder / "gray16.png").write_bytes(encoded(Image.linear_gradient("L").convert("I;16"), "PNG"))
     (folder / "cmyk.jpg").write_bytes(encoded(Image.new("CMYK", (64, 64), (10, 200, 30, 0)), "JPEG"))
     (folder / "good.png").write_bytes(good_png(2))
+    (folder / "café.png").write_bytes(good_png(4))
 
 
 def write_catalog(folder: Path, cases: list[Case], port: int) -> Path:
@@ -276,3 +282,21 @@ def test_csv_header_error_does_not_echo_the_header(tmp_path: Path) -> None:
     with pytest.raises(CatalogError, match=r"lacks column\(s\) item_id.*it has 2 column") as raised:
         read_catalog(str(tmp_path / "catalog.csv"), InputPolicy.for_catalogs(InputSettings(catalog_prefixes=str(tmp_path))))
     assert "hunter2" not in str(raised.value) and "AWS_SECRET" not in str(raised.value)
+
+
+def test_a_snapshot_with_malformed_rows_completes_and_counts_each(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Very deep JSON and a number of thousands of digits are rejected rows with a reason, never a failed snapshot."""
+    monkeypatch.setenv("IMAGESEARCH_MAX_FAILURE_RATIO", "1")
+    (tmp_path / "good.png").write_bytes(good_png())
+    good = json.dumps({"item_id": "good", "image_uri": "good.png", "title": "t", "category": "c", "price": 1,
+                       "on_sale": False, "updated_at": "2026-01-01T00:00:00Z"})
+    deep = '{"item_id": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    huge_number = good.replace('"price": 1', '"price": ' + "9" * 5_000).replace('"good"', '"huge"')
+    (tmp_path / "catalog.jsonl").write_text("\n".join([deep, good, huge_number]) + "\n")
+    workspace = tmp_path / "ws"
+    result = run_step("snapshot", workspace, "--catalog", str(tmp_path / "catalog.jsonl"), "--repository", str(tmp_path / "repo"))
+    assert result.code == 0, result.stderr
+    assert result.summary["items"] == 1 and result.summary["rejected_rows"] == 2
+    rejected = Workspace(str(workspace)).read_jsonl(LAYOUT.REJECTED.key)
+    assert [(row["line"], row["reason"].split(":")[0]) for row in rejected] == [(1, "invalid JSON"), (3, "invalid JSON")]
+    assert "nested too deep" in rejected[0]["reason"] and "4300 digits" in rejected[1]["reason"]

@@ -1,8 +1,10 @@
 """Tampered index versions are refused by the fetch-index initContainer and by the admin swap, before
-anything in them is loaded (ScaNN may unpickle what it finds, so a planted pickle must never be opened)."""
+anything in them is loaded: a version holds code in no form (no pickle, listed or not; no object array; no
+ScaNN asset outside it), and a planted pickle must never be opened."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import pickle
 import shutil
@@ -10,13 +12,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
+import numpy as np
 import pytest
 from litestar.testing import TestClient
 
-from imagesearch.artifacts import COMMIT, MANIFEST, FileEntry, Manifest
+from imagesearch.artifacts import COMMIT, MANIFEST, FileEntry, Manifest, data_files, sha256_file
 from imagesearch.embedder import Embedder
 from imagesearch.errors import ArtifactError
-from imagesearch.index_store import EMBEDDINGS, load_index
+from imagesearch.index import IndexParams, VectorIndex
+from imagesearch.index_store import EMBEDDINGS, SAMPLES, load_index
 from imagesearch.settings import ServingSettings, Settings
 from serving.app import create_app
 from serving.fetch import fetch_index
@@ -49,6 +53,41 @@ def rewrite_manifest(version_dir: Path, change: Callable[[Manifest], Manifest]) 
 
 def plant_pickle(version_dir: Path) -> None:
     (version_dir / "scann" / "scann_docids.pkl").write_bytes(pickle.dumps(Trap(version_dir.parent / "UNPICKLED")))
+
+
+def reseal(version_dir: Path) -> None:
+    """List every file present, with its real size and checksum, as someone with write access could."""
+    entries = [FileEntry(path.relative_to(version_dir).as_posix(), path.stat().st_size, sha256_file(path))
+               for path in data_files(version_dir)]
+    rewrite_manifest(version_dir, lambda m: msgspec.structs.replace(m, files=entries))
+
+
+def listed_pickle(version_dir: Path) -> None:
+    plant_pickle(version_dir)
+    reseal(version_dir)
+
+
+def listed_foreign_file(version_dir: Path) -> None:
+    (version_dir / "model.pt").write_bytes(pickle.dumps(Trap(version_dir.parent / "UNPICKLED")))
+    reseal(version_dir)
+
+
+def object_array(version_dir: Path) -> None:
+    """embeddings.npy replaced by an object array: ``np.load(allow_pickle=True)`` would run the trap."""
+    np.save(version_dir / EMBEDDINGS, np.array([Trap(version_dir.parent / "UNPICKLED")], dtype=object), allow_pickle=True)
+    reseal(version_dir)
+
+
+def object_array_in_npz(version_dir: Path) -> None:
+    np.savez(version_dir / SAMPLES, pixels=np.array([Trap(version_dir.parent / "UNPICKLED")], dtype=object))
+    reseal(version_dir)
+
+
+def foreign_scann_asset(version_dir: Path) -> None:
+    """scann_assets.pbtxt naming a file outside the version (ScaNN would read whatever it names)."""
+    assets = version_dir / "scann" / "scann_assets.pbtxt"
+    assets.write_text(assets.read_text().replace('asset_path: "dataset.npy"', 'asset_path: "/etc/passwd"'))
+    reseal(version_dir)
 
 
 def extra_file(version_dir: Path) -> None:
@@ -87,6 +126,11 @@ def listed_twice(version_dir: Path) -> None:
 
 TAMPERS: dict[str, tuple[Callable[[Path], None], str]] = {
     "planted-scann-pickle": (plant_pickle, "scann_docids.pkl"),
+    "listed-scann-pickle": (listed_pickle, "scann/scann_docids.pkl is a pickle, which the project never writes"),
+    "listed-foreign-file": (listed_foreign_file, "model.pt is a file the project never writes into a version"),
+    "object-array-npy": (object_array, "embeddings.npy: holds an array of dtype object, which would be unpickled"),
+    "object-array-in-npz": (object_array_in_npz, "samples.npz: holds an array of dtype object, which would be unpickled"),
+    "foreign-scann-asset": (foreign_scann_asset, "scann/scann_assets.pbtxt: is not a list of ScaNN assets beside it"),
     "extra-file": (extra_file, "notes.txt"),
     "flipped-byte": (flip_byte, "checksum mismatch for embeddings.npy"),
     "flipped-manifest-byte": (flip_manifest_byte, f"does not match its {COMMIT} checksum"),
@@ -183,3 +227,21 @@ def test_load_index_never_opens_an_unlisted_pickle(index_a: Path, tmp_path: Path
     with pytest.raises(ArtifactError, match=r"scann/scann_docids.pkl in version .* is not listed in its manifest"):
         load_index(directory)
     assert not (tmp_path / "UNPICKLED").exists()
+
+
+def test_the_searcher_loads_without_unpickling_a_planted_docids_file(index_a: Path, tmp_path: Path) -> None:
+    """Even past verification, loading the searcher never opens ScaNN's docids pickle; the control shows that
+    ScaNN's own ``load_searcher`` does open it, so the trap would fire if we used it."""
+    from scann.scann_ops.py import scann_ops_pybind
+
+    directory = tmp_path / VERSION
+    shutil.copytree(index_a, directory)
+    plant_pickle(directory)
+    manifest = Manifest.decode((directory / MANIFEST).read_bytes())
+    loaded = VectorIndex.load(directory, IndexParams(**manifest.index["params"]), manifest.item_count)
+    rows, _ = loaded.search(np.load(directory / "scann" / "dataset.npy", allow_pickle=False)[3], 1)
+    assert rows.tolist() == [[3]]
+    assert not (tmp_path / "UNPICKLED").exists()
+    with contextlib.suppress(Exception):  # the trap's payload (an open file) is no docid list: it fails after running
+        scann_ops_pybind.load_searcher(str(directory / "scann"))
+    assert (tmp_path / "UNPICKLED").exists()

@@ -26,3 +26,14 @@ def test_refusals_say_what_to_do() -> None:
     assert "tasks.rollback unpin" in pinned_message(CONFIG, pin) and "bad results" in pinned_message(CONFIG, pin)
     reverted = pins.Reverted("20260102T000000Z", "bad results", "ops@test", "2026-01-01T00:00:00+00:00")
     assert "unpin --deploy 20260102T000000Z" in reverted_message("20260102T000000Z", reverted)
+
+
+def test_values_in_commit_messages_are_escaped() -> None:
+    """A reason or name with a newline cannot forge a trailer; an ANSI escape never reaches `git log`."""
+    pin = pins.Pin("20260101T000000Z", "bad\nIndex-Version: 20990101T000000Z", "ops\x1b[2J@test", "2026-01-01T00:00:00Z")
+    assert "bad\\nIndex-Version" in pinned_message(CONFIG, pin) and "ops\\x1b[2J@test" in pinned_message(CONFIG, pin)
+    reverted = pins.Reverted("20260102T000000Z", "bad\r\nresults", "ops\n@test", "2026-01-01T00:00:00Z")
+    assert "\n" not in reverted_message("20260102T000000Z", reverted) and "bad\\r\\nresults" in reverted_message(
+        "20260102T000000Z", reverted)
+    message = bump_message(CONFIG, "20260102T000000Z", "", None, None, title="Promote\nRollout-Action: rollback")
+    assert message.splitlines()[0] == "Promote\\nRollout-Action: rollback" and message.endswith("Rollout-Action: deploy")

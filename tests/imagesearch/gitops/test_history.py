@@ -33,3 +33,15 @@ def test_other_overlays_do_not_show(tmp_path: Path, config: gitops.GitOpsConfig,
                                   author_email="bot@test")
     gitops.bump(staging, V1, models)
     assert [r.action for r in history(Overlay(clone(config, tmp_path / "clone")))] == ["bootstrap"]
+
+
+def test_pin_reasons_and_names_in_history_are_escaped(tmp_path: Path, config: gitops.GitOpsConfig,
+                                                      models: ModelRepository) -> None:
+    gitops.bump(config, V1, models)
+    gitops.bump(config, V2, models)
+    decision = gitops.Decision("bad\nPinned-By: someone else\x1b[31m", "ops\x1b]0;title\x07@test")
+    gitops.rollback(config, repository=models, decision=decision)
+    releases = history(Overlay(clone(config, tmp_path / "clone")))
+    assert all(text.isprintable() for release in releases for text in (release.pin, release.author, release.subject))
+    assert releases[0].pin == f"pinned to {V1} by ops\\x1b]0;title\\x07@test at {releases[0].pin.split(' at ')[1]}"
+    assert releases[0].pin.endswith(": bad\\nPinned-By: someone else\\x1b[31m")

@@ -1,0 +1,113 @@
+"""What an index version may hold: the files the project writes, each of a kind checked before anything opens it.
+
+A version holds code in no form: no pickle (ScaNN's ``load_searcher`` unpickles a ``scann_docids.pkl`` it
+finds; the project never writes one), no ``.npy`` of object dtype (``np.load`` would unpickle it), nothing of
+a name the project does not write. A manifest naming any other file is refused when it is decoded, so the
+fetcher downloads nothing of such a version and the server loads nothing of it; a listed file whose content
+is not of its kind is refused when the version is verified, before it is loaded.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from imagesearch.errors import ArtifactError
+
+SCANN_ASSETS = "scann/scann_assets.pbtxt"
+
+# The name of every file build-index writes (imagesearch/index_store.py's layout and what ScaNN serializes for a
+# brute-force or tree + AH + reorder searcher), and the kind of content each must have.
+KINDS: dict[str, str] = {
+    "items.parquet": "parquet",
+    "embeddings.npy": "npy",
+    "samples.npz": "npz",
+    "whitening.npz": "npz",
+    SCANN_ASSETS: "scann_assets",
+    "scann/scann_config.pb": "protobuf",
+    "scann/dataset.npy": "npy",
+    "scann/ah_codebook.pb": "protobuf",
+    "scann/serialized_partitioner.pb": "protobuf",
+    "scann/datapoint_to_token.npy": "npy",
+    "scann/hashed_dataset.npy": "npy",
+}
+# scann_assets.pbtxt as ScaNN writes it with relative paths: only asset entries naming files beside it.
+_ASSET = re.compile(r'assets \{\n  asset_type: [A-Z0-9_]+\n  asset_path: "([a-z0-9_]+\.(?:npy|pb))"\n\}\n')
+
+
+def check_name(path: str) -> str:
+    """``path`` if the project writes a file of that name into a version; else refused."""
+    if path not in KINDS:
+        what = "a pickle, which" if path.lower().endswith((".pkl", ".pickle")) else "a file"
+        raise ArtifactError(f"{path} is {what} the project never writes into a version: the version is refused "
+                            f"(a version may hold only {', '.join(sorted(KINDS))})")
+    return path
+
+
+def check_content(directory: Path, path: str) -> None:
+    """Refuse ``directory/path`` unless its content is of the kind its name says (cheap checks of headers only)."""
+    try:
+        _CHECKS[KINDS[check_name(path)]](directory / path)
+    except ArtifactError as exc:
+        raise ArtifactError(f"{path}: {exc}") from None
+    except (OSError, ValueError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{path}: not a valid {KINDS[path]} file ({exc})") from None
+
+
+def _npy_header(handle: BinaryIO) -> None:
+    """A ``.npy`` header of a plain numeric dtype: an object array would be a pickle."""
+    version = np.lib.format.read_magic(handle)
+    if version == (1, 0):
+        _, _, dtype = np.lib.format.read_array_header_1_0(handle)
+    elif version == (2, 0):
+        _, _, dtype = np.lib.format.read_array_header_2_0(handle)
+    else:
+        raise ArtifactError(f".npy format version {version} is not one the project writes")
+    if dtype.hasobject:
+        raise ArtifactError(f"holds an array of dtype {dtype}, which would be unpickled: refused")
+
+
+def _npy(path: Path) -> None:
+    with path.open("rb") as handle:
+        _npy_header(handle)
+
+
+def _npz(path: Path) -> None:
+    with zipfile.ZipFile(path) as archive:
+        for member in archive.infolist():
+            if not member.filename.endswith(".npy") or "/" in member.filename:
+                raise ArtifactError(f"holds {member.filename!r}, not an array")
+            with archive.open(member) as handle:
+                _npy_header(handle)  # type: ignore[arg-type]
+
+
+def _parquet(path: Path) -> None:
+    with path.open("rb") as handle:
+        head = handle.read(4)
+        handle.seek(-4, 2)
+        if head != b"PAR1" or handle.read(4) != b"PAR1":
+            raise ArtifactError("not a Parquet file")
+
+
+def _scann_assets(path: Path) -> None:
+    """Only entries naming allow-listed files in ``scann/``: never an absolute path or a file elsewhere."""
+    text = path.read_text("utf-8")
+    names = _ASSET.findall(text)
+    if not names or _ASSET.sub("", text):
+        raise ArtifactError("is not a list of ScaNN assets beside it")
+    for name in names:
+        check_name(f"scann/{name}")
+
+
+def _protobuf(path: Path) -> None:
+    """Parsed by ScaNN's C++ protobuf reader, which runs no code: nothing to check cheaply."""
+
+
+_CHECKS: dict[str, Callable[[Path], None]] = {
+    "npy": _npy, "npz": _npz, "parquet": _parquet, "scann_assets": _scann_assets, "protobuf": _protobuf,
+}
