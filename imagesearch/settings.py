@@ -176,6 +176,11 @@ class ServingSettings(BaseModel):
     decode_memory_budget_mb: AtLeastOne = Field(512, description="Memory for decoding queries: permits = budget // "
                                                                  "worst case of one query image "
                                                                  "(serving/decode_budget.py).")
+    category_index_memory_mb: Annotated[int, Field(ge=0)] | None = Field(
+        None, description="Memory for the category indexes built after a version serves; unset: the container's "
+                          "limit (cgroup memory.max, else physical memory) less the server's RSS, the decode budget "
+                          "and 512 MiB (serving/memory_limit.py). A category left without one is searched in the "
+                          "whole index.")
     filtered_search_max_rows: Annotated[int, AfterValidator(_at_least_max_k)] = Field(
         4096, description="The most rows a filtered search examines.")
     max_connections: AtLeastOne = Field(2048, description="Open connections per worker; a new one past it is closed at "

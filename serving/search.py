@@ -5,7 +5,8 @@ The rows a filter matches come from the item columns (one pass over booleans, no
 - at most ``max_rows`` rows match: exact search over just those rows, a chunk at a time (the exact answer);
 - more match: an approximate search, in the category's own index when the filter names a category with
   more than ``max_rows`` items (built after load, in the background, by :func:`build_category_indexes`; a
-  million items take minutes, and the version serves meanwhile), else in the whole index.
+  million items take minutes, and the version serves meanwhile; only as many as fit the memory budget,
+  serving/memory_limit.py), else in the whole index.
   It looks ``DEPTH_MARGIN * k / selectivity`` deep and keeps the matching rows; when fewer than k are among
   them it looks once more, ``max_rows`` deep, and stops there. If even that holds fewer than k matches
   (e.g. a price range whose items are all far from the query), the answer is the matches found, flagged
@@ -14,6 +15,7 @@ The rows a filter matches come from the item columns (one pass over booleans, no
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,12 +26,15 @@ import numpy as np
 from imagesearch.index import VectorIndex, choose_params, exact_search
 from imagesearch.index_store import LoadedIndex, SubIndex
 from imagesearch.settings import MAX_K
+from serving.memory_limit import MIB, build_peak_bytes, category_index_bytes
 
 # How much deeper than k/selectivity the first approximate search looks.
 DEPTH_MARGIN = 1.5
 # The exact search over a small matching subset copies this many vectors at a time.
 EXACT_CHUNK_ROWS = 1024
 DEFAULT_MAX_ROWS = 4096
+
+log = logging.getLogger(__name__)
 
 
 class Neighbours(NamedTuple):
@@ -89,23 +94,35 @@ def nearest(
     return _deep_search(index.vectors, None, query, allowed, wanted, max_rows, matching)
 
 
-def build_category_indexes(index: LoadedIndex, max_rows: int, wanted: Callable[[], bool] = lambda: True) -> int:
+def build_category_indexes(
+    index: LoadedIndex, max_rows: int, wanted: Callable[[], bool] = lambda: True, budget_bytes: int | None = None,
+) -> int:
     """Give a category its own index when it has more than ``max_rows`` items but too small a share of the whole
     for a search of the whole index to find ``MAX_K`` of them within ``max_rows`` (a category of a tenth of a
-    million items is found 1,500 deep: it needs no index, nor its memory). Largest first, while ``wanted()``;
-    how many were built. Each one serves as soon as it is in ``index.category_indexes`` (one dict assignment);
-    until then that category's searches go to the whole index."""
+    million items is found 1,500 deep: it needs no index, nor its memory). Largest first, while ``wanted()``,
+    each only if its build fits what is left of ``budget_bytes`` (None: no bound; a category that does not fit is
+    served from the whole index, with the depth cap); how many were built. Each one serves as soon as it is in
+    ``index.category_indexes`` (one dict assignment); until then that category's searches go to the whole index."""
     names, counts = np.unique(index.categories.astype(str), return_counts=True)
     too_common = DEPTH_MARGIN * MAX_K * index.size / max_rows
-    built = 0
+    dim = index.embeddings.shape[1]
+    left = math.inf if budget_bytes is None else budget_bytes
+    built, skipped = 0, []
     for count, name in sorted(zip(counts.tolist(), names.tolist(), strict=True), reverse=True):
         if count >= too_common:
             continue
         if count <= max_rows or not wanted():
             break
+        if build_peak_bytes(count, dim) > left:
+            skipped.append(name)
+            continue
         rows = np.flatnonzero(index.categories == name)
         index.category_indexes[name] = SubIndex(rows, VectorIndex.build(index.embeddings[rows], choose_params(count)))
+        left -= category_index_bytes(count, dim)
         built += 1
+    if skipped:
+        log.warning("version %s: %d categories get no index of their own (over the memory budget of %d MiB): %s",
+                    index.version, len(skipped), (budget_bytes or 0) // MIB, ", ".join(skipped[:10]))
     return built
 
 

@@ -26,6 +26,7 @@ from serving.decode_budget import decode_permits
 from serving.errors import NotReadyError, OverloadedError, UnknownItemError
 from serving.image_types import image_file_type
 from serving.index_holder import IndexHolder
+from serving.memory_limit import category_index_budget_bytes
 from serving.metrics import Metrics
 from serving.schemas import IndexInfo, SearchHit, SearchResponse, Timing
 from serving.search import Filters, Neighbours, build_category_indexes, nearest
@@ -91,8 +92,10 @@ class SearchService:
 
     def _build_category_indexes(self, index: LoadedIndex) -> None:
         began = time.perf_counter()
-        built = build_category_indexes(index, self.settings.serving.filtered_search_max_rows,
-                                       wanted=lambda: self.holder.current is index)
+        serving = self.settings.serving
+        budget = category_index_budget_bytes(serving.category_index_memory_mb, serving.decode_memory_budget_mb)
+        built = build_category_indexes(index, serving.filtered_search_max_rows,
+                                       wanted=lambda: self.holder.current is index, budget_bytes=budget)
         log.info("version %s: %d category indexes built in %.1f s", index.version, built, time.perf_counter() - began)
 
     def index(self) -> LoadedIndex:

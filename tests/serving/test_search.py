@@ -11,6 +11,7 @@ import pytest
 from imagesearch.index import exact_search
 from imagesearch.index_store import LoadedIndex, load_index
 from serving import search as search_module
+from serving.memory_limit import build_peak_bytes, category_index_bytes
 from serving.search import Filters, build_category_indexes, nearest
 
 FILTERS = [
@@ -131,3 +132,31 @@ def test_a_category_common_enough_to_find_in_the_whole_index_gets_no_index_of_it
     split = replace(index, categories=categories, category_indexes={})
     assert build_category_indexes(split, max_rows=2) == 1
     assert set(split.category_indexes) == {"rare"}
+
+
+def test_category_indexes_are_built_only_within_the_memory_budget(index: LoadedIndex, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A budget too small for any index builds none, one for the largest category alone builds that one; filtered
+    searches answer only items of the category either way, the exact answer when the whole index holds it."""
+    dim = index.embeddings.shape[1]
+    names, counts = np.unique(index.categories.astype(str), return_counts=True)
+    largest, second = sorted(counts.tolist(), reverse=True)[:2]
+    assert largest > second > 1
+    none = replace(index, category_indexes={})
+    assert build_category_indexes(none, max_rows=1, budget_bytes=build_peak_bytes(min(counts[counts > 1]), dim) - 1) == 0
+    assert none.category_indexes == {}
+    one = replace(index, category_indexes={})
+    budget = category_index_bytes(largest, dim) + build_peak_bytes(second, dim) - 1  # the second does not fit after it
+    assert budget >= build_peak_bytes(largest, dim)
+    built = build_category_indexes(one, max_rows=1, budget_bytes=budget)
+    assert built >= 1 and names[np.argmax(counts)] in one.category_indexes
+    assert all(len(sub.rows) != second for sub in one.category_indexes.values())
+    assert sum(category_index_bytes(len(sub.rows), dim) for sub in one.category_indexes.values()) <= budget
+    assert len(one.category_indexes) < int((counts > 1).sum())
+    for served in (none, one):
+        for category in names:
+            for row in range(0, index.size, 3):
+                found = nearest(served, index.embeddings[row], 3, Filters(category=category), max_rows=1)
+                assert set(served.categories[found.rows]) <= {category}
+                exact = expected(index, index.embeddings[row], 3, Filters(category=category), None)
+                assert found.rows.tolist() == exact[: len(found.rows)]  # exact, or a best-first prefix when capped
+                assert found.capped or found.rows.tolist() == exact

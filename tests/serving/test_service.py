@@ -69,10 +69,11 @@ def test_a_version_serves_before_its_category_indexes_are_built(
     release, calls = threading.Event(), []
     real_build = serving.service.build_category_indexes
 
-    def held_build(index, max_rows, wanted):  # type: ignore[no-untyped-def]
+    def held_build(index, max_rows, wanted, budget_bytes):  # type: ignore[no-untyped-def]
         release.wait(30)
         calls.append((index.version, wanted()))
-        return real_build(index, max_rows, wanted)
+        assert budget_bytes > 0  # the container's limit (or this machine's memory) less the server's RSS
+        return real_build(index, max_rows, wanted, budget_bytes)
 
     monkeypatch.setattr(serving.service, "build_category_indexes", held_build)
     root = tmp_path / "indexes"
