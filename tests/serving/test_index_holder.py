@@ -125,7 +125,8 @@ def test_swaps_under_concurrent_requests_give_only_old_or_new_answers_and_no_err
 
 
 def test_a_saturated_queue_answers_503_with_retry_after_and_recovers(index_a: Path, embedder: Embedder) -> None:
-    settings = serving_settings(index_a, max_queue=2, batch_max_size=1, retry_after_s=3)
+    # one client may hold the whole queue here: the per-client share is tested in tests/serving/test_admission.py
+    settings = serving_settings(index_a, max_queue=2, batch_max_size=1, retry_after_s=3, client_slot_share=1.0)
     image = jpeg_bytes(photo("coffee"))
 
     async def scenario(url: str) -> None:
