@@ -39,3 +39,10 @@ def test_every_row_names_settings_of_its_group_only() -> None:
             assert ROW.match(row), f"{group}: {row!r} is not `| \\`IMAGESEARCH_…\\` | default | meaning |`"
             named = re.findall(r"`(IMAGESEARCH_\w+)`", row.split(" | ")[0])
             assert set(named) <= set(variables[group]), f"{group}: {row!r} names {set(named) - set(variables[group])}"
+
+
+def test_settings_rows_live_in_docs_configuration_only() -> None:
+    """One settings table: a row merged into the README or another page instead is found here."""
+    elsewhere = [f"{path.relative_to(ROOT)}: {line}" for path in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]
+                 if path.name != "CONFIGURATION.md" for line in path.read_text().splitlines() if ROW.match(line)]
+    assert not elsewhere, f"settings rows outside docs/CONFIGURATION.md: {elsewhere}"
