@@ -15,7 +15,8 @@ def sections() -> dict[str, str]:
     found = {}
     for section in BENCHMARKS.split("\n## ")[1:]:
         heading, _, body = section.partition("\n")
-        for script in re.findall(r"`bench/(\w+\.py)`", heading):
+        for script in re.findall(r"`bench/(\w+\.py)", heading):
+            assert script not in found, f"two sections of bench/{script}: one section per script, its latest run"
             found[script] = body
     return found
 
