@@ -3,9 +3,9 @@
 Settings are grouped by concern (``settings.pipeline.shard_size``, ``settings.kubernetes.image``, ...) while the
 variables stay flat: a field's variable is ``IMAGESEARCH_`` + its group's prefix (``KUBERNETES_``, ``GITOPS_``,
 ``AIRFLOW_``, ``ALERT_`` or none) + the field's name in capitals, e.g. ``IMAGESEARCH_KUBERNETES_IMAGE``.
-``variable_names()`` lists them all; the README's configuration table must name every one (tests/docs).
+``variable_names()`` lists them all; docs/CONFIGURATION.md must name every one (tests/docs).
 
-To add a setting: add a field with a description to the group it concerns, a row to the README's table, and
+To add a setting: add a field with a description to the group it concerns, a row to docs/CONFIGURATION.md, and
 read it as ``get_settings().<group>.<field>`` (or from the settings a caller passes in).
 
 A process reads its environment once, through ``get_settings()``. ``Settings.from_env(mapping)`` builds settings
