@@ -5,7 +5,8 @@
 Fabricates ``--items`` unit vectors of 512 dimensions around 10 centres per category (a category is a region of
 the space, as real categories are), builds the whole index as the pipeline does (``choose_params``), then in the
 same process: filtered search with no category index (a budget of 0), with a budget of half what all of them
-take, and with no bound (the code before the budget). Per case: category indexes built, RSS they added, and for
+take, with no bound, and with no bound and the tree + AH index per category that served before the int8
+one. Per case: category indexes built, RSS they added, and for
 category filters from queries of that category ("near") and of another ("far"): recall@10 against exact search
 over the category's items, capped answers and ms per query. The category sizes are chosen to lie between
 ``--max-rows`` and the share the whole index finds, so each would get an index without a budget.
@@ -25,7 +26,7 @@ import numpy as np
 from imagesearch.index import VectorIndex, choose_params, exact_search
 from imagesearch.index_store import LoadedIndex
 from serving.memory_limit import MIB, category_index_bytes, rss_bytes
-from serving.search import Filters, build_category_indexes, nearest
+from serving.search import CATEGORY_INDEX, Filters, build_category_indexes, nearest
 
 DIM = 512
 CENTRES_PER_CATEGORY = 10
@@ -89,12 +90,14 @@ def main() -> None:
     print("\n| category-index budget | indexes built | RSS added MiB | share of search-space vectors | build s | near recall@10 "
           "| near capped | near ms | far recall@10 | far capped | far ms |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for label, budget in (("0 (none)", 0), (f"{full_need // 2 // MIB} MiB (half)", full_need // 2),
-                          ("unbounded (before)", None)):
+    cases = (("0 (none)", 0, CATEGORY_INDEX), (f"{full_need // 2 // MIB} MiB (half), int8", full_need // 2, CATEGORY_INDEX),
+             ("unbounded, int8", None, CATEGORY_INDEX), ("unbounded, tree + AH (before)", None, None))
+    for label, budget, params in cases:
         index = served(vectors, categories, whole)
         before = rss_bytes()
         began = time.perf_counter()
-        built = build_category_indexes(index, args.max_rows, budget_bytes=budget)
+        built = build_category_indexes(index, args.max_rows, budget_bytes=budget,
+                                       params=lambda count, fixed=params: fixed or choose_params(count))
         took = time.perf_counter() - began
         added = rss_bytes() - before
         quality = filtered_quality(index, args.max_rows, args.queries)

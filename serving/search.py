@@ -3,11 +3,12 @@
 The rows a filter matches come from the item columns (one pass over booleans, no vectors). Then:
 
 - at most ``max_rows`` rows match: exact search over just those rows, a chunk at a time (the exact answer);
-- more match: an approximate search, in the category's own index when the filter names a category with
-  more than ``max_rows`` items (built after load, in the background, by :func:`build_category_indexes`; a
-  million items take minutes, and the version serves meanwhile; only as many as fit the memory budget,
-  serving/memory_limit.py), else in the whole index.
-  It looks ``DEPTH_MARGIN * k / selectivity`` deep and keeps the matching rows; when fewer than k are among
+- more match: in the category's own index when the filter names a category with more than ``max_rows`` items
+  (built after load, in the background, by :func:`build_category_indexes`; only as many as fit the memory
+  budget, serving/memory_limit.py): an int8 brute-force pass over its rows, whose best ``RERANK_FACTOR * k``
+  are scored again exactly (bench/category_memory.py: recall@10 1.000 where a tree + AH index per category
+  gave 0.73, at a quarter of float32's memory); else an approximate search in the whole index.
+  The whole index is searched ``DEPTH_MARGIN * k / selectivity`` deep and keeps the matching rows; when fewer than k are among
   them it looks once more, ``max_rows`` deep, and stops there. If even that holds fewer than k matches
   (e.g. a price range whose items are all far from the query), the answer is the matches found, flagged
   ``capped``: never an exact pass over a large matching subset.
@@ -23,7 +24,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from imagesearch.index import VectorIndex, choose_params, exact_search
+from imagesearch.index import IndexParams, VectorIndex, exact_search
 from imagesearch.index_store import LoadedIndex, SubIndex
 from imagesearch.settings import MAX_K
 from serving.memory_limit import MIB, build_peak_bytes, category_index_bytes
@@ -33,6 +34,9 @@ DEPTH_MARGIN = 1.5
 # The exact search over a small matching subset copies this many vectors at a time.
 EXACT_CHUNK_ROWS = 1024
 DEFAULT_MAX_ROWS = 4096
+# A category index's int8 scores pick this many times k candidates; exact scores of those give the answer.
+RERANK_FACTOR = 2
+CATEGORY_INDEX = IndexParams(kind="brute_force_int8")
 
 log = logging.getLogger(__name__)
 
@@ -90,19 +94,27 @@ def nearest(
         return _exact_among(index, query, np.flatnonzero(allowed), wanted)
     category = index.category_indexes.get(filters.category) if filters.category is not None else None
     if category is not None:
-        return _deep_search(category.vectors, category.rows, query, allowed[category.rows], wanted, max_rows, matching)
+        candidates = _deep_search(category.vectors, category.rows, query, allowed[category.rows],
+                                  min(RERANK_FACTOR * wanted, matching), max_rows, matching)
+        if len(candidates.rows) == 0:
+            return candidates
+        best = _exact_among(index, query, candidates.rows, wanted)
+        return best._replace(capped=len(best.rows) < wanted)
     return _deep_search(index.vectors, None, query, allowed, wanted, max_rows, matching)
 
 
 def build_category_indexes(
     index: LoadedIndex, max_rows: int, wanted: Callable[[], bool] = lambda: True, budget_bytes: int | None = None,
+    params: Callable[[int], IndexParams] = lambda _: CATEGORY_INDEX,
 ) -> int:
     """Give a category its own index when it has more than ``max_rows`` items but too small a share of the whole
     for a search of the whole index to find ``MAX_K`` of them within ``max_rows`` (a category of a tenth of a
     million items is found 1,500 deep: it needs no index, nor its memory). Largest first, while ``wanted()``,
-    each only if its build fits what is left of ``budget_bytes`` (None: no bound; a category that does not fit is
-    served from the whole index, with the depth cap); how many were built. Each one serves as soon as it is in
-    ``index.category_indexes`` (one dict assignment); until then that category's searches go to the whole index."""
+    each only if its build fits what is left of ``budget_bytes`` (None: no bound; a category that does not fit
+    is served from the whole index, with the depth cap); how many were built. ``params``: how a category of
+    that many rows is indexed (bench/category_memory.py also measures ``choose_params``' tree + AH index, the
+    one of before). Each one serves as soon as it is in ``index.category_indexes`` (one dict assignment); until
+    then that category's searches go to the whole index."""
     names, counts = np.unique(index.categories.astype(str), return_counts=True)
     too_common = DEPTH_MARGIN * MAX_K * index.size / max_rows
     dim = index.embeddings.shape[1]
@@ -117,7 +129,7 @@ def build_category_indexes(
             skipped.append(name)
             continue
         rows = np.flatnonzero(index.categories == name)
-        index.category_indexes[name] = SubIndex(rows, VectorIndex.build(index.embeddings[rows], choose_params(count)))
+        index.category_indexes[name] = SubIndex(rows, VectorIndex.build(index.embeddings[rows], params(count)))
         left -= category_index_bytes(count, dim)
         built += 1
     if skipped:

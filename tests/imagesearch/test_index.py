@@ -66,3 +66,14 @@ def test_built_saved_and_moved_index_finds_what_exact_search_finds(tmp_path: Pat
         assert single.shape == (1, 5)
         if params.kind == "brute_force":  # exact: one query alone finds what it finds in a batch
             assert single.tolist() == [found[0, :5].tolist()]
+
+
+def test_an_int8_brute_force_index_ranks_nearly_as_exact_search_does() -> None:
+    rng = np.random.default_rng(5)
+    vectors = l2_normalize(rng.standard_normal((3000, 64)).astype(np.float32))
+    queries = vectors[:50] + 0.3 * l2_normalize(rng.standard_normal((50, 64)).astype(np.float32))
+    index = VectorIndex.build(vectors, IndexParams(kind="brute_force_int8"))
+    found, scores = index.search(queries, 10)
+    truth, true_scores = exact_search(vectors, queries, 10)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found.tolist(), truth.tolist(), strict=True)])
+    assert recall >= 0.9 and np.abs(scores - true_scores).max() < 0.05

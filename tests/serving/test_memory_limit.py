@@ -37,6 +37,7 @@ def test_the_budget_is_the_limit_less_rss_decoding_and_headroom() -> None:
     del held
 
 
-def test_an_index_costs_more_than_its_float32_rows_and_its_build_more_again() -> None:
+def test_an_index_costs_more_than_its_int8_rows_and_its_build_its_float32_rows_as_well() -> None:
     rows, dim = 10_000, 512
-    assert rows * dim * 4 < category_index_bytes(rows, dim) < build_peak_bytes(rows, dim)
+    assert rows * dim < category_index_bytes(rows, dim) < rows * dim * 4
+    assert build_peak_bytes(rows, dim) == category_index_bytes(rows, dim) + rows * dim * 4
