@@ -162,7 +162,6 @@ class InputPolicy:
             raise InputRefusedError(f"host {host} resolves to no address")
         return addresses
 
-
     def _allowed_address(self, address: Address) -> bool:
         if any(address in network for network in self.allowed_networks):
             return True
