@@ -8,10 +8,8 @@ image failed in preprocess is left out.
 
 from __future__ import annotations
 
-import argparse
 import io
 import logging
-import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -42,7 +40,7 @@ from imagesearch.index_store import (
 from imagesearch.repository import ModelRepository, open_model_repository
 from imagesearch.settings import Settings
 from imagesearch.whitening import Whitening
-from tasks import cli, samples, unchanged
+from tasks import cli, samples
 from tasks.previous import previous_vectors
 from tasks.snapshot import SNAPSHOT_FIELDS, snapshot_sha256
 from tasks.workspace import LAYOUT, Workspace
@@ -176,11 +174,8 @@ def write_samples(workspace: Workspace, assembly: Assembly, previous: tuple[Mode
     return len(picked)
 
 
-def build_index(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
-    workspace = Workspace(args.workspace, settings.storage.repository_retry_s)
-    info = workspace.run_info()
-    if (skipped := unchanged.summary(info, "build_index")) is not None:
-        return skipped
+def build_index(context: cli.StepContext) -> dict[str, Any]:
+    settings, workspace, info = context.settings, context.workspace, context.run
     assembly = assemble(workspace, info)
     count = assembly.items.num_rows
     if not count:
@@ -229,10 +224,7 @@ def build_index(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
             "params": params.to_dict(), "whitening": whitened, "bytes": size, "model_id": model["model_id"]}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = cli.parser("build_index", __doc__ or "")
-    return cli.run("build_index", build_index, parser.parse_args(argv))
-
+main = cli.entry("build_index", build_index, __doc__)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

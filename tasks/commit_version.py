@@ -12,27 +12,20 @@ step then exits 3 with the reason, which the DAG shows as a *skipped* deploy tas
 
 from __future__ import annotations
 
-import argparse
-import sys
 from typing import Any
 
 from imagesearch import gitops
-from imagesearch.repository import open_model_repository
-from imagesearch.settings import Settings
-from tasks import cli, unchanged
-from tasks.workspace import LAYOUT, Workspace
+from tasks import cli
+from tasks.workspace import LAYOUT
 
 
-def commit_version(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
-    workspace = Workspace(args.workspace, settings.storage.repository_retry_s)
-    info = workspace.run_info()
-    if (skipped := unchanged.summary(info, "commit_version")) is not None:
-        return {**skipped, "changed": False}  # no commit: no rollout
-    version = info["version"]
+def commit_version(context: cli.StepContext) -> dict[str, Any]:
+    settings, workspace = context.settings, context.workspace
+    version = context.run["version"]
     items = workspace.read_json(LAYOUT.BUILD.key)["items"]
     metrics = workspace.read_json(LAYOUT.METRICS.key)
-    config = gitops.GitOpsConfig.from_settings(settings, overlay=args.overlay)
-    repository = open_model_repository(settings, args.repository)
+    config = gitops.GitOpsConfig.from_settings(settings, overlay=context.args.overlay)
+    repository = context.repository()
     result = gitops.bump(config, version, repository, items=items, metrics=metrics)
     summary = {**result.summary(), "gitops_repo": config.url, "branch": config.branch}
     if result.skipped:
@@ -40,12 +33,7 @@ def commit_version(args: argparse.Namespace, settings: Settings) -> dict[str, An
     return summary
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = cli.parser("commit_version", __doc__ or "")
-    parser.add_argument("--repository", help="model repository URI; default from settings")
-    parser.add_argument("--overlay", help="overlay path in the GitOps repo; default from settings (IMAGESEARCH_GITOPS_OVERLAY)")
-    return cli.run("commit_version", commit_version, parser.parse_args(argv))
-
+main = cli.entry("commit_version", commit_version, __doc__)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

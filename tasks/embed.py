@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
-import sys
 import time
 from typing import Any
 
@@ -14,9 +12,8 @@ import numpy as np
 from imagesearch.embedder import Embedder
 from imagesearch.embedder_config import EmbedderConfig
 from imagesearch.preprocess import normalize
-from imagesearch.settings import Settings
 from tasks import cli
-from tasks.workspace import LAYOUT, Workspace
+from tasks.workspace import LAYOUT
 
 log = logging.getLogger("embed")
 
@@ -33,29 +30,22 @@ def embed_pixels(embedder: Embedder, pixels: np.ndarray, batch_size: int) -> np.
     return np.concatenate(outputs)
 
 
-def embed(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+def embed(context: cli.StepContext) -> dict[str, Any]:
     """Vectors for the shard's images with new bytes; build_index gathers the reused ones, once per run."""
-    workspace = Workspace(args.workspace, settings.storage.repository_retry_s)
-    records = workspace.read_jsonl(LAYOUT.PREPROCESSED.of(args.shard))
-    pixels = workspace.read_array(LAYOUT.PIXELS.of(args.shard))
-    config = EmbedderConfig.from_dict(workspace.run_info()["embedder"])  # the model the run planned, as recorded
-    embedder = Embedder(config, device=args.device, threads=settings.pipeline.torch_threads)
-    fresh = embed_pixels(embedder, pixels, args.batch_size or settings.pipeline.embed_batch_size)
-    workspace.write_array(LAYOUT.EMBEDDINGS.of(args.shard), fresh)
-    workspace.write_json(LAYOUT.MODEL.of(args.shard), msgspec.to_builtins(embedder.info))
+    settings, workspace, shard = context.settings, context.workspace, context.shard
+    records = workspace.read_jsonl(LAYOUT.PREPROCESSED.of(shard))
+    pixels = workspace.read_array(LAYOUT.PIXELS.of(shard))
+    config = EmbedderConfig.from_dict(context.run["embedder"])  # the model the run planned, as recorded
+    embedder = Embedder(config, device=context.args.device, threads=settings.pipeline.torch_threads)
+    fresh = embed_pixels(embedder, pixels, settings.pipeline.embed_batch_size)
+    workspace.write_array(LAYOUT.EMBEDDINGS.of(shard), fresh)
+    workspace.write_json(LAYOUT.MODEL.of(shard), msgspec.to_builtins(embedder.info))
     reused = sum(record["status"] == "reuse" for record in records)
-    return {"shard": args.shard, "items": len(records), "embedded": len(fresh), "reused": reused,
+    return {"shard": shard, "items": len(records), "embedded": len(fresh), "reused": reused,
             "model_id": embedder.model_id, "device": str(embedder.device)}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = cli.parser("embed", __doc__ or "")
-    parser.add_argument("--shard", type=int, required=True)
-    parser.add_argument("--repository", help="unused: embed reads nothing of the previous version")
-    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
-    parser.add_argument("--batch-size", type=int, default=0)
-    return cli.run("embed", embed, parser.parse_args(argv))
-
+main = cli.entry("embed", embed, __doc__)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

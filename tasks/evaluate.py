@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +43,7 @@ from imagesearch.preprocess import decode_image
 from imagesearch.repository import open_model_repository
 from imagesearch.settings import Settings
 from imagesearch.whitening import Whitening
-from tasks import cli, unchanged
+from tasks import cli
 from tasks.samples import read_samples
 from tasks.workspace import LAYOUT, Workspace
 
@@ -235,12 +234,9 @@ def thresholds(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
     return floors, tolerances
 
 
-def evaluate(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
-    workspace = Workspace(args.workspace, settings.storage.repository_retry_s)
+def evaluate(context: cli.StepContext) -> dict[str, Any]:
+    args, settings, workspace, run = context.args, context.settings, context.workspace, context.run
     workspace.check_writable(LAYOUT.METRICS.top)
-    run = workspace.run_info()
-    if (skipped := unchanged.summary(run, "evaluate")) is not None:
-        return skipped
     version = run["version"]
     floors, tolerances = thresholds(args, settings)
     served = serving_version(args, settings)
@@ -250,7 +246,7 @@ def evaluate(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         embedder = Embedder(EmbedderConfig.from_dict(run["embedder"]), threads=settings.pipeline.torch_threads)
         if embedder.model_id != model_id:
             raise cli.StepFailed(f"index was built with {model_id}, evaluator embeds with {embedder.model_id}")
-        size = min(args.sample or settings.evaluation.eval_sample_size, len(candidate.item_ids))
+        size = min(settings.evaluation.eval_sample_size, len(candidate.item_ids))
         sample = np.sort(rng.choice(len(candidate.item_ids), size=size, replace=False))
         query_ids = [candidate.item_ids[row] for row in sample.tolist()]
         copies = embed_copies(embedder, read_samples(built / SAMPLES), settings)
@@ -291,20 +287,7 @@ def evaluate(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     return {"metrics": metrics, "passed": True, "gate": report}
 
 
-
-def main(argv: list[str] | None = None) -> int:
-    parser = cli.parser("evaluate", __doc__ or "")
-    parser.add_argument("--sample", type=int, default=0, help="evaluation queries (default from settings)")
-    parser.add_argument("--min-recall", type=float, default=None, help="floor (default from settings)")
-    parser.add_argument("--min-near-duplicate-top1", type=float, default=None, help="floor (default from settings)")
-    for metric in ("recall", "near-duplicate-top1", "category-precision"):
-        parser.add_argument(f"--max-regression-{metric}", type=float, default=None,
-                            help="largest drop vs the serving version (default from settings)")
-    parser.add_argument("--repository", help="model repository holding the serving version; default from settings")
-    parser.add_argument("--serving-overlay", default="",
-                        help="GitOps overlay whose version the candidate is compared with ('' : floors only)")
-    return cli.run("evaluate", evaluate, parser.parse_args(argv))
-
+main = cli.entry("evaluate", evaluate, __doc__)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

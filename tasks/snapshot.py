@@ -9,12 +9,10 @@ those of the version the GitOps overlay serves, nothing is built, published or c
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
 import math
-import sys
 from typing import Any
 
 import pyarrow as pa
@@ -26,7 +24,7 @@ from imagesearch.catalog import COLUMNS, CatalogItem, read_catalog
 from imagesearch.embedder_config import EmbedderConfig, model_id_for
 from imagesearch.errors import ArtifactError
 from imagesearch.input_policy import InputPolicy
-from imagesearch.repository import ModelRepository, open_model_repository
+from imagesearch.repository import ModelRepository
 from imagesearch.settings import Settings
 from imagesearch.stamps import image_stamps
 from tasks import cli, unchanged
@@ -142,8 +140,8 @@ def write_plan(workspace: Workspace, records: list[dict[str, Any]], reuse: list[
     return shards
 
 
-def snapshot(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
-    workspace = Workspace(args.workspace, settings.storage.repository_retry_s)
+def snapshot(context: cli.StepContext) -> dict[str, Any]:
+    args, settings, workspace = context.args, context.settings, context.workspace
     catalog_uri = args.catalog or settings.pipeline.catalog_uri
     catalog = read_catalog(catalog_uri, InputPolicy.for_catalogs(settings.inputs))
     for error in catalog.errors[:20]:
@@ -169,7 +167,7 @@ def snapshot(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     image_policy = InputPolicy.for_images(settings.inputs, catalog_uri)
     for record, stamp in zip(records, image_stamps([item.image_uri for item in items], image_policy), strict=True):
         record["image_stamp"] = stamp
-    repo = open_model_repository(settings, args.repository)
+    repo = context.repository()
     embedder = EmbedderConfig()  # this code's model: every later step embeds and preprocesses as recorded here
     model_id = model_id_for(embedder)
     previous, why_full = read_previous(repo, args.full_rebuild, model_id)
@@ -215,18 +213,7 @@ def snapshot(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     return {**info, "shard_ids": list(range(len(shards)))}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = cli.parser("snapshot", __doc__ or "")
-    parser.add_argument("--catalog", help="catalog URI (.csv, .jsonl or .parquet); default from settings")
-    parser.add_argument("--repository", help="model repository URI; default from settings")
-    parser.add_argument("--version", help="index version to build; default: now (UTC)")
-    parser.add_argument("--shard-size", type=int, default=0)
-    parser.add_argument("--limit", type=int, default=0, help="keep at most this many items (0: all)")
-    parser.add_argument("--on-sale-only", action="store_true")
-    parser.add_argument("--full-rebuild", action="store_true",
-                        help="fetch and embed every image again; never report 'nothing changed'")
-    return cli.run("snapshot", snapshot, parser.parse_args(argv))
-
+main = cli.entry("snapshot", snapshot, __doc__)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

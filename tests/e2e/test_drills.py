@@ -67,7 +67,7 @@ def test_publish_killed_mid_upload_leaves_nothing_visible(
     assert run_step("snapshot", workspace, "--catalog", str(photo_catalog), "--repository", str(models),
                     "--version", version, "--full-rebuild").code == 0
     for step in ("preprocess", "embed"):
-        assert run_step(step, workspace, "--shard", "0", "--repository", str(models)).code == 0
+        assert run_step(step, workspace, "--shard", "0").code == 0
     for step in ("build_index", "evaluate"):
         assert run_step(step, workspace, *(["--min-near-duplicate-top1", "0.5"] if step == "evaluate" else [])).code == 0
     # A big artifact, so the upload takes a while; of a name a version may hold (the brute-force index has no partitioner).

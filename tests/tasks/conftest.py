@@ -78,6 +78,6 @@ def evaluated_workspace(tmp_path: Path, photo_catalog: Path) -> Path:
     assert run_step("snapshot", workspace, "--catalog", str(photo_catalog), "--repository", repo,
                     "--version", "20260301T000000Z").code == 0
     for step in ("preprocess", "embed"):
-        assert run_step(step, workspace, "--shard", "0", "--repository", repo).code == 0
+        assert run_step(step, workspace, "--shard", "0").code == 0
     assert run_step("build_index", workspace).code == 0
     return workspace
