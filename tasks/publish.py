@@ -8,7 +8,8 @@ from typing import Any
 
 import msgspec
 
-from imagesearch.artifacts import Manifest, ModelInfo, publish, seal
+from imagesearch.artifacts import publish, seal
+from imagesearch.manifest import Manifest, ModelInfo
 from tasks import cli
 from tasks.workspace import LAYOUT
 

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from imagesearch.artifacts import new_version
+from imagesearch.manifest import new_version
 from imagesearch.repository import open_repository
 from imagesearch.settings import Settings, get_settings
 from tasks.cli import EXIT_SKIPPED

@@ -148,3 +148,10 @@ def test_every_step_flag_is_declared_once(module: str) -> None:
     for step in STEPS:
         flags = ["--workspace", "--shard", *(arg.flag for arg in step.args)]
         assert len(flags) == len(set(flags)), step.name
+
+
+def test_no_step_imports_another() -> None:
+    """A step shares code with another only through a helper module (tasks/*.py that is no step)."""
+    graph = import_graph()
+    assert {module: sorted(graph[module] & set(STEP_MODULES)) for module in STEP_MODULES} == \
+        {module: [] for module in STEP_MODULES}

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from imagesearch import pins
-from imagesearch.artifacts import check_version, is_committed
+from imagesearch.artifacts import is_committed
 from imagesearch.errors import GitOpsError, VersionNotCommittedError
 from imagesearch.gitops.client import checkout
 from imagesearch.gitops.commit_messages import bump_message, pinned_message, reverted_message, trailers
@@ -19,6 +19,7 @@ from imagesearch.gitops.config import GitOpsConfig
 from imagesearch.gitops.history import Release, history, version_changes
 from imagesearch.gitops.overlay import Overlay
 from imagesearch.gitops.push import BeforePush, Edit, commit_and_push
+from imagesearch.manifest import check_version
 from imagesearch.repository import ModelRepository
 from imagesearch.text import escape_control
 

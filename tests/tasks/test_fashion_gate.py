@@ -20,7 +20,7 @@ from imagesearch.demo_catalog import fashion_items, fetch_fashion_mnist, write_c
 from imagesearch.index_store import load_index
 from imagesearch.repository import open_repository
 from imagesearch.settings import DATA_DIR, EvaluationSettings, Settings
-from tasks.evaluate import Scorable, score
+from tasks.metrics import Scorable, score
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
