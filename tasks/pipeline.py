@@ -19,6 +19,7 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
+from imagesearch.catalog_formats import suffixes_text, titles_text
 from imagesearch.settings import Settings
 
 # Run facts every step may take besides the run parameters.
@@ -57,7 +58,7 @@ def _regression(metric: str, label: str) -> RunParam:
 
 
 PARAMS: tuple[RunParam, ...] = (
-    RunParam("catalog_uri", str, "Catalog URI", "CSV, JSONL or Parquet catalog: a local path, file:// or gs:// URI.",
+    RunParam("catalog_uri", str, "Catalog URI", f"{titles_text()} catalog: a local path, file:// or gs:// URI.",
              lambda settings: settings.pipeline.catalog_uri, minimum=1, option="--catalog"),
     RunParam("full_rebuild", bool, "Full rebuild",
              "Embed every image again instead of reusing the last version's embeddings.", lambda settings: False),
@@ -224,7 +225,7 @@ STEPS: tuple[Step, ...] = (
          "Validates the catalog, finds new or changed items from metadata (no download) and shards them; fails on a "
          "corrupt catalog.",
          timedelta(minutes=30), ResourceClass.SMALL,
-         (Arg("--catalog", "catalog URI (.csv, .jsonl or .parquet); default from settings", "catalog_uri"), _REPOSITORY,
+         (Arg("--catalog", f"catalog URI ({suffixes_text()}); default from settings", "catalog_uri"), _REPOSITORY,
           Arg("--version", "index version to build; default: now (UTC)", VERSION),
           Arg("--limit", "keep at most this many items (0: all)", "limit", kind=int, default=0),
           Arg("--full-rebuild", "fetch and embed every image again; never report 'nothing changed'", "full_rebuild",
