@@ -50,9 +50,9 @@ from imagesearch.repository import open_repository
 from imagesearch.settings import DATA_DIR, PROJECT_ROOT, Settings, get_settings
 from imagesearch.stamps import image_stamps
 from imagesearch.vectors import l2_normalize
+from tasks.operations.run_all import run_pipeline
 from tasks.pipeline import REPOSITORY, SERVING_OVERLAY, VERSION, Step, default_params
 from tasks.plan import snapshot_sha256
-from tasks.run_all import run_pipeline
 
 PATTERNS = 512
 SIDE = 64

@@ -1,9 +1,10 @@
 """The pipeline, declared once: its run parameters and its steps, in run order.
 
 The DAG (``dags/image_index.py``), the operator factory (``plugins/operators/factory.py``), the local runner
-(``tasks/run_all.py``) and ``bench/pipeline.py`` all read :data:`PARAMS` and :data:`STEPS`; none of them names
-a step. To add a step: write ``tasks/<module>.py`` (a CLI on :mod:`tasks.cli`) and add one :class:`Step` here,
-in run order. To change a step's pod size, give it another :class:`ResourceClass` (or change the class).
+(``tasks/operations/run_all.py``) and ``bench/pipeline.py`` all read :data:`PARAMS` and :data:`STEPS`; none of them
+names a step. To add a step: write ``tasks/steps/<module>.py`` (one function on :mod:`tasks.cli`) and add one
+:class:`Step` here, in run order, with its options (:class:`Arg`). To change a step's pod size, give it another
+:class:`ResourceClass` (or change the class).
 
 A step's command line is built from the run's inputs (:class:`Inputs`: the run parameters, the model
 repository, the version and the serving overlay) by :meth:`Step.argv`, the same for a pod, a local task and
@@ -165,7 +166,7 @@ class Step:
     timeout: timedelta  # the task's execution_timeout, and its pod's activeDeadlineSeconds
     size: ResourceClass
     args: tuple[Arg, ...] = ()
-    module: str = ""  # tasks.<module>; default: the step's name
+    module: str = ""  # tasks.steps.<module>; default: the step's name
     sharded: bool = False  # one task per work shard (``--shard i``), mapped over the shards snapshot wrote
     gpu: bool = False  # a GPU node, when settings give the pods GPUs
     deferrable: bool = False  # long steps: wait for the pod in the triggerer, not in a worker slot
@@ -179,12 +180,12 @@ class Step:
 
     @property
     def program(self) -> str:
-        """The step's module in ``tasks`` (its log lines and summary name it)."""
+        """The step's module in ``tasks.steps`` (its log lines and summary name it)."""
         return self.module or self.name
 
     @property
     def command(self) -> list[str]:
-        return ["python", "-m", f"tasks.{self.program}"]
+        return ["python", "-m", f"tasks.steps.{self.program}"]
 
     def options(self, inputs: Inputs) -> dict[str, Any]:
         """``{flag: value}`` of the step's valued options, from the run's inputs (values or templates)."""
@@ -196,7 +197,7 @@ class Step:
 
     def argv(self, workspace: str, options: Mapping[str, Any], flags: Mapping[str, Any],
              shard: int | None = None) -> list[str]:
-        """``python -m tasks.<module> --workspace URI [--shard i] [options...]``: a pod's command, or a subprocess.
+        """``python -m tasks.steps.<module> --workspace URI [--shard i] [options...]``: a pod's command or a subprocess.
 
         ``options`` and ``flags`` as :meth:`options` and :meth:`flags` give them, with their values rendered."""
         if self.sharded != (shard is not None):
@@ -260,7 +261,7 @@ STEPS: tuple[Step, ...] = (
          "Seals the version in the model repository, `_COMMIT` last; updates the `<repository>/indexes` Asset.",
          timedelta(minutes=30), ResourceClass.SMALL, (_REPOSITORY,), publishes_version=True, enabled_by=("publish",),
          skips_when_unchanged=True),
-    Step("deploy", "Commits the version to the GitOps overlay (`tasks.commit_version`), which Argo CD rolls out; "
+    Step("deploy", "Commits the version to the GitOps overlay (`tasks.steps.commit_version`), which Argo CD rolls out; "
          "*skipped* (why: in its log) while a rollback pins it.",
          timedelta(minutes=15), ResourceClass.TINY,
          (_REPOSITORY, Arg("--overlay", "overlay path in the GitOps repo; default from settings (IMAGESEARCH_GITOPS_OVERLAY)")),

@@ -126,7 +126,7 @@ def test_two_triggers_in_the_same_second_build_two_versions(dag: Any) -> None:
 
 def test_params_reach_the_argv(dag: Any) -> None:
     argv = render(dag, "snapshot", catalog_uri="/data/c.csv", limit=7, full_rebuild=True).step_argv()
-    assert argv[:5] == ["python", "-m", "tasks.snapshot", "--workspace", f"/srv/model-repository/runs/{RUN_VERSION}"]
+    assert argv[:5] == ["python", "-m", "tasks.steps.snapshot", "--workspace", f"/srv/model-repository/runs/{RUN_VERSION}"]
     assert argv[5:] == ["--catalog", "/data/c.csv", "--repository", "/srv/model-repository", "--version", RUN_VERSION,
                         "--limit", "7", "--full-rebuild"]
     assert render(dag, "shard.embed", shard=3).step_argv()[5:] == ["--shard", "3", "--device", "auto"]

@@ -66,7 +66,7 @@ def test_fashion_mnist_publishes_under_the_default_gates(
     environment = default_gate_environment(monkeypatch, tmp_path / "gitops.git")
     repository = tmp_path / "models"
     result = subprocess.run(
-        [sys.executable, "-m", "tasks.run_all", "--catalog", str(fashion_catalog), "--repository", str(repository),
+        [sys.executable, "-m", "tasks.operations.run_all", "--catalog", str(fashion_catalog), "--repository", str(repository),
          "--no-deploy"],
         cwd=ROOT, env=environment, capture_output=True, text=True, timeout=3500,
     )

@@ -21,7 +21,7 @@ from imagesearch.catalog import serialize_catalog
 from imagesearch.index_store import EMBEDDINGS, ITEMS, read_items
 from imagesearch.manifest import COMMIT, MANIFEST, Manifest
 from imagesearch.repository import open_repository
-from tasks import preprocess
+from tasks.steps import preprocess
 from tasks.workspace import Workspace
 from tests.conftest import catalog_items, photo, png_bytes
 from tests.gitops.support import bootstrapped, clone

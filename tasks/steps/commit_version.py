@@ -1,11 +1,11 @@
 """Commit the run's index version to the GitOps overlay (the DAG's last step, task ``deploy``).
 
-    python -m tasks.commit_version --workspace URI [--repository URI] [--overlay gitops/overlays/staging]
+    python -m tasks.steps.commit_version --workspace URI [--repository URI] [--overlay gitops/overlays/staging]
 
 Clones the GitOps repo (IMAGESEARCH_GITOPS_REPO_URL, _BRANCH, _OVERLAY), sets the overlay's index
 version and pushes one commit naming the version, its item count and evaluation metrics; none when the
 overlay already names it (or a newer one). A version not committed in the model repository is refused.
-A pinned overlay (``python -m tasks.rollback rollback``) or a version that was reverted is left alone: the
+A pinned overlay (``python -m tasks.operations.rollback rollback``) or a version that was reverted is left alone: the
 step then exits 3 with the reason, which the DAG shows as a *skipped* deploy task. Argo CD (or
 ``python -m localdev.argocd`` on one machine) rolls the servers from there.
 """

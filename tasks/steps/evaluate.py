@@ -1,6 +1,6 @@
 """Evaluate the built index against the quality gate: absolute floors, and no regression against what serves.
 
-    python -m tasks.evaluate --workspace URI [--repository URI --serving-overlay gitops/overlays/local]
+    python -m tasks.steps.evaluate --workspace URI [--repository URI --serving-overlay gitops/overlays/local]
 
 Metrics (:mod:`tasks.metrics`): recall@10 (ScaNN vs exact search, on a seeded sample), near-duplicate top-1 and
 top-10 (transformed copies of the images stored with the version, ``samples.npz``: pixels the pipeline already
