@@ -39,19 +39,20 @@ from PIL import Image
 
 from bench.serve import start_server
 from imagesearch import gitops
-from imagesearch.artifacts import Manifest, publish, seal
+from imagesearch.artifacts import publish, seal
 from imagesearch.catalog import CatalogItem, read_catalog, serialize_catalog
 from imagesearch.demo_catalog import fashion_pictures, fetch_fashion_mnist
 from imagesearch.embedder import Embedder
 from imagesearch.index_store import EMBEDDINGS, ITEMS, write_items, write_vectors
 from imagesearch.input_policy import InputPolicy
+from imagesearch.manifest import Manifest
 from imagesearch.repository import open_repository
 from imagesearch.settings import DATA_DIR, PROJECT_ROOT, Settings, get_settings
 from imagesearch.stamps import image_stamps
 from imagesearch.vectors import l2_normalize
+from tasks.operations.run_all import run_pipeline
 from tasks.pipeline import REPOSITORY, SERVING_OVERLAY, VERSION, Step, default_params
-from tasks.run_all import run_pipeline
-from tasks.snapshot import snapshot_sha256
+from tasks.plan import snapshot_sha256
 
 PATTERNS = 512
 SIDE = 64

@@ -1,8 +1,8 @@
-"""Start-up cost of the step pods: wall seconds and peak RSS of ``python -m tasks.<step> --help``, best of N.
+"""Start-up cost of the step pods: wall seconds and peak RSS of ``python -m tasks.steps.<step> --help``, best of N.
 
     PYTHONPATH=. .venv/bin/python bench/step_imports.py [--repeats 3]
 
-The baseline in the same run is ``tasks.embed``, the one step that needs torch; ``torch loaded`` says whether
+The baseline in the same run is ``tasks.steps.embed``, the one step that needs torch; ``torch loaded`` says whether
 the step imported it. Never run as a test.
 """
 
@@ -24,7 +24,7 @@ PROBE = "import runpy, sys\ntry:\n    runpy.run_module(sys.argv[1], run_name='__
 def measure(step: str) -> tuple[float, int, bool]:
     """(wall seconds, peak RSS in KiB, torch loaded) of one ``--help``."""
     began = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-c", PROBE, f"tasks.{step}", "--help"], cwd=ROOT,
+    process = subprocess.Popen([sys.executable, "-c", PROBE, f"tasks.steps.{step}", "--help"], cwd=ROOT,
                                env={**os.environ, "PYTHONPATH": str(ROOT)},
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     _, status, usage = os.wait4(process.pid, 0)
@@ -33,7 +33,7 @@ def measure(step: str) -> tuple[float, int, bool]:
     process.stderr.close()  # type: ignore[union-attr]
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode:
-        raise SystemExit(f"tasks.{step} --help exited {process.returncode}")
+        raise SystemExit(f"tasks.steps.{step} --help exited {process.returncode}")
     return wall, usage.ru_maxrss, torch_loaded
 
 

@@ -6,7 +6,7 @@ Turns the marketplace catalog into a new, versioned **ScaNN index** of CNN image
 
 <!-- the tasks: a table made from tasks/pipeline.py -->
 
-Each step task runs one `tasks` CLI (`python -m tasks.<module> --workspace ...`): as a Kubernetes pod with
+Each step task runs one `tasks` CLI (`python -m tasks.steps.<module> --workspace ...`): as a Kubernetes pod with
 `IMAGESEARCH_RUNNER=kubernetes`, else as a local subprocess with the same argv. The steps, their arguments,
 pod sizes, timeouts and retries are declared once, in `tasks/pipeline.py`; this file only wires them. The version is the
 run's `run_after` in UTC plus a suffix hashed from the run id (e.g. `20261127T050000Z-1a2b3c4d`), so

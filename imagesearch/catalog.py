@@ -1,12 +1,11 @@
-"""The catalog snapshot schema and its readers/writers (CSV, JSON Lines, Parquet)."""
+"""The catalog snapshot: its rows validated into items, read in any of the formats of
+:mod:`imagesearch.catalog_formats` (which says how to add one)."""
 
 from __future__ import annotations
 
 import csv
-import io
-import json
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
@@ -15,10 +14,10 @@ from urllib.parse import urlparse
 
 from imagesearch import uri as uris
 from imagesearch import uri_reader
+from imagesearch.catalog_formats import COLUMNS, FORMATS, format_of, suffixes_text
 from imagesearch.errors import CatalogError, CatalogUnavailableError, ImageFetchError, InputRefusedError, is_transient
 from imagesearch.input_policy import InputPolicy
 
-COLUMNS = ("item_id", "image_uri", "title", "category", "price", "on_sale", "updated_at")
 MAX_CATALOG_BYTES = 2 * 1024**3
 CATALOG_DEADLINE_S = 600.0
 SHOWN_CHARS = 40
@@ -40,7 +39,7 @@ class CatalogItem:
 
 @dataclass(frozen=True)
 class RowError:
-    line: int  # 1-based line in the file (CSV: counting the header; JSONL: the line; Parquet: row + 1)
+    line: int  # 1-based, as the format counts it (CatalogFormat.lines)
     reason: str
 
     def __str__(self) -> str:
@@ -54,17 +53,17 @@ class Catalog:
 
 
 def catalog_format(uri: str) -> str:
-    """The format from the suffix of the URI's parsed path (never its query or fragment)."""
+    """The format's name (:data:`FORMATS`) from the suffix of the URI's parsed path (never its query or fragment)."""
     try:
         local = uris.local_path(uri)
         path = local.as_posix() if local is not None else urlparse(uri).path
     except ValueError as exc:
         raise CatalogError(f"malformed catalog URI {uri!r}: {exc}") from None
-    suffix = PurePosixPath(path).suffix.lower().lstrip(".")
-    aliases = {"csv": "csv", "jsonl": "jsonl", "ndjson": "jsonl", "json": "jsonl", "parquet": "parquet", "pq": "parquet"}
-    if suffix not in aliases:
-        raise CatalogError(f"unknown catalog format {suffix!r} for {uri}: use .csv, .jsonl or .parquet")
-    return aliases[suffix]
+    suffix = PurePosixPath(path).suffix.lower()
+    for fmt in FORMATS:
+        if suffix in fmt.suffixes:
+            return fmt.name
+    raise CatalogError(f"unknown catalog format {suffix.lstrip('.')!r} for {uri}: use {suffixes_text()}")
 
 
 def _shown(value: Any) -> str:
@@ -123,62 +122,11 @@ def _parse_time(value: Any) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _records(data: bytes, fmt: str) -> Iterator[tuple[int, dict[str, Any] | str]]:
-    """(line number, record or an error message) for every row of the file."""
-    if fmt == "csv":
-        text = data.decode("utf-8-sig")
-        reader = csv.DictReader(io.StringIO(text, newline=""))
-        header = reader.fieldnames or []
-        absent = [name for name in COLUMNS if name not in header]
-        if absent:
-            raise CatalogError(f"CSV header lacks column(s) {', '.join(absent)} (it has {len(header)} column(s))")
-        while True:
-            try:
-                record = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:  # a field over the size limit: this row is rejected, the reader goes on
-                yield reader.line_num + 1, f"malformed CSV row: {exc}"  # the line that failed is not counted yet
-                continue
-            if None in record:
-                yield reader.line_num, f"{len(record[None])} more field(s) than the header"  # type: ignore[index]
-            else:
-                yield reader.line_num, record
-    elif fmt == "jsonl":
-        for number, line in enumerate(data.decode("utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield number, f"invalid JSON: {exc.msg}"
-                continue
-            except RecursionError:
-                yield number, "invalid JSON: nested too deep"
-                continue
-            except ValueError as exc:  # an integer of more than 4,300 digits
-                yield number, f"invalid JSON: {exc}"
-                continue
-            yield (number, record) if isinstance(record, dict) else (number, "not a JSON object")
-    else:
-        import pyarrow.parquet as pq
-
-        try:
-            table = pq.read_table(io.BytesIO(data))
-        except Exception as exc:  # pyarrow raises several types for a bad file
-            raise CatalogError(f"cannot read Parquet: {exc}") from None
-        absent = [name for name in COLUMNS if name not in table.column_names]
-        if absent:
-            raise CatalogError(f"Parquet schema lacks column(s) {', '.join(absent)}")
-        for number, record in enumerate(table.to_pylist(), start=1):
-            yield number + 1, record
-
-
 def parse_catalog(data: bytes, fmt: str, base_uri: str = "") -> Catalog:
     items: list[CatalogItem] = []
     errors: list[RowError] = []
     try:
-        for line, record in _records(data, fmt):
+        for line, record in format_of(fmt).read(data):
             if isinstance(record, str):
                 errors.append(RowError(line, record))
                 continue
@@ -220,21 +168,4 @@ def read_catalog(uri: str, policy: InputPolicy) -> Catalog:
 
 
 def serialize_catalog(items: Iterable[CatalogItem], fmt: str) -> bytes:
-    records = [item.to_record() for item in items]
-    if fmt == "csv":
-        buffer = io.StringIO(newline="")
-        writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(records)
-        return buffer.getvalue().encode("utf-8")
-    if fmt == "jsonl":
-        return "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records).encode("utf-8")
-    if fmt == "parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        table = pa.Table.from_pylist(records) if records else pa.table({name: [] for name in COLUMNS})
-        sink = io.BytesIO()
-        pq.write_table(table, sink)
-        return sink.getvalue()
-    raise CatalogError(f"unknown catalog format {fmt!r}")
+    return format_of(fmt).write([item.to_record() for item in items])

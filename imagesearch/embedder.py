@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from imagesearch.artifacts import ModelInfo, sha256_file
 from imagesearch.embedder_config import MODEL_NAME, EmbedderConfig, default_weights_path, model_id
+from imagesearch.manifest import ModelInfo, sha256_file
 from imagesearch.model import FEATURE_DIM, fold_batch_norms, load_efficientnet_lite0
 from imagesearch.preprocess import preprocess_bytes
 from imagesearch.vectors import l2_normalize

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from imagesearch.artifacts import sha256_file
+from imagesearch.manifest import sha256_file
 from imagesearch.preprocess import PreprocessConfig
 
 MODEL_NAME = "efficientnet-lite0"

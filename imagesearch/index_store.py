@@ -21,9 +21,10 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from imagesearch.artifacts import Manifest, verify_directory
+from imagesearch.artifacts import verify_directory
 from imagesearch.errors import ArtifactError
 from imagesearch.index import IndexParams, VectorIndex
+from imagesearch.manifest import Manifest
 from imagesearch.whitening import Whitening
 
 ITEMS = "items.parquet"

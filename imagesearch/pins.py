@@ -22,7 +22,7 @@ from imagesearch.text import escape_control
 
 PIN_FILE = "pin.yaml"
 REVERTED_FILE = "reverted.yaml"
-HEADER = "# Written by `python -m tasks.rollback`; read by every bump. Not a Kubernetes resource.\n"
+HEADER = "# Written by `python -m tasks.operations.rollback`; read by every bump. Not a Kubernetes resource.\n"
 
 
 class PinError(ImageSearchError):

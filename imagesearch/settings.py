@@ -25,6 +25,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, Va
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
+from imagesearch.catalog_formats import suffixes_text
+
 PREFIX = "IMAGESEARCH_"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = PROJECT_ROOT / "data"
@@ -73,7 +75,7 @@ class PipelineSettings(BaseModel):
     schedule: str = Field("@hourly", description="The DAG's schedule: a cron expression or preset; none or manual: "
                                                  "triggered runs only.")
     catalog_uri: str = Field(str(DATA_DIR / "catalogs" / "tuxpaint" / "catalog.csv"),
-                             description="The catalog the DAG reads (.csv, .jsonl, .parquet; a path, file:// or gs://).")
+                             description=f"The catalog the DAG reads ({suffixes_text()}; a path, file:// or gs://).")
     catalog_watch_interval_s: float = Field(300.0, description="A gs:// catalog is watched (dags/catalog_watch.py) "
                                                                 "this often for a new snapshot.")
     catalog_watch_timeout_s: float = Field(6 * 3600.0, description="How long one wait for a new snapshot lasts "

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param
 
-from imagesearch.artifacts import new_version
+from imagesearch.manifest import new_version
 from imagesearch.settings import Settings
 from plugins.catalog_watch import catalog_asset
 from plugins.hooks.model_repository import ModelRepositoryHook

@@ -1,9 +1,10 @@
 """The pipeline, declared once: its run parameters and its steps, in run order.
 
 The DAG (``dags/image_index.py``), the operator factory (``plugins/operators/factory.py``), the local runner
-(``tasks/run_all.py``) and ``bench/pipeline.py`` all read :data:`PARAMS` and :data:`STEPS`; none of them names
-a step. To add a step: write ``tasks/<module>.py`` (a CLI on :mod:`tasks.cli`) and add one :class:`Step` here,
-in run order. To change a step's pod size, give it another :class:`ResourceClass` (or change the class).
+(``tasks/operations/run_all.py``) and ``bench/pipeline.py`` all read :data:`PARAMS` and :data:`STEPS`; none of them
+names a step. To add a step: write ``tasks/steps/<module>.py`` (one function on :mod:`tasks.cli`) and add one
+:class:`Step` here, in run order, with its options (:class:`Arg`). To change a step's pod size, give it another
+:class:`ResourceClass` (or change the class).
 
 A step's command line is built from the run's inputs (:class:`Inputs`: the run parameters, the model
 repository, the version and the serving overlay) by :meth:`Step.argv`, the same for a pod, a local task and
@@ -19,6 +20,7 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
+from imagesearch.catalog_formats import suffixes_text, titles_text
 from imagesearch.settings import Settings
 
 # Run facts every step may take besides the run parameters.
@@ -57,7 +59,7 @@ def _regression(metric: str, label: str) -> RunParam:
 
 
 PARAMS: tuple[RunParam, ...] = (
-    RunParam("catalog_uri", str, "Catalog URI", "CSV, JSONL or Parquet catalog: a local path, file:// or gs:// URI.",
+    RunParam("catalog_uri", str, "Catalog URI", f"{titles_text()} catalog: a local path, file:// or gs:// URI.",
              lambda settings: settings.pipeline.catalog_uri, minimum=1, option="--catalog"),
     RunParam("full_rebuild", bool, "Full rebuild",
              "Embed every image again instead of reusing the last version's embeddings.", lambda settings: False),
@@ -80,16 +82,30 @@ PARAMS: tuple[RunParam, ...] = (
 
 @dataclass(frozen=True)
 class Arg:
-    """One option of a step's command line: ``flag`` with the run input ``source``, or with a fixed ``value``.
+    """One option of a step's command line, declared once: the step's CLI (its type, help and default) and the pod
+    argv are both made from it.
 
-    A ``switch`` is passed bare when its input is true. An option whose value is empty is left out (the step
-    then uses its default from settings).
+    ``source``: the run input passed as its value; ``value``: a fixed value instead. With neither, the option is the
+    CLI's alone (for a person or a test) and never in a pod's argv. A ``bool`` option is a switch, passed bare when
+    its input is true. An option whose value is empty is left out of the argv (the step then uses its default from
+    settings).
     """
 
     flag: str
+    help: str
     source: str = ""
     value: str = ""
-    switch: bool = False
+    kind: type[str] | type[bool] | type[int] | type[float] = str
+    default: Any = None
+
+    @property
+    def switch(self) -> bool:
+        return self.kind is bool
+
+    @property
+    def wired(self) -> bool:
+        """Whether the pod argv passes it (from a run input, or fixed)."""
+        return bool(self.source or self.value)
 
 
 @dataclass(frozen=True)
@@ -150,7 +166,7 @@ class Step:
     timeout: timedelta  # the task's execution_timeout, and its pod's activeDeadlineSeconds
     size: ResourceClass
     args: tuple[Arg, ...] = ()
-    module: str = ""  # tasks.<module>; default: the step's name
+    module: str = ""  # tasks.steps.<module>; default: the step's name
     sharded: bool = False  # one task per work shard (``--shard i``), mapped over the shards snapshot wrote
     gpu: bool = False  # a GPU node, when settings give the pods GPUs
     deferrable: bool = False  # long steps: wait for the pod in the triggerer, not in a worker slot
@@ -158,23 +174,30 @@ class Step:
     commits_to_git: bool = False  # pushes to the GitOps repo: only its pod gets the git push credentials Secret
     reads_serving_version: bool = False  # reads the overlay's version from the GitOps repo: the read-only Secret
     enabled_by: tuple[str, ...] = ()  # boolean run parameters that must all be true, else the step is skipped
+    # When snapshot found nothing changed: the step does nothing and says so (tasks.unchanged) instead of running.
+    skips_when_unchanged: bool = False
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     @property
+    def program(self) -> str:
+        """The step's module in ``tasks.steps`` (its log lines and summary name it)."""
+        return self.module or self.name
+
+    @property
     def command(self) -> list[str]:
-        return ["python", "-m", f"tasks.{self.module or self.name}"]
+        return ["python", "-m", f"tasks.steps.{self.program}"]
 
     def options(self, inputs: Inputs) -> dict[str, Any]:
         """``{flag: value}`` of the step's valued options, from the run's inputs (values or templates)."""
-        return {arg.flag: arg.value or inputs[arg.source] for arg in self.args if not arg.switch}
+        return {arg.flag: arg.value or inputs[arg.source] for arg in self.args if arg.wired and not arg.switch}
 
     def flags(self, inputs: Inputs) -> dict[str, Any]:
         """``{flag: condition}`` of the step's switches, from the run's inputs (values or templates)."""
-        return {arg.flag: inputs[arg.source] for arg in self.args if arg.switch}
+        return {arg.flag: inputs[arg.source] for arg in self.args if arg.wired and arg.switch}
 
     def argv(self, workspace: str, options: Mapping[str, Any], flags: Mapping[str, Any],
              shard: int | None = None) -> list[str]:
-        """``python -m tasks.<module> --workspace URI [--shard i] [options...]``: a pod's command, or a subprocess.
+        """``python -m tasks.steps.<module> --workspace URI [--shard i] [options...]``: a pod's command or a subprocess.
 
         ``options`` and ``flags`` as :meth:`options` and :meth:`flags` give them, with their values rendered."""
         if self.sharded != (shard is not None):
@@ -194,41 +217,55 @@ def truthy(value: object) -> bool:
     return value if isinstance(value, bool) else str(value).strip().lower() in TRUE_WORDS
 
 
-_REPOSITORY = Arg("--repository", REPOSITORY)
-_FULL_REBUILD = Arg("--full-rebuild", "full_rebuild", switch=True)
+_REPOSITORY = Arg("--repository", "model repository URI; default from settings", REPOSITORY)
+_FLOOR = "floor (default from settings)"
+_TOLERANCE = "largest drop vs the serving version (default from settings)"
 
 STEPS: tuple[Step, ...] = (
     Step("snapshot",
          "Validates the catalog, finds new or changed items from metadata (no download) and shards them; fails on a "
          "corrupt catalog.",
          timedelta(minutes=30), ResourceClass.SMALL,
-         (Arg("--catalog", "catalog_uri"), _REPOSITORY, Arg("--version", VERSION), Arg("--limit", "limit"),
-          _FULL_REBUILD), reads_serving_version=True),
+         (Arg("--catalog", f"catalog URI ({suffixes_text()}); default from settings", "catalog_uri"), _REPOSITORY,
+          Arg("--version", "index version to build; default: now (UTC)", VERSION),
+          Arg("--limit", "keep at most this many items (0: all)", "limit", kind=int, default=0),
+          Arg("--full-rebuild", "fetch and embed every image again; never report 'nothing changed'", "full_rebuild",
+              kind=bool),
+          Arg("--shard-size", "about this many items per work shard (0: IMAGESEARCH_SHARD_SIZE)", kind=int, default=0),
+          Arg("--on-sale-only", "keep only the items on sale", kind=bool)),
+         reads_serving_version=True),
     Step("preprocess",
          "Per shard: fetches, hashes, decodes and fits the new or changed images (the same bytes as before: reused).",
-         timedelta(hours=1), ResourceClass.MEDIUM, (_REPOSITORY, _FULL_REBUILD), sharded=True, deferrable=True),
+         timedelta(hours=1), ResourceClass.MEDIUM, sharded=True, deferrable=True),
     # auto: CUDA when the node has a GPU (embed's pod asks for one), so pods and local runs share one argv.
     Step("embed", "Per shard: embeds the new images with the CNN (a GPU pod in Kubernetes).",
-         timedelta(hours=2), ResourceClass.LARGE, (_REPOSITORY, Arg("--device", value="auto")),
+         timedelta(hours=2), ResourceClass.LARGE,
+         (Arg("--device", "auto (CUDA when present), cpu or cuda", value="auto", default="auto"),),
          sharded=True, gpu=True, deferrable=True),
     Step("build_index", "Gathers the reused vectors from the last version (one pass) and the new ones, builds the "
          "ScaNN index.",
-         timedelta(hours=1), ResourceClass.LARGE, deferrable=True),
+         timedelta(hours=1), ResourceClass.LARGE, deferrable=True, skips_when_unchanged=True),
     Step("evaluate", "Recall@10, near-duplicate top-1, category precision@10 vs floors and vs the serving version; "
          "fails the run below a gate.",
          timedelta(hours=1), ResourceClass.MEDIUM,
-         (Arg("--min-recall", "min_recall_at_10"), Arg("--min-near-duplicate-top1", "min_near_duplicate_top1"),
-          Arg("--max-regression-recall", "max_regression_recall_at_10"),
-          Arg("--max-regression-near-duplicate-top1", "max_regression_near_duplicate_top1"),
-          Arg("--max-regression-category-precision", "max_regression_category_precision_at_10"),
-          _REPOSITORY, Arg("--serving-overlay", SERVING_OVERLAY)), deferrable=True, reads_serving_version=True),
+         (Arg("--min-recall", _FLOOR, "min_recall_at_10", kind=float),
+          Arg("--min-near-duplicate-top1", _FLOOR, "min_near_duplicate_top1", kind=float),
+          Arg("--max-regression-recall", _TOLERANCE, "max_regression_recall_at_10", kind=float),
+          Arg("--max-regression-near-duplicate-top1", _TOLERANCE, "max_regression_near_duplicate_top1", kind=float),
+          Arg("--max-regression-category-precision", _TOLERANCE, "max_regression_category_precision_at_10", kind=float),
+          _REPOSITORY,
+          Arg("--serving-overlay", "GitOps overlay whose version the candidate is compared with ('': floors only)",
+              SERVING_OVERLAY, default="")),
+         deferrable=True, reads_serving_version=True, skips_when_unchanged=True),
     Step("publish",
          "Seals the version in the model repository, `_COMMIT` last; updates the `<repository>/indexes` Asset.",
-         timedelta(minutes=30), ResourceClass.SMALL, (_REPOSITORY,), publishes_version=True, enabled_by=("publish",)),
-    Step("deploy", "Commits the version to the GitOps overlay (`tasks.commit_version`), which Argo CD rolls out; "
+         timedelta(minutes=30), ResourceClass.SMALL, (_REPOSITORY,), publishes_version=True, enabled_by=("publish",),
+         skips_when_unchanged=True),
+    Step("deploy", "Commits the version to the GitOps overlay (`tasks.steps.commit_version`), which Argo CD rolls out; "
          "*skipped* (why: in its log) while a rollback pins it.",
-         timedelta(minutes=15), ResourceClass.TINY, (_REPOSITORY,), module="commit_version",
-         commits_to_git=True, enabled_by=("publish", "deploy")),
+         timedelta(minutes=15), ResourceClass.TINY,
+         (_REPOSITORY, Arg("--overlay", "overlay path in the GitOps repo; default from settings (IMAGESEARCH_GITOPS_OVERLAY)")),
+         module="commit_version", commits_to_git=True, enabled_by=("publish", "deploy"), skips_when_unchanged=True),
 )
 STEP = {step.name: step for step in STEPS}
 
@@ -253,4 +290,4 @@ def unknown_sources(steps: Iterable[Step] = STEPS) -> list[str]:
     """Inputs the steps name that are neither a run parameter nor a run fact (a test keeps this empty)."""
     known = {param.name for param in PARAMS} | set(RUN_FACTS)
     return [f"{step.name}: {name}" for step in steps
-            for name in (*(arg.source for arg in step.args if not arg.value), *step.enabled_by) if name not in known]
+            for name in (*(arg.source for arg in step.args if arg.source), *step.enabled_by) if name not in known]

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imagesearch.artifacts import FileEntry, Manifest, read_manifest, sha256_file, version_key
+from imagesearch.artifacts import latest_version, read_manifest, version_key
 from imagesearch.errors import ArtifactError
 from imagesearch.index_store import EMBEDDINGS, ITEMS, StoredVectors, read_items
+from imagesearch.manifest import FileEntry, Manifest, sha256_file
 from imagesearch.repository import ModelRepository
 
 CHANGE_COLUMNS = ("item_id", "image_uri", "updated_at", "image_stamp", "image_sha256")
@@ -84,3 +85,16 @@ def previous_vectors(repo: ModelRepository, manifest: Manifest) -> Iterator[Stor
             raise ArtifactError(f"{EMBEDDINGS} of version {manifest.version} has shape {vectors.shape}, "
                                 f"expected {(manifest.item_count, manifest.model.dim)}")
         yield vectors
+
+
+def read_previous(repo: ModelRepository, full_rebuild: bool, model_id: str) -> tuple[PreviousVersion | None, str]:
+    """The last committed version to reuse, or None and why everything is fetched and embedded again."""
+    if full_rebuild:
+        return None, "full rebuild asked for"
+    version = latest_version(repo)
+    if version is None:
+        return None, f"no committed version in {repo.uri} yet"
+    try:
+        return load_previous(repo, version, model_id), ""
+    except ArtifactError as exc:
+        return None, f"the previous version {version} cannot be reused ({exc})"

@@ -15,11 +15,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from imagesearch.artifacts import Manifest
 from imagesearch.errors import ArtifactError
 from imagesearch.index_store import SAMPLES
+from imagesearch.manifest import Manifest
 from imagesearch.repository import ModelRepository
+from imagesearch.settings import Settings
+from tasks.assembly import Assembly
 from tasks.previous import verified_file
+from tasks.workspace import LAYOUT, Workspace
 
 log = logging.getLogger("samples")
 JPEG_QUALITY = 95
@@ -70,3 +73,27 @@ def choose(fresh: list[str], reused: dict[str, bytes], size: int, seed: int) -> 
     room = size - len(chosen_fresh)
     chosen_reused = sorted(rng.choice(keep, size=min(room, len(keep)), replace=False).tolist()) if keep and room > 0 else []
     return chosen_fresh, chosen_reused
+
+
+def write_version_samples(workspace: Workspace, assembly: Assembly, previous: tuple[ModelRepository, Manifest] | None,
+                          target: Path, settings: Settings, shards: int) -> int:
+    """samples.npz: fitted images of up to eval_sample_size items, from pixels this run fetched or the previous sample."""
+    ids = assembly.items.column("item_id").to_pylist()
+    fresh_ids = [item_id for item_id, row in zip(ids, assembly.fresh_rows.tolist(), strict=True) if row >= 0]
+    reused_ids = [item_id for item_id, row in zip(ids, assembly.previous_rows.tolist(), strict=True) if row >= 0]
+    stored = previous_samples(*previous, reused_ids) if previous is not None else {}
+    evaluation = settings.evaluation
+    chosen_fresh, chosen_reused = choose(fresh_ids, stored, evaluation.eval_sample_size, evaluation.eval_seed)
+    picked = {item_id: stored[item_id] for item_id in chosen_reused}
+    wanted = set(chosen_fresh)
+    for shard in range(shards):
+        records = workspace.read_jsonl(LAYOUT.PREPROCESSED.of(shard))
+        embedded = [record["item_id"] for record in records if record["status"] == "embed"]
+        if wanted.isdisjoint(embedded):
+            continue
+        pixels = workspace.read_array(LAYOUT.PIXELS.of(shard))
+        for item_id, image in zip(embedded, pixels, strict=True):
+            if item_id in wanted:
+                picked[item_id] = encode(image)
+    write_samples(target, picked)
+    return len(picked)

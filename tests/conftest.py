@@ -84,12 +84,12 @@ def write_photo_catalog(folder: Path, fmt: str = "csv") -> Path:
 def run_pipeline(
     catalog: Path, repository: Path | str, *extra: str, env: dict[str, str] | None = None, timeout: float = 900
 ) -> subprocess.CompletedProcess[str]:
-    """The whole chain as subprocesses, exactly as ``tasks.run_all`` runs it locally; no GitOps commit unless
+    """The whole chain as subprocesses, exactly as ``tasks.operations.run_all`` runs it locally; no GitOps commit unless
     ``extra`` says ``--deploy``."""
     environ = {**os.environ, "PYTHONPATH": str(ROOT), "IMAGESEARCH_MIN_NEAR_DUPLICATE_TOP1": "0.5", **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "tasks.run_all", "--catalog", str(catalog), "--repository", str(repository), "--no-deploy",
-         *extra],
+        [sys.executable, "-m", "tasks.operations.run_all", "--catalog", str(catalog), "--repository", str(repository),
+         "--no-deploy", *extra],
         cwd=ROOT, env=environ, capture_output=True, text=True, timeout=timeout,
     )
 

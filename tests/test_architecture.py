@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tasks.pipeline import STEPS
+
 ROOT = Path(__file__).resolve().parent.parent
 NOT_SOURCE = {"tests", "bench", "docker", "gitops", "data", "docs"}  # benchmarks are never tests
 
@@ -110,8 +112,8 @@ def test_no_import_cycles() -> None:
     assert cycles(import_graph()) == []
 
 
-@pytest.mark.parametrize("module", ["tasks.snapshot", "tasks.preprocess", "tasks.build_index", "tasks.publish",
-                                    "tasks.commit_version", "serving.fetch"])
+@pytest.mark.parametrize("module", ["tasks.steps.snapshot", "tasks.steps.preprocess", "tasks.steps.build_index",
+                                    "tasks.steps.publish", "tasks.steps.commit_version", "serving.fetch"])
 def test_numpy_only_commands_never_import_torch(module: str) -> None:
     """Their pods (and the serving pod's initContainer) would pay torch's import time and memory for nothing
     (figures: docs/BENCHMARKS.md)."""
@@ -133,3 +135,23 @@ def test_every_module_has_its_test_module() -> None:
     missing = [str(path.relative_to(ROOT)) for path in modules
                if not (ROOT / "tests" / path.relative_to(ROOT).parent / f"test_{path.name}").is_file()]
     assert missing == []
+
+
+STEP_MODULES = sorted({step.command[2] for step in STEPS})
+
+
+@pytest.mark.parametrize("module", STEP_MODULES)
+def test_every_step_flag_is_declared_once(module: str) -> None:
+    """A step's options are its ``Step`` entry's (tasks.pipeline); its module declares none of its own."""
+    source = project_modules()[module].read_text()
+    assert "add_argument" not in source and "ArgumentParser" not in source
+    for step in STEPS:
+        flags = ["--workspace", "--shard", *(arg.flag for arg in step.args)]
+        assert len(flags) == len(set(flags)), step.name
+
+
+def test_no_step_imports_another() -> None:
+    """A step shares code with another only through a helper module (tasks/*.py that is no step)."""
+    graph = import_graph()
+    assert {module: sorted(graph[module] & set(STEP_MODULES)) for module in STEP_MODULES} == \
+        {module: [] for module in STEP_MODULES}

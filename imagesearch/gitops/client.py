@@ -81,7 +81,7 @@ class Checkout:
             if result.returncode != 0:
                 raise GitOpsError(f"cannot clone branch {self.config.branch} of the GitOps repo {self.config.url}: "
                                   f"{self.scrub(result.stderr.strip())} (a local repo is created by "
-                                  "`python -m tasks.rollback init`)")
+                                  "`python -m tasks.operations.rollback init`)")
         else:
             self.git("remote", "set-url", "origin", self.config.url)
             self.fetch()

@@ -32,10 +32,11 @@ def bump_message(config: GitOpsConfig, version: str, previous: str, items: int |
 
 def pinned_message(config: GitOpsConfig, pin: pins.Pin) -> str:
     return (f"{config.overlay} is {pin.describe()}; the overlay is left as it is "
-            "(lift the pin with `python -m tasks.rollback unpin`)")
+            "(lift the pin with `python -m tasks.operations.rollback unpin`)")
 
 
 def reverted_message(version: str, reverted: pins.Reverted) -> str:
     return (f"index {version} was reverted by {escape_control(reverted.by)} at {escape_control(reverted.at)} "
             f"({escape_control(reverted.reason)}); a reverted version "
-            f"is never deployed again automatically (a person can: `python -m tasks.rollback unpin --deploy {version}`)")
+            "is never deployed again automatically (a person can: "
+            f"`python -m tasks.operations.rollback unpin --deploy {version}`)")

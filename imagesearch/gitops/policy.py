@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from imagesearch import pins
-from imagesearch.artifacts import check_version, is_committed
+from imagesearch.artifacts import is_committed
 from imagesearch.errors import GitOpsError, VersionNotCommittedError
 from imagesearch.gitops.client import checkout
 from imagesearch.gitops.commit_messages import bump_message, pinned_message, reverted_message, trailers
@@ -19,6 +19,7 @@ from imagesearch.gitops.config import GitOpsConfig
 from imagesearch.gitops.history import Release, history, version_changes
 from imagesearch.gitops.overlay import Overlay
 from imagesearch.gitops.push import BeforePush, Edit, commit_and_push
+from imagesearch.manifest import check_version
 from imagesearch.repository import ModelRepository
 from imagesearch.text import escape_control
 
@@ -121,7 +122,7 @@ def _revert_kustomization(target: Overlay, reverts: list[Release]) -> None:
         applied = target.checkout.reverse_apply(patch)
         if applied.returncode != 0:
             raise GitOpsError(f"cannot revert {release.commit[:12]} cleanly ({applied.stderr.strip()}); "
-                              "set the version explicitly instead (python -m tasks.rollback unpin --deploy VERSION)")
+                              "set the version explicitly instead (python -m tasks.operations.rollback unpin --deploy VERSION)")
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,7 @@ def _revert_to(target: Overlay, version: str, decision: Decision) -> Edit:
     _revert_kustomization(target, reverts)
     if target.version() != version:
         raise GitOpsError(f"reverting {', '.join(r.commit[:12] for r in reverts)} did not give back {version}; "
-                          "set the version explicitly instead (python -m tasks.rollback unpin --deploy VERSION)")
+                          "set the version explicitly instead (python -m tasks.operations.rollback unpin --deploy VERSION)")
     reverted = [pins.Reverted(r.version, decision.reason, decision.by, pin.at) for r in reverts if r.version != version]
     if reverted or version in target.reverted():  # going back to a version that was reverted is a person's call
         target.checkout.stage(pins.add_reverted(target.path, reverted, restored=version))

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 from airflow.sdk import Asset, BaseHook
 
 from imagesearch import uri as uris
-from imagesearch.artifacts import INDEXES, Manifest, committed_versions, latest_version, read_manifest
+from imagesearch.artifacts import INDEXES, committed_versions, latest_version, read_manifest
+from imagesearch.manifest import Manifest
 from imagesearch.repository import GCSRepository, ModelRepository, open_repository
 from imagesearch.settings import get_settings
 

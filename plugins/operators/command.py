@@ -85,7 +85,7 @@ class StepCommandMixin:
         self.operator_extra_links = step_links(STEP[step])
 
     def step_argv(self) -> list[str]:
-        """``python -m tasks.<module> --workspace URI [--shard i] ...``: the pod's command, or the subprocess."""
+        """``python -m tasks.steps.<module> --workspace URI [--shard i] ...``: the pod's command, or the subprocess."""
         return STEP[self.step].argv(self.workspace, self.options, self.flags, self.shard)
 
     @contextlib.contextmanager

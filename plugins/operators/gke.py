@@ -20,7 +20,7 @@ KUBECONFIG_ONLY = ("kubernetes_conn_id",)
 
 
 class StepGKEPodOperator(StepPodOperator, GKEStartPodOperator):
-    """Runs ``python -m tasks.<step> ...`` in a pod on a GKE cluster; its JSON summary line is the XCom."""
+    """Runs ``python -m tasks.steps.<step> ...`` in a pod on a GKE cluster; its JSON summary line is the XCom."""
 
     template_fields = tuple(dict.fromkeys((*StepPodOperator.template_fields, *GKEStartPodOperator.template_fields)))
 

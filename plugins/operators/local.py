@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 class LocalStepOperator(StepCommandMixin, BaseOperator):
-    """Runs ``python -m tasks.<step> ...`` as a child process; its JSON summary line is the XCom."""
+    """Runs ``python -m tasks.steps.<step> ...`` as a child process; its JSON summary line is the XCom."""
 
     template_fields = STEP_TEMPLATE_FIELDS
     template_fields_renderers = STEP_TEMPLATE_RENDERERS

@@ -41,7 +41,7 @@ STARTUP_TIMEOUT_S = 300
 
 
 class StepPodOperator(StepCommandMixin, KubernetesPodOperator):
-    """Runs ``python -m tasks.<step> ...`` in a pod; its JSON summary line is the XCom."""
+    """Runs ``python -m tasks.steps.<step> ...`` in a pod; its JSON summary line is the XCom."""
 
     template_fields = (*KubernetesPodOperator.template_fields, *STEP_TEMPLATE_FIELDS)
     template_fields_renderers = {**KubernetesPodOperator.template_fields_renderers, **STEP_TEMPLATE_RENDERERS}

@@ -126,11 +126,11 @@ def test_two_triggers_in_the_same_second_build_two_versions(dag: Any) -> None:
 
 def test_params_reach_the_argv(dag: Any) -> None:
     argv = render(dag, "snapshot", catalog_uri="/data/c.csv", limit=7, full_rebuild=True).step_argv()
-    assert argv[:5] == ["python", "-m", "tasks.snapshot", "--workspace", f"/srv/model-repository/runs/{RUN_VERSION}"]
+    assert argv[:5] == ["python", "-m", "tasks.steps.snapshot", "--workspace", f"/srv/model-repository/runs/{RUN_VERSION}"]
     assert argv[5:] == ["--catalog", "/data/c.csv", "--repository", "/srv/model-repository", "--version", RUN_VERSION,
                         "--limit", "7", "--full-rebuild"]
-    assert render(dag, "shard.embed", shard=3).step_argv()[5:] == ["--shard", "3", "--repository", "/srv/model-repository",
-                                                                    "--device", "auto"]
+    assert render(dag, "shard.embed", shard=3).step_argv()[5:] == ["--shard", "3", "--device", "auto"]
+    assert render(dag, "shard.preprocess", shard=3, full_rebuild=True).step_argv()[5:] == ["--shard", "3"]
     assert render(dag, "evaluate", min_recall_at_10=0.8, max_regression_near_duplicate_top1=0.05).step_argv()[5:] == [
         "--min-recall", "0.8", "--min-near-duplicate-top1", "0.9", "--max-regression-recall", "0.01",
         "--max-regression-near-duplicate-top1", "0.05", "--max-regression-category-precision", "0.03",

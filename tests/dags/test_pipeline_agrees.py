@@ -1,4 +1,4 @@
-"""One pipeline: the DAG (parsed by Airflow), its pods and ``tasks.run_all`` run the steps of ``tasks.pipeline``,
+"""One pipeline: the DAG (parsed by Airflow), its pods and ``tasks.operations.run_all`` run the steps of ``tasks.pipeline``,
 in the same order, with the same argv.
 
 ``run_all`` runs for real (every step, the GitOps commit included) and logs each argv it ran; the DAG's tasks
@@ -97,14 +97,14 @@ def test_dag_pods_and_run_all_run_the_same_argv(env: dict[str, str], photo_catal
     before, per_shard, after = stages()
     declared = [*before, *[step for _ in shards for step in per_shard], *after]
     assert [argv[2] for argv in run_all_argvs] == [step.command[2] for step in declared]  # every step ran, in order
-    evaluate = next(argv for argv in run_all_argvs if argv[2] == "tasks.evaluate")
+    evaluate = next(argv for argv in run_all_argvs if argv[2] == "tasks.steps.evaluate")
     assert evaluate[5:7] == ["--min-recall", "0.85"]  # the trigger form's gate reaches evaluate in both
 
 
 def test_switched_off_steps_are_skipped_alike(photo_catalog: Path) -> None:
     from imagesearch.settings import Settings
     from plugins.operators.command import truthy
-    from tasks.run_all import parse_args
+    from tasks.operations.run_all import parse_args
 
     dag = load_dag(IMAGESEARCH_RUNNER="local")
     _, params = parse_args(["--catalog", str(photo_catalog), "--no-deploy"], Settings.from_env())

@@ -17,7 +17,7 @@ from imagesearch import gitops
 from imagesearch.artifacts import read_manifest
 from imagesearch.repository import open_repository
 from plugins.hooks.model_repository import ModelRepositoryHook
-from tasks import rollback
+from tasks.operations import rollback
 from tests.conftest import SECOND_VERSION
 from tests.dags.airflow_support import dags_test, pipeline_env, run_conf, task_states
 from tests.gitops.support import bootstrapped, log, rendered_version

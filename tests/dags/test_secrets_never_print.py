@@ -34,7 +34,7 @@ from tests.dags.airflow_support import dags_test, pipeline_env, run_conf, task_s
 from tests.git_http_server import GitHttpServer
 
 pytestmark = pytest.mark.slow
-CLI_PACKAGES = ("tasks", "serving", "localdev")
+CLI_PACKAGES = ("tasks/steps", "tasks/operations", "serving", "localdev")
 
 
 def canary(kind: str) -> str:
@@ -118,7 +118,8 @@ def test_three_runs_with_canary_credentials_print_none_of_them(server: GitHttpSe
     assert any(user == REFUSED and status == 401 for _, _, user, status in server.requests)
 
     # `history` with the read-only token in the URL: it reads, and names the deploy, not the token.
-    history = subprocess.run([sys.executable, "-m", "tasks.rollback", "history"], cwd=ROOT, capture_output=True, text=True,
+    history = subprocess.run([sys.executable, "-m", "tasks.operations.rollback", "history"], cwd=ROOT, capture_output=True,
+                             text=True,
                              env={**os.environ, "PYTHONPATH": str(ROOT),
                                   "IMAGESEARCH_GITOPS_REPO_URL": server.url("gitops", token=READ)}, timeout=300)
     assert history.returncode == 0 and deploy["version"] in history.stdout, history.stdout + history.stderr
@@ -131,8 +132,9 @@ def test_three_runs_with_canary_credentials_print_none_of_them(server: GitHttpSe
 
 def cli_modules() -> list[str]:
     """Every module of the packages that runs as a command with options (serving.app takes none: it serves)."""
-    return sorted(f"{package}.{path.stem}" for package in CLI_PACKAGES for path in (ROOT / package).glob("*.py")
-                  if 'if __name__ == "__main__"' in (text := path.read_text()) and "parse_args(" in text)
+    return sorted(f"{package.replace('/', '.')}.{path.stem}" for package in CLI_PACKAGES
+                  for path in (ROOT / package).glob("*.py") if 'if __name__ == "__main__"' in (text := path.read_text())
+                  and ("parse_args(" in text or "cli.entry(" in text))
 
 
 # Runs each module's --help (and each subcommand's) in one process: importing torch once, not per module.
@@ -156,7 +158,8 @@ for module in sys.argv[1:]:
 
 def test_no_help_output_names_a_credential(tmp_path: Path) -> None:
     modules = cli_modules()
-    assert {"tasks.commit_version", "tasks.rollback", "tasks.promote", "localdev.argocd", "serving.fetch"} <= set(modules)
+    assert {"tasks.steps.commit_version", "tasks.operations.rollback", "tasks.operations.promote", "localdev.argocd",
+            "serving.fetch"} <= set(modules)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "IMAGESEARCH_GITOPS_REPO_URL": f"https://{READ}@git.example.com/g.git",
            "IMAGESEARCH_GITOPS_TOKEN": PUSH, "IMAGESEARCH_ALERT_SMTP_URL": f"smtp://alerts:{REFUSED}@127.0.0.1:25"}
     result = subprocess.run([sys.executable, "-c", HELP_ALL, *modules], cwd=tmp_path, env=env, capture_output=True,
@@ -165,7 +168,7 @@ def test_no_help_output_names_a_credential(tmp_path: Path) -> None:
     output = result.stdout + result.stderr
     for module in modules:
         assert f"===== {module} \nusage:" in output, f"{module} printed no usage"
-    assert "===== tasks.rollback history\nusage:" in output  # subcommands too: their options hold the defaults
+    assert "===== tasks.operations.rollback history\nusage:" in output  # subcommands too: their options hold the defaults
     words = " ".join(output.split())  # argparse wraps help lines
     assert words.count("(default https://git.example.com/g.git)") >= 3  # rollback's subcommands, promote, argocd
     assert leaks(output, "--help") == []

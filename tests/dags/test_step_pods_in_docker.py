@@ -61,7 +61,7 @@ def step_pod(dag: Any, task_id: str, places: tuple[Path, Path], pods: list[PodOn
     spec = pod_spec(dag, task_id, catalog_uri=str(catalog))
     [container] = spec["containers"]
     assert container["image"] == IMAGE
-    assert container["command"][:3] == ["python", "-m", f"tasks.{task_id.removeprefix('shard.')}"]
+    assert container["command"][:3] == ["python", "-m", f"tasks.steps.{task_id.removeprefix('shard.')}"]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     repository, _ = places
     # The ConfigMap gives every step its settings, as gitops/pipeline does in a cluster; here the input policy

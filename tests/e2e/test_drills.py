@@ -36,14 +36,14 @@ def models(two_versions: Path) -> Path:
 def env(tmp_path: Path, models: Path) -> Iterator[dict[str, str]]:
     environment = {**os.environ, "PYTHONPATH": str(ROOT), "IMAGESEARCH_GITOPS_REPO_URL": str(tmp_path / "gitops.git"),
                    "IMAGESEARCH_MODEL_REPOSITORY": str(models), "IMAGESEARCH_GITOPS_PUSH_RETRIES": "2"}
-    cli(environment, "tasks.rollback", "init")
+    cli(environment, "tasks.operations.rollback", "init")
     yield environment
     cli(environment, "localdev.argocd", "--state-dir", str(tmp_path / "serving"), "--stop")
 
 
 def serve(env: dict[str, str], tmp_path: Path, workspace: Path) -> tuple[str, str]:
     """Deploy the workspace's version through git and the local deploy; (url, version)."""
-    cli(env, "tasks.commit_version", "--workspace", str(workspace))
+    cli(env, "tasks.steps.commit_version", "--workspace", str(workspace))
     started = json.loads(cli(env, "localdev.argocd", "--state-dir", str(tmp_path / "serving"), "--port", "0"))
     return str(started["url"]), str(started["version"])
 
@@ -67,14 +67,14 @@ def test_publish_killed_mid_upload_leaves_nothing_visible(
     assert run_step("snapshot", workspace, "--catalog", str(photo_catalog), "--repository", str(models),
                     "--version", version, "--full-rebuild").code == 0
     for step in ("preprocess", "embed"):
-        assert run_step(step, workspace, "--shard", "0", "--repository", str(models)).code == 0
+        assert run_step(step, workspace, "--shard", "0").code == 0
     for step in ("build_index", "evaluate"):
         assert run_step(step, workspace, *(["--min-near-duplicate-top1", "0.5"] if step == "evaluate" else [])).code == 0
     # A big artifact, so the upload takes a while; of a name a version may hold (the brute-force index has no partitioner).
     with (workspace / "index" / "scann" / "serialized_partitioner.pb").open("wb") as ballast:
         ballast.truncate(400 * 1024 * 1024)
 
-    argv = [sys.executable, "-m", "tasks.publish", "--workspace", str(workspace), "--repository", str(models)]
+    argv = [sys.executable, "-m", "tasks.steps.publish", "--workspace", str(workspace), "--repository", str(models)]
     scratch = tmp_path / "tmp"  # the killed publish cannot remove its scratch copy: keep it in pytest's folders
     scratch.mkdir()
     publish = subprocess.Popen(argv, cwd=ROOT, env={**env, "TMPDIR": str(scratch)}, stdout=subprocess.PIPE,
@@ -87,7 +87,8 @@ def test_publish_killed_mid_upload_leaves_nothing_visible(
     publish.wait()
     assert target.exists() and not (target / "_COMMIT").exists()
     assert version not in committed_versions(open_repository(str(models)))
-    refused = subprocess.run([sys.executable, "-m", "tasks.commit_version", "--workspace", str(workspace)], cwd=ROOT, env=env,
+    refused = subprocess.run([sys.executable, "-m", "tasks.steps.commit_version", "--workspace", str(workspace)], cwd=ROOT,
+                             env=env,
                              capture_output=True, text=True)
     assert refused.returncode != 0 and "not committed" in refused.stderr
     assert served_version(url) == v1
@@ -121,19 +122,19 @@ def test_gitops_remote_rejecting_pushes_fails_clearly_and_a_rerun_deploys(
     tmp_path: Path, models: Path, published_repository: tuple[Path, str], env: dict[str, str]
 ) -> None:
     v1 = published_repository[1]
-    cli(env, "tasks.commit_version", "--workspace", str(models / "runs" / v1))
+    cli(env, "tasks.steps.commit_version", "--workspace", str(models / "runs" / v1))
     hook = tmp_path / "gitops.git" / "hooks" / "pre-receive"
     hook.write_text("#!/bin/sh\necho 'pushes are frozen' >&2\nexit 1\n")
     hook.chmod(0o755)
-    rejected = subprocess.run([sys.executable, "-m", "tasks.commit_version", "--workspace", str(models / "runs" / V2)], cwd=ROOT,
-                              env=env, capture_output=True, text=True, timeout=300)
+    rejected = subprocess.run([sys.executable, "-m", "tasks.steps.commit_version", "--workspace", str(models / "runs" / V2)],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert rejected.returncode == 1  # retryable: Airflow tries the task again
     assert "commit_version failed: git push to" in rejected.stderr and "pushes are frozen" in rejected.stderr
     config = gitops.GitOpsConfig(url=env["IMAGESEARCH_GITOPS_REPO_URL"])
     assert rendered_version(config, tmp_path / "clone")[0] == v1  # published, not deployed
     assert V2 in committed_versions(open_repository(str(models)))
 
-    unreachable = subprocess.run([sys.executable, "-m", "tasks.commit_version", "--workspace", str(models / "runs" / V2)],
+    unreachable = subprocess.run([sys.executable, "-m", "tasks.steps.commit_version", "--workspace", str(models / "runs" / V2)],
                                  cwd=ROOT,
                                  env={**env, "IMAGESEARCH_GITOPS_REPO_URL": str(tmp_path / "missing.git")},
                                  capture_output=True, text=True, timeout=300)
@@ -141,7 +142,7 @@ def test_gitops_remote_rejecting_pushes_fails_clearly_and_a_rerun_deploys(
     assert "Traceback" not in unreachable.stderr
 
     hook.unlink()
-    cli(env, "tasks.commit_version", "--workspace", str(models / "runs" / V2))
+    cli(env, "tasks.steps.commit_version", "--workspace", str(models / "runs" / V2))
     assert rendered_version(config, tmp_path / "clone2")[0] == V2
 
 
@@ -182,13 +183,14 @@ def test_racing_bumps_keep_history_linear_and_never_regress(
     tmp_path: Path, models: Path, published_repository: tuple[Path, str], env: dict[str, str]
 ) -> None:
     v1 = published_repository[1]
-    cli(env, "tasks.commit_version", "--workspace", str(models / "runs" / v1))
+    cli(env, "tasks.steps.commit_version", "--workspace", str(models / "runs" / v1))
     newer = tmp_path / "run-v3"
     shutil.copytree(models / "runs" / V2, newer)
     shutil.copytree(models / "indexes" / V2, models / "indexes" / V3)  # same artifacts, published as v3 too
     run = json.loads((newer / "snapshot" / "run.json").read_text())
     (newer / "snapshot" / "run.json").write_text(json.dumps({**run, "version": V3}))
-    racers = [subprocess.Popen([sys.executable, "-m", "tasks.commit_version", "--workspace", str(workspace)], cwd=ROOT, env=env,
+    racers = [subprocess.Popen([sys.executable, "-m", "tasks.steps.commit_version", "--workspace", str(workspace)], cwd=ROOT,
+                               env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
               for workspace in (models / "runs" / V2, newer)]
     outcomes = [racer.communicate(timeout=300) for racer in racers]

@@ -88,7 +88,7 @@ def test_catalog_change_rolls_out_without_failed_requests_and_rolls_back(
     assert search(url, jpeg_bytes(grey("moon").rotate(3, fillcolor="white")))[0] == REPLACED
     assert search(url, jpeg_bytes(grey("horse")))[0] == "horse"
 
-    cli(loop_env, "tasks.rollback", "rollback", "--reason", "v2 dropped items")
+    cli(loop_env, "tasks.operations.rollback", "rollback", "--reason", "v2 dropped items")
     back = json.loads(cli(loop_env, *deploy))
     assert (back["action"], back["version"]) == ("rolled", v1)
     client.wait_for(v1)

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from imagesearch import gitops, kustomize
-from imagesearch.artifacts import Manifest, ModelInfo, publish, seal
+from imagesearch.artifacts import publish, seal
+from imagesearch.manifest import Manifest, ModelInfo
 from imagesearch.repository import ModelRepository, open_repository
 
 V1, V2, V3 = "20260101T000000Z", "20260102T000000Z", "20260103T000000Z"

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from imagesearch.catalog import CatalogItem, parse_catalog, read_catalog, serialize_catalog
+from imagesearch.catalog_formats import FORMATS, CatalogFormat
 from imagesearch.errors import CatalogError
 from tests.conftest import catalog_policy
 
@@ -16,10 +17,10 @@ ITEMS = [
 ]
 
 
-@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
-def test_each_format_round_trips(tmp_path: Path, fmt: str) -> None:
-    path = tmp_path / f"catalog.{fmt}"
-    path.write_bytes(serialize_catalog(ITEMS, fmt))
+@pytest.mark.parametrize("fmt", FORMATS, ids=lambda fmt: fmt.name)
+def test_each_format_round_trips(tmp_path: Path, fmt: CatalogFormat) -> None:
+    path = tmp_path / f"catalog{fmt.suffixes[0]}"
+    path.write_bytes(serialize_catalog(ITEMS, fmt.name))
     catalog = read_catalog(str(path), catalog_policy())
     assert catalog.errors == []
     assert catalog.items[0].image_uri == str(tmp_path / "img" / "a1.png")  # relative to the catalog

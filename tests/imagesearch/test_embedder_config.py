@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from imagesearch.artifacts import sha256_file
 from imagesearch.embedder_config import MODEL_NAME, EmbedderConfig, default_weights_path, model_id, model_id_for
+from imagesearch.manifest import sha256_file
 from imagesearch.preprocess import PreprocessConfig
 
 

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 from imagesearch import index_store
-from imagesearch.artifacts import Manifest, ModelInfo, fetch, publish, seal
+from imagesearch.artifacts import fetch, publish, seal
 from imagesearch.errors import ArtifactError
 from imagesearch.index import VectorIndex, choose_params
 from imagesearch.index_store import StoredVectors, search_space, write_vectors
+from imagesearch.manifest import Manifest, ModelInfo
 from imagesearch.repository import open_repository
 from imagesearch.vectors import l2_normalize
 from imagesearch.whitening import Whitening

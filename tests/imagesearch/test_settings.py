@@ -91,7 +91,7 @@ def test_settings_are_read_once_per_process(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_a_step_given_a_bad_variable_fails_for_good_naming_it(tmp_path: Path) -> None:
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "IMAGESEARCH_MAX_SHARDS": "lots"}
-    result = subprocess.run([sys.executable, "-m", "tasks.snapshot", "--workspace", str(tmp_path), "--version", "v1"],
+    result = subprocess.run([sys.executable, "-m", "tasks.steps.snapshot", "--workspace", str(tmp_path), "--version", "v1"],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stderr
     assert "snapshot failed: IMAGESEARCH_MAX_SHARDS='lots' is not valid" in result.stderr

@@ -24,15 +24,15 @@ def test_bump_and_rollback_reach_the_server_without_a_failed_request(
     def sync() -> dict[str, object]:
         return json.loads(cli(environment, *deploy))
 
-    cli(environment, "tasks.rollback", "init")
-    cli(environment, "tasks.commit_version", "--workspace", str(models / "runs" / v1))
+    cli(environment, "tasks.operations.rollback", "init")
+    cli(environment, "tasks.steps.commit_version", "--workspace", str(models / "runs" / v1))
     started = sync()
     assert (started["action"], started["version"]) == ("started", v1)
     client = Client(str(started["url"]))
     client.start()
     client.wait_for(v1)
 
-    cli(environment, "tasks.commit_version", "--workspace", str(models / "runs" / V2))
+    cli(environment, "tasks.steps.commit_version", "--workspace", str(models / "runs" / V2))
     rolled = sync()
     assert (rolled["action"], rolled["version"], rolled["previous"], rolled["pid"]) == ("rolled", V2, v1, started["pid"])
     client.wait_for(V2)
@@ -42,7 +42,7 @@ def test_bump_and_rollback_reach_the_server_without_a_failed_request(
     # The rollback is picked up by the polling loop, the way Argo CD notices a new commit.
     watch = subprocess.Popen([sys.executable, "-m", *deploy, "--watch", "--interval", "0.5"], cwd=ROOT, env=environment,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    cli(environment, "tasks.rollback", "rollback", "--reason", "v2 misranks the test photos")
+    cli(environment, "tasks.operations.rollback", "rollback", "--reason", "v2 misranks the test photos")
     client.wait_for(v1, timeout=120)
 
     assert client.stop() == [v1, V2, v1]

@@ -46,8 +46,8 @@ def run_demo(environment: dict[str, str], state_dir: Path) -> str:
 def test_the_demo_serves_the_version_git_names(
         tmp_path: Path, models: Path, published_repository: tuple[Path, str], environment: dict[str, str]) -> None:
     version = published_repository[1]
-    cli(environment, "tasks.rollback", "init")
-    cli(environment, "tasks.commit_version", "--workspace", str(models / "runs" / version))
+    cli(environment, "tasks.operations.rollback", "init")
+    cli(environment, "tasks.steps.commit_version", "--workspace", str(models / "runs" / version))
 
     shown = run_demo(environment, tmp_path / "serving")
     assert f"Local deploy: started version {version}" in shown

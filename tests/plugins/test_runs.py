@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from imagesearch.artifacts import VERSION_PATTERN
+from imagesearch.manifest import VERSION_PATTERN
 from imagesearch.settings import Settings
 from plugins.hooks.model_repository import ModelRepositoryHook
 from plugins.runs import dag_params, index_version, run_macros, schedule, shard_ids, step_inputs

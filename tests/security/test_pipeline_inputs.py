@@ -175,7 +175,7 @@ def run_hostile_catalog(folder: Path, cases: list[Case], env: dict[str, str]) ->
         workspace, repository = folder / "ws", folder / "repo"
         snapshot = run_step("snapshot", workspace, "--catalog", str(catalog), "--repository", str(repository))
         assert snapshot.code == 0, snapshot.stderr
-        result = run_step("preprocess", workspace, "--shard", "0", "--repository", str(repository))
+        result = run_step("preprocess", workspace, "--shard", "0")
     assert result.code == 0, result.stderr
     store = Workspace(str(workspace))
     failures = {row["item_id"]: row for row in store.read_jsonl("preprocess/00000/failures.jsonl")}
@@ -226,7 +226,7 @@ def test_refused_rows_count_against_the_failure_ratio(tmp_path: Path, monkeypatc
     catalog = write_catalog(tmp_path, SSRF_CASES[:3], port=9)
     workspace = tmp_path / "ws"
     assert run_step("snapshot", workspace, "--catalog", str(catalog), "--repository", str(tmp_path / "repo")).code == 0
-    result = run_step("preprocess", workspace, "--shard", "0", "--repository", str(tmp_path / "repo"))
+    result = run_step("preprocess", workspace, "--shard", "0")
     assert result.code == 1 and "3 of 4 images failed (75% > 50%)" in result.stderr
 
 

@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 from litestar.testing import TestClient
 
-from imagesearch.artifacts import COMMIT, MANIFEST, FileEntry, Manifest, data_files, sha256_file
+from imagesearch.artifacts import data_files
 from imagesearch.embedder import Embedder
 from imagesearch.errors import ArtifactError
 from imagesearch.index import IndexParams, VectorIndex
 from imagesearch.index_store import EMBEDDINGS, SAMPLES, load_index
+from imagesearch.manifest import COMMIT, MANIFEST, FileEntry, Manifest, sha256_file
 from imagesearch.settings import ServingSettings, Settings
 from serving.app import create_app
 from serving.fetch import fetch_index

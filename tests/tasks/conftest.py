@@ -13,8 +13,8 @@ import pytest
 
 from imagesearch.settings import Settings, get_settings
 from tasks.cli import EXIT_SKIPPED
+from tasks.operations.run_all import run_pipeline
 from tasks.pipeline import REPOSITORY, SERVING_OVERLAY, VERSION, Step, default_params
-from tasks.run_all import run_pipeline
 
 
 @dataclass
@@ -35,20 +35,20 @@ def run_module(module: str, argv: list[str]) -> StepResult:
 
 
 def run_step(module: str, workspace: Path | str, *argv: str) -> StepResult:
-    """Run the step CLI ``tasks.<module>`` in-process with its real argv."""
-    return run_module(f"tasks.{module}", ["--workspace", str(workspace), *argv])
+    """Run the step CLI ``tasks.steps.<module>`` in-process with its real argv."""
+    return run_module(f"tasks.steps.{module}", ["--workspace", str(workspace), *argv])
 
 
 def run_in_process(step: Step, argv: list[str]) -> dict[str, Any]:
-    """A :data:`tasks.run_all.StepRunner` for tests: the step's pod argv (``python -m tasks.<module> ...``) run in
-    this process, so monkeypatches and caplog see it; its summary."""
+    """A :data:`tasks.operations.run_all.StepRunner` for tests: the step's pod argv (``python -m tasks.steps.<module> ...``)
+    run in this process, so monkeypatches and caplog see it; its summary."""
     result = run_module(argv[2], argv[3:])
     assert result.code in (0, EXIT_SKIPPED), result.stderr
     return result.summary
 
 
 def run_steps(workspace: Path, catalog: Path, repository: Path, version: str, **params: Any) -> dict[str, Any]:
-    """Every step of ``tasks.pipeline`` in order with its real argv, as ``tasks.run_all`` runs them (the trigger form's
+    """Every step of ``tasks.pipeline`` in order with its real argv, as ``tasks.operations.run_all`` runs them (the trigger form's
     ``params`` over settings' defaults), in this process; the summaries by step."""
     settings = Settings.from_env()
     inputs = {**default_params(settings, {"catalog_uri": str(catalog), **params}), REPOSITORY: str(repository),
@@ -78,6 +78,6 @@ def evaluated_workspace(tmp_path: Path, photo_catalog: Path) -> Path:
     assert run_step("snapshot", workspace, "--catalog", str(photo_catalog), "--repository", repo,
                     "--version", "20260301T000000Z").code == 0
     for step in ("preprocess", "embed"):
-        assert run_step(step, workspace, "--shard", "0", "--repository", repo).code == 0
+        assert run_step(step, workspace, "--shard", "0").code == 0
     assert run_step("build_index", workspace).code == 0
     return workspace

@@ -20,7 +20,7 @@ from imagesearch.demo_catalog import fashion_items, fetch_fashion_mnist, write_c
 from imagesearch.index_store import load_index
 from imagesearch.repository import open_repository
 from imagesearch.settings import DATA_DIR, EvaluationSettings, Settings
-from tasks.evaluate import Scorable, score
+from tasks.metrics import Scorable, score
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
@@ -66,7 +66,7 @@ def test_fashion_mnist_publishes_under_the_default_gates(
     environment = default_gate_environment(monkeypatch, tmp_path / "gitops.git")
     repository = tmp_path / "models"
     result = subprocess.run(
-        [sys.executable, "-m", "tasks.run_all", "--catalog", str(fashion_catalog), "--repository", str(repository),
+        [sys.executable, "-m", "tasks.operations.run_all", "--catalog", str(fashion_catalog), "--repository", str(repository),
          "--no-deploy"],
         cwd=ROOT, env=environment, capture_output=True, text=True, timeout=3500,
     )

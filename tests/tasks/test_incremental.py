@@ -16,12 +16,12 @@ import pytest
 from PIL import ImageOps
 
 from imagesearch import gitops
-from imagesearch.artifacts import COMMIT, MANIFEST, Manifest, committed_versions
+from imagesearch.artifacts import committed_versions
 from imagesearch.catalog import serialize_catalog
 from imagesearch.index_store import EMBEDDINGS, ITEMS, read_items
+from imagesearch.manifest import COMMIT, MANIFEST, Manifest
 from imagesearch.repository import open_repository
-from tasks import preprocess
-from tasks.snapshot import plan_shards
+from tasks.steps import preprocess
 from tasks.workspace import Workspace
 from tests.conftest import catalog_items, photo, png_bytes
 from tests.gitops.support import bootstrapped, clone
@@ -194,17 +194,6 @@ def test_a_run_with_nothing_to_do_publishes_nothing_and_commits_nothing(
     full = run_step("snapshot", tmp_path / "ws-full", "--catalog", str(photo_catalog), "--repository", str(repository),
                     "--full-rebuild")
     assert full.summary["nothing_changed"] is False and full.summary["to_fetch"] == 20
-
-
-@pytest.mark.parametrize(("count", "size", "most"), [(0, 10, 4), (1, 10, 4), (10, 10, 4), (11, 10, 4), (95, 10, 4),
-                                                     (10_000, 5000, 32), (1_000_000, 5000, 32), (7, 1, 3)])
-def test_the_shard_plan_covers_every_changed_item_exactly_once(count: int, size: int, most: int) -> None:
-    shards = plan_shards(count, size, most)
-    covered = [position for start, end in shards for position in range(start, end)]
-    assert covered == list(range(count))
-    assert len(shards) <= most and all(end > start for start, end in shards)
-    if count and count <= size * most:
-        assert max(end - start for start, end in shards) <= size
 
 
 def test_changed_items_are_sharded_and_each_lands_in_exactly_one_shard(

@@ -39,7 +39,7 @@ def test_argv_leaves_out_empty_options_and_false_switches() -> None:
     inputs = {**default_params(Settings(), {"catalog_uri": "c.csv", "limit": 0}), "repository": "/models", "version": "",
               "serving_overlay": ""}
     assert snapshot.argv("/models/runs/v", snapshot.options(inputs), snapshot.flags(inputs)) == [
-        "python", "-m", "tasks.snapshot", "--workspace", "/models/runs/v", "--catalog", "c.csv", "--repository", "/models",
+        "python", "-m", "tasks.steps.snapshot", "--workspace", "/models/runs/v", "--catalog", "c.csv", "--repository", "/models",
         "--limit", "0"]
     with pytest.raises(ValueError, match="snapshot takes no shard"):
         snapshot.argv("/w", {}, {}, shard=0)

@@ -45,7 +45,7 @@ def test_a_store_answering_503_is_transient(step: Step, unavailable_gcs: str, ph
     result = run(step, "gs://models/runs/20260201T000000Z", str(photo_catalog), tmp_path / "models")
     assert result.code == EXIT_RETRYABLE, result.stderr[-2000:]
     assert "RepositoryUnavailableError is transient: a retry may help" in result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith(f"{step.command[2].removeprefix('tasks.')} failed: "
+    assert result.stderr.strip().splitlines()[-1].startswith(f"{step.program} failed: "
                                                               "model repository unreachable or failing")
 
 

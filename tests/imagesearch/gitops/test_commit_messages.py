@@ -23,7 +23,7 @@ def test_bump_message() -> None:
 
 def test_refusals_say_what_to_do() -> None:
     pin = pins.Pin("20260101T000000Z", "bad results", "ops@test", "2026-01-01T00:00:00+00:00")
-    assert "tasks.rollback unpin" in pinned_message(CONFIG, pin) and "bad results" in pinned_message(CONFIG, pin)
+    assert "tasks.operations.rollback unpin" in pinned_message(CONFIG, pin) and "bad results" in pinned_message(CONFIG, pin)
     reverted = pins.Reverted("20260102T000000Z", "bad results", "ops@test", "2026-01-01T00:00:00+00:00")
     assert "unpin --deploy 20260102T000000Z" in reverted_message("20260102T000000Z", reverted)
 

@@ -92,7 +92,7 @@ def test_a_pin_outlasts_later_bumps_and_wins_a_race(tmp_path: Path, config: gito
     raced = gitops.bump(config, V3, models, before_push=rollback_lands_first)
     assert (raced.changed, raced.attempts, raced.previous) == (False, 1, V1)
     assert raced.skipped is not None and f"pinned to {V1} by ops@test" in raced.skipped
-    assert "V2 returns bad results" in raced.skipped and "tasks.rollback unpin" in raced.skipped
+    assert "V2 returns bad results" in raced.skipped and "tasks.operations.rollback unpin" in raced.skipped
     assert rendered_version(config, tmp_path / "clone")[0] == V1
     assert log(config, tmp_path / "clone")[0] == f"Roll back local index to {V1} (from {V2})"
 

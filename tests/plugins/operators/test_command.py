@@ -24,11 +24,12 @@ def test_argv_is_built_from_rendered_options_and_flags() -> None:
     operator = local_step("snapshot", "/repo/runs/v", options={"--catalog": "c.csv", "--limit": "0", "--version": ""},
                           flags={"--full-rebuild": "True", "--on-sale-only": "False"})
     # An empty option is left out (the step's default applies); "0" is a value; a switch renders true or false.
-    assert operator.step_argv() == ["python", "-m", "tasks.snapshot", "--workspace", "/repo/runs/v", "--catalog", "c.csv",
+    assert operator.step_argv() == ["python", "-m", "tasks.steps.snapshot", "--workspace", "/repo/runs/v", "--catalog", "c.csv",
                                     "--limit", "0", "--full-rebuild"]
     shard = local_step("embed", "/repo/runs/v", options={"--device": "auto"}, shard=3)
-    assert shard.step_argv() == ["python", "-m", "tasks.embed", "--workspace", "/repo/runs/v", "--shard", "3", "--device", "auto"]
+    assert shard.step_argv() == ["python", "-m", "tasks.steps.embed", "--workspace", "/repo/runs/v", "--shard", "3", "--device",
+                                 "auto"]
     with pytest.raises(ValueError, match="step embed needs shard"):
         local_step("embed", "/repo/runs/v").step_argv()
     deploy = local_step("deploy", "/repo/runs/v", options={"--repository": "/repo"})
-    assert deploy.step_argv()[:3] == ["python", "-m", "tasks.commit_version"]  # the task keeps its name
+    assert deploy.step_argv()[:3] == ["python", "-m", "tasks.steps.commit_version"]  # the task keeps its name

@@ -23,7 +23,7 @@ def test_each_runner_makes_its_operator_from_the_declaration() -> None:
                                  shard=0 if step.sharded else None)
             assert isinstance(task, kind) and task.task_id == step.name
             assert task.execution_timeout == step.timeout and task.retries == step.retry.attempts(settings)
-            assert task.step_argv()[2] == f"tasks.{step.module or step.name}"
+            assert task.step_argv()[2] == f"tasks.steps.{step.program}"
             assert task.max_active_tis_per_dag == (3 if step.sharded else None)
 
 

@@ -33,4 +33,4 @@ def test_the_operator_keeps_the_steps_links_and_templates() -> None:
     assert {"workspace", "options", "flags"} <= set(operator.template_fields)
     links = {type(link) for link in operator.operator_extra_links}
     assert {type(link) for link in GKEStartPodOperator.operator_extra_links} <= links
-    assert operator.step_argv()[:3] == ["python", "-m", "tasks.embed"]
+    assert operator.step_argv()[:3] == ["python", "-m", "tasks.steps.embed"]

@@ -1,4 +1,5 @@
-"""The DAG's last step (task ``deploy``): ``python -m tasks.commit_version`` bumps the GitOps overlay to the run's version."""
+"""The DAG's last step (task ``deploy``): ``python -m tasks.steps.commit_version`` bumps the GitOps overlay to the run's
+version."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from imagesearch import gitops
-from tasks import rollback
 from tasks.cli import EXIT_PERMANENT, EXIT_SKIPPED
+from tasks.operations import rollback
 from tasks.pipeline import STEP
 from tasks.workspace import Workspace
 from tests.conftest import SECOND_VERSION
@@ -28,7 +29,7 @@ def test_commit_version_step_commits_the_run_version_once(tmp_path: Path, publis
                                                   config: gitops.GitOpsConfig) -> None:
     models, version = published_repository
     workspace = models / "runs" / version
-    assert STEP["deploy"].command == ["python", "-m", "tasks.commit_version"]
+    assert STEP["deploy"].command == ["python", "-m", "tasks.steps.commit_version"]
 
     first = run_step("commit_version", workspace, "--repository", str(models))
     assert first.code == 0, first.stderr

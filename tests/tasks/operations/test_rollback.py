@@ -1,4 +1,4 @@
-"""``python -m tasks.rollback``: init, history and a ``git revert`` rollback that says what Argo CD will do."""
+"""``python -m tasks.operations.rollback``: init, history and a ``git revert`` rollback that says what Argo CD will do."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from imagesearch import gitops
 from imagesearch.repository import ModelRepository
-from tasks import rollback
+from tasks.operations import rollback
 from tests.gitops.support import PASSED_GATE, V1, V2, V3, committed_versions, git_output, rendered_version
 
 

@@ -52,7 +52,7 @@ def test_whole_chain_on_gcs(gcs_bucket: str, gcs_emulator: str, photo_catalog: P
     for path in photo_catalog.parent.iterdir():
         bucket.put_file(f"catalog/{path.name}", path)
     result = subprocess.run(
-        [sys.executable, "-m", "tasks.run_all", "--catalog", f"{gcs_bucket}/catalog/{photo_catalog.name}",
+        [sys.executable, "-m", "tasks.operations.run_all", "--catalog", f"{gcs_bucket}/catalog/{photo_catalog.name}",
          "--repository", f"{gcs_bucket}/models", "--version", "20260401T000000Z", "--no-deploy"],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
         env={**os.environ, "PYTHONPATH": str(ROOT), "STORAGE_EMULATOR_HOST": gcs_emulator,

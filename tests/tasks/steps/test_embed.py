@@ -6,7 +6,7 @@ import numpy as np
 
 from imagesearch.embedder import Embedder
 from imagesearch.preprocess import normalize
-from tasks.embed import embed_pixels
+from tasks.steps.embed import embed_pixels
 
 
 def test_batches_give_the_same_vectors_as_one_pass() -> None:

@@ -1,6 +1,6 @@
 """Run the pipeline on one machine: every step of ``tasks.pipeline`` in order, each a subprocess with its pod argv.
 
-    python -m tasks.run_all --catalog data/catalogs/tuxpaint/catalog.csv [--no-deploy] [--limit 100]
+    python -m tasks.operations.run_all --catalog data/catalogs/tuxpaint/catalog.csv [--no-deploy] [--limit 100]
 
 The options are the DAG's trigger form (defaults from settings), plus the model repository and the version.
 Like the DAG, it publishes and commits the version to the GitOps repo unless told not to, and a step that
@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from imagesearch.artifacts import new_version
+from imagesearch.manifest import new_version
 from imagesearch.repository import open_repository
 from imagesearch.settings import Settings, get_settings
 from tasks.cli import EXIT_SKIPPED

@@ -1,4 +1,4 @@
-"""``python -m tasks.promote --from staging --to production`` on a real git repo, rendered by real kustomize."""
+"""``python -m tasks.operations.promote --from staging --to production`` on a real git repo, rendered by real kustomize."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from imagesearch import gitops
-from tasks import promote
+from tasks.operations import promote
 from tests.gitops.support import PASSED_GATE, V1, V2, V3, bootstrapped, committed_versions, git_output, log, rendered_version
 
 V4 = "20260104T000000Z-0a1b2c3d"

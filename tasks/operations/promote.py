@@ -1,6 +1,6 @@
 """Promote the version one environment serves to another: one commit to the target overlay, never forced.
 
-    python -m tasks.promote --from staging --to production [--repository URI] [--json]
+    python -m tasks.operations.promote --from staging --to production [--repository URI] [--json]
 
 Reads the version the ``--from`` overlay names at the branch tip and, after checking that it is
 committed in the model repository (default: the one the target overlay's pods fetch from), that it
@@ -24,7 +24,7 @@ from imagesearch.artifacts import is_committed, read_manifest
 from imagesearch.errors import ImageSearchError
 from imagesearch.repository import DEFAULT_RETRY_S, open_repository
 from imagesearch.settings import SettingsError, get_settings
-from tasks.rollback import describe_sync
+from tasks.operations.rollback import describe_sync
 
 OVERLAYS = "gitops/overlays"
 
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"promote: {exc}", file=sys.stderr)
         return 1
-    parser = argparse.ArgumentParser(prog="python -m tasks.promote", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m tasks.operations.promote", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--from", dest="source", required=True, help="environment (or overlay) to promote from")
     parser.add_argument("--to", dest="target", required=True, help="environment (or overlay) to promote to")

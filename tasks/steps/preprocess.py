@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import logging
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +18,7 @@ from imagesearch.preprocess import PreprocessConfig, fitted_pixels
 from imagesearch.settings import Settings
 from imagesearch.stamps import image_stamps
 from tasks import cli
-from tasks.workspace import LAYOUT, Workspace
+from tasks.workspace import LAYOUT
 
 log = logging.getLogger("preprocess")
 
@@ -48,10 +46,9 @@ def prepare(record: dict[str, Any], settings: Settings, policy: InputPolicy, con
         return Outcome(record, reason=exc.reason, message=str(exc))
 
 
-def preprocess(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
-    workspace = Workspace(args.workspace, settings.storage.repository_retry_s)
-    info = workspace.run_info()
-    records = workspace.read_jsonl(LAYOUT.SHARD_ITEMS.of(args.shard))
+def preprocess(context: cli.StepContext) -> dict[str, Any]:
+    settings, workspace, info, shard = context.settings, context.workspace, context.run, context.shard
+    records = workspace.read_jsonl(LAYOUT.SHARD_ITEMS.of(shard))
     policy = InputPolicy.for_images(settings.inputs, info.get("catalog_uri", ""))
     # Stamped again just before the fetch: the version records the stamp of the bytes it was built from.
     for record, stamp in zip(records, image_stamps([record["image_uri"] for record in records], policy), strict=True):
@@ -68,7 +65,7 @@ def preprocess(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     for outcome in failed[:20]:
         log.warning("skipping %s: %s (%s)", outcome.record["item_id"], outcome.reason, outcome.message)
     workspace.write_jsonl(
-        LAYOUT.FAILURES.of(args.shard),
+        LAYOUT.FAILURES.of(shard),
         (
             {"item_id": o.record["item_id"], "image_uri": o.record["image_uri"], "image_stamp": o.record["image_stamp"],
              "reason": o.reason, "message": o.message}
@@ -76,20 +73,20 @@ def preprocess(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         ),
     )
     # Never empty (an empty object is awkward to download from some stores): build_index reads the stamps from it.
-    workspace.write_json(LAYOUT.FAILED_STAMPS.of(args.shard),
+    workspace.write_json(LAYOUT.FAILED_STAMPS.of(shard),
                          {o.record["item_id"]: o.record["image_stamp"] for o in failed})
     ratio = len(failed) / max(len(records), 1)
     if ratio > settings.pipeline.max_failure_ratio:
         raise cli.StepFailed(
-            f"shard {args.shard}: {len(failed)} of {len(records)} images failed ({ratio:.0%} > "
+            f"shard {shard}: {len(failed)} of {len(records)} images failed ({ratio:.0%} > "
             f"{settings.pipeline.max_failure_ratio:.0%}); first: {failed[0].record['item_id']}: {failed[0].message}",
             transient=True,  # images may be missing for a moment (an upload in flight, a storage hiccup)
         )
     to_embed = [o for o in good if o.reuse_row is None]
     pixels = np.stack([o.pixels for o in to_embed]) if to_embed else np.zeros((0, config.size, config.size, 3), np.uint8)
-    workspace.write_array(LAYOUT.PIXELS.of(args.shard), pixels, compressed=True)
+    workspace.write_array(LAYOUT.PIXELS.of(shard), pixels, compressed=True)
     workspace.write_jsonl(
-        LAYOUT.PREPROCESSED.of(args.shard),
+        LAYOUT.PREPROCESSED.of(shard),
         (
             {**o.record, "image_sha256": o.sha256, "status": "embed" if o.reuse_row is None else "reuse",
              "reuse_row": o.reuse_row}
@@ -99,18 +96,11 @@ def preprocess(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     reasons: dict[str, int] = {}
     for outcome in failed:
         reasons[outcome.reason] = reasons.get(outcome.reason, 0) + 1
-    return {"shard": args.shard, "items": len(records), "ok": len(good), "to_embed": len(to_embed),
+    return {"shard": shard, "items": len(records), "ok": len(good), "to_embed": len(to_embed),
             "reusable": len(good) - len(to_embed), "failed": len(failed), "failure_reasons": reasons}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = cli.parser("preprocess", __doc__ or "")
-    parser.add_argument("--shard", type=int, required=True)
-    # Accepted for the DAG's argv; snapshot already decided what is reused (and planned no reuse on a full rebuild).
-    parser.add_argument("--repository", help="unused: the shard lists what to fetch")
-    parser.add_argument("--full-rebuild", action="store_true", help="unused: see --repository")
-    return cli.run("preprocess", preprocess, parser.parse_args(argv))
-
+main = cli.entry("preprocess", preprocess, __doc__)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

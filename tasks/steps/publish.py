@@ -2,32 +2,26 @@
 
 from __future__ import annotations
 
-import argparse
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from imagesearch.artifacts import Manifest, ModelInfo, publish, seal
-from imagesearch.repository import open_model_repository
-from imagesearch.settings import Settings
-from tasks import cli, unchanged
-from tasks.workspace import LAYOUT, Workspace
+from imagesearch.artifacts import publish, seal
+from imagesearch.manifest import Manifest, ModelInfo
+from tasks import cli
+from tasks.workspace import LAYOUT
 
 
-def publish_step(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
-    workspace = Workspace(args.workspace, settings.storage.repository_retry_s)
-    info = workspace.run_info()
-    if (skipped := unchanged.summary(info, "publish")) is not None:
-        return skipped
+def publish_step(context: cli.StepContext) -> dict[str, Any]:
+    workspace, info = context.workspace, context.run
     build = workspace.read_json(LAYOUT.BUILD.key)
     gate = workspace.read_json(LAYOUT.GATE.key) if workspace.exists(LAYOUT.GATE.key) else {"passed": False}
     if not gate["passed"]:
         raise cli.StepFailed("the index has not passed evaluation; refusing to publish")
     metrics = workspace.read_json(LAYOUT.METRICS.key)
-    repo = open_model_repository(settings, args.repository)
+    repo = context.repository()
     with tempfile.TemporaryDirectory(prefix="publish-") as scratch:
         directory = workspace.download_dir(LAYOUT.INDEX.key, Path(scratch))
         manifest = Manifest(
@@ -48,11 +42,7 @@ def publish_step(args: argparse.Namespace, settings: Settings) -> dict[str, Any]
             "metrics": metrics, "files": len(sealed.files)}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = cli.parser("publish", __doc__ or "")
-    parser.add_argument("--repository", help="model repository URI; default from settings")
-    return cli.run("publish", publish_step, parser.parse_args(argv))
-
+main = cli.entry("publish", publish_step, __doc__)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -1,9 +1,9 @@
 """The GitOps repo by hand: create the local one, list what was deployed, roll back and pin, unpin.
 
-    python -m tasks.rollback init [--model-repository URI]          create the local bare repo from gitops/
-    python -m tasks.rollback history [--limit N] [--json]           deploys, rollbacks, pins, newest first
-    python -m tasks.rollback rollback [--to VERSION] --reason TEXT  revert to the previous (or a named) version, pinned
-    python -m tasks.rollback unpin [--deploy-latest | --deploy V]   lift the pin (alias: release)
+    python -m tasks.operations.rollback init [--model-repository URI]          create the local bare repo from gitops/
+    python -m tasks.operations.rollback history [--limit N] [--json]           deploys, rollbacks, pins, newest first
+    python -m tasks.operations.rollback rollback [--to VERSION] --reason TEXT  revert to the previous (or a named) version, pinned
+    python -m tasks.operations.rollback unpin [--deploy-latest | --deploy V]   lift the pin (alias: release)
 
 Common flags: --gitops-repo URL, --branch NAME, --overlay PATH (defaults: IMAGESEARCH_GITOPS_*).
 A rollback reverts the bump commit(s) after the target version and, in the same commit, pins the overlay
@@ -118,7 +118,7 @@ def roll_back(args: argparse.Namespace, config: gitops.GitOpsConfig, settings: S
         _report(args, config, result, workdir,
                 f"Rolled {config.overlay} back from {result.previous} to {result.version}: commit {result.commit}"
                 f"{reverts} pins {result.version} ({decision.reason}); runs will not deploy until "
-                "`python -m tasks.rollback unpin`")
+                "`python -m tasks.operations.rollback unpin`")
 
 
 def latest_deployable(repository: ModelRepository, reverted: set[str]) -> str:
@@ -151,7 +151,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     common.add_argument("--gitops-repo", help=gitops.repo_option_help(settings))
     common.add_argument("--branch", help=f"branch (default {settings.gitops.branch})")
     common.add_argument("--overlay", help=f"overlay path in the repo (default {settings.gitops.overlay})")
-    parser = argparse.ArgumentParser(prog="python -m tasks.rollback", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m tasks.operations.rollback", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     init_parser = commands.add_parser("init", parents=[common], help="create the local bare GitOps repo (idempotent)")

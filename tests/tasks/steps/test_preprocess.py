@@ -41,7 +41,7 @@ def test_bad_images_are_recorded_and_the_shard_completes(tmp_path: Path, photo_c
     catalog = catalog_with_bad_images(tmp_path, photo_catalog)
     workspace = tmp_path / "ws"
     assert run_step("snapshot", workspace, "--catalog", str(catalog), "--repository", str(tmp_path / "repo")).code == 0
-    result = run_step("preprocess", workspace, "--shard", "0", "--repository", str(tmp_path / "repo"))
+    result = run_step("preprocess", workspace, "--shard", "0")
     assert result.code == 0, result.stderr
     assert result.summary["ok"] == 4 and result.summary["failed"] == 4
     assert result.summary["failure_reasons"] == {"missing": 1, "truncated": 1, "not_an_image": 1, "too_small": 1}
@@ -56,7 +56,7 @@ def test_failure_ratio_gate_fails_the_shard(tmp_path: Path, photo_catalog: Path,
     catalog = catalog_with_bad_images(tmp_path, photo_catalog)
     workspace = tmp_path / "ws"
     run_step("snapshot", workspace, "--catalog", str(catalog), "--repository", str(tmp_path / "repo"))
-    result = run_step("preprocess", workspace, "--shard", "0", "--repository", str(tmp_path / "repo"))
+    result = run_step("preprocess", workspace, "--shard", "0")
     assert result.code == 1  # retryable: missing images may come back
     assert "4 of 8 images failed (50% > 25%)" in result.stderr
     assert Workspace(str(workspace)).exists("preprocess/00000/failures.jsonl")  # the evidence is kept
@@ -67,7 +67,7 @@ def test_huge_file_is_refused_by_size(tmp_path: Path, photo_catalog: Path, monke
     monkeypatch.setenv("IMAGESEARCH_MAX_FAILURE_RATIO", "1")
     workspace = tmp_path / "ws"
     run_step("snapshot", workspace, "--catalog", str(photo_catalog), "--repository", str(tmp_path / "repo"), "--limit", "4")
-    result = run_step("preprocess", workspace, "--shard", "0", "--repository", str(tmp_path / "repo"))
+    result = run_step("preprocess", workspace, "--shard", "0")
     assert result.code == 0 and result.summary["failure_reasons"].get("too_large", 0) >= 1
 
 

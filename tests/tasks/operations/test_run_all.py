@@ -5,7 +5,7 @@ import pytest
 from imagesearch.artifacts import committed_versions, read_manifest
 from imagesearch.repository import open_repository
 from imagesearch.settings import Settings
-from tasks.run_all import parse_args
+from tasks.operations.run_all import parse_args
 
 
 def test_pipeline_publishes_a_committed_version(published_repository: tuple[Path, str]) -> None:

@@ -1,0 +1,1 @@
+"""The pipeline steps: one CLI each (``python -m tasks.steps.<module>``), declared in tasks/pipeline.py."""

@@ -1,0 +1,100 @@
+"""Build the index: assemble the version's vectors (reused + new: :mod:`tasks.assembly`), learn the whitening, store
+the evaluation's sample images (:mod:`tasks.samples`), build ScaNN with parameters chosen from the count.
+
+The reused vectors come from the previous version's ``embeddings.npy`` in one pass, here and only here:
+read in place when the repository is local (memory-mapped, chunk by chunk), downloaded once when remote,
+verified against its manifest either way.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+import numpy as np
+import pyarrow.parquet as pq
+
+from imagesearch.artifacts import read_manifest
+from imagesearch.errors import ArtifactError
+from imagesearch.index import VectorIndex, choose_params
+from imagesearch.index_store import EMBEDDINGS, ITEMS, SAMPLES, WHITENING, StoredVectors, write_vectors
+from imagesearch.manifest import Manifest
+from imagesearch.repository import ModelRepository, open_model_repository
+from imagesearch.settings import Settings
+from imagesearch.whitening import Whitening
+from tasks import cli
+from tasks.assembly import assemble, vector_chunks
+from tasks.previous import previous_vectors
+from tasks.samples import write_version_samples
+from tasks.workspace import LAYOUT
+
+log = logging.getLogger("build_index")
+WHITENING_SAMPLE = 200_000  # rows the whitening is learned on (a seeded sample beyond that)
+
+
+def whitening_for(vectors: StoredVectors, settings: Settings) -> Whitening | None:
+    if not settings.pipeline.whitening_dims or len(vectors) < settings.pipeline.whitening_min_items:
+        return None
+    rows = np.arange(len(vectors))
+    if len(rows) > WHITENING_SAMPLE:
+        rows = np.sort(np.random.default_rng(0).choice(len(rows), WHITENING_SAMPLE, replace=False))
+    return Whitening.fit(vectors.take(rows), settings.pipeline.whitening_dims, settings.pipeline.whitening_shrinkage)
+
+
+def build_index(context: cli.StepContext) -> dict[str, Any]:
+    settings, workspace, info = context.settings, context.workspace, context.run
+    assembly = assemble(workspace, info)
+    count = assembly.items.num_rows
+    if not count:
+        raise cli.StepFailed("no embedded items to index")
+    reused = int((assembly.previous_rows >= 0).sum())
+    previous: tuple[ModelRepository, Manifest] | None = None
+    if info["previous_version"]:
+        repo = open_model_repository(settings, info["repository"])
+        previous = (repo, read_manifest(repo, info["previous_version"]))
+    elif reused:
+        raise cli.StepFailed(f"{reused} items reuse vectors but the run has no previous version")
+    model = assembly.model or (msgspec.to_builtins(previous[1].model) if previous is not None else None)
+    if model is None or model["model_id"] != info["model_id"]:
+        raise cli.StepFailed(f"the vectors were made with {model and model['model_id']}, the run plans {info['model_id']}")
+    params = choose_params(count, settings.pipeline.brute_force_below)
+    with workspace.store.scratch_dir() as directory, ExitStack() as stack:
+        old = None
+        try:
+            if reused and previous is not None:
+                old = stack.enter_context(previous_vectors(*previous))
+            write_vectors(directory / EMBEDDINGS, vector_chunks(assembly, old, model["dim"]), (count, model["dim"]))
+        except ArtifactError as exc:  # never a wrong vector: the run stops, a full rebuild embeds everything
+            raise cli.StepFailed(f"cannot reuse the vectors of {info['previous_version']}: {exc}; "
+                                 "run again with full_rebuild") from None
+        stack.close()
+        log.info("%d vectors: %d reused from %s, %d new", count, reused, info["previous_version"], count - reused)
+        vectors = StoredVectors(directory / EMBEDDINGS)
+        whitening = whitening_for(vectors, settings)
+        if whitening is not None:
+            (directory / WHITENING).write_bytes(whitening.to_bytes())
+        pq.write_table(assembly.items, directory / ITEMS)
+        sampled = write_version_samples(workspace, assembly, previous, directory / SAMPLES, settings, info["shards"])
+        VectorIndex.build(vectors.search_space(whitening), params).save(directory)
+        workspace.check_writable(LAYOUT.INDEX.key)
+        workspace.store.delete_prefix(LAYOUT.INDEX.key)
+        size = sum(path.stat().st_size for path in directory.rglob("*") if path.is_file())
+        workspace.upload_dir(LAYOUT.INDEX.key, directory, move=True)
+    whitened = None if whitening is None else {"dims": whitening.out_dim, "shrinkage": settings.pipeline.whitening_shrinkage}
+    workspace.write_json(LAYOUT.BUILD.key, {
+        "params": params.to_dict(), "model": model, "items": count, "whitening": whitened,
+        "snapshot_sha256": assembly.snapshot_sha256,
+        # The version's own timestamp, not the clock: a rebuilt version keeps the same manifest.
+        "created_at": datetime.strptime(info["version"][:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).isoformat(),
+    })
+    return {"items": count, "reused": reused, "embedded": count - reused, "samples": sampled,
+            "params": params.to_dict(), "whitening": whitened, "bytes": size, "model_id": model["model_id"]}
+
+
+main = cli.entry("build_index", build_index, __doc__)
+
+if __name__ == "__main__":
+    raise SystemExit(main())
