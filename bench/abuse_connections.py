@@ -250,9 +250,11 @@ def attack_row(url: str, process: psutil.Process, idle_mib: float, mechanism: st
     for thread in legitimate:
         thread.start()
     peak = process.memory_info().rss
+    cpu_before = sum(process.cpu_times()[:2])
     while any(thread.is_alive() for thread in legitimate):
         peak = max(peak, process.memory_info().rss)
         time.sleep(0.05)
+    cpu_s = sum(process.cpu_times()[:2]) - cpu_before
     output, _ = attacker.communicate(timeout=60)
     attacked = Counter(json.loads(output))
     opened = attacked.pop("opened", 0)
@@ -260,7 +262,7 @@ def attack_row(url: str, process: psutil.Process, idle_mib: float, mechanism: st
     hangs = seen.statuses()["hang"]
     return (f"| {attack.name} | {mechanism} | {opened:,} ({counted(attacked)}) | {rate(seen.searches)} | "
             f"{rate(seen.probes)} ({counted(seen.probes)}) | {max(seen.probe_seconds, default=float('nan')):.2f} | "
-            f"{percentile(seen.probe_seconds, 0.99):.3f} | {fives:,} | {hangs} | "
+            f"{percentile(seen.probe_seconds, 0.99):.3f} | {fives:,} | {hangs} | {cpu_s:.0f} | {os.getloadavg()[0]:.1f} | "
             f"{peak / MIB - idle_mib:+.0f} (idle {idle_mib:.0f}) | {ready_now(url)} |")
 
 
@@ -281,13 +283,15 @@ def connection_table(index_dir: Path, folder: Path, image: bytes, hold_s: float,
     names = "\n".join(f"- **{mechanism.name}**: {mechanism.explained}" for mechanism in MECHANISMS)
     return "\n".join([
         f"Attacks from their own process, {hold_s:g} s each; legitimate client on 127.0.0.1: searches on a kept-alive "
-        f"connection, probes on a new connection every {PROBE_EVERY_S:g} s (a success: 200 within {PROBE_DEADLINE_S:g} s).",
+        f"connection, probes on a new connection every {PROBE_EVERY_S:g} s (a success: 200 within {PROBE_DEADLINE_S:g} s). "
+        f"{os.cpu_count()} CPUs; the load average is the machine's at the end of each attack.",
         "",
         names,
         "",
         "| attack | mechanism | attacker connections opened (what they got) | legitimate searches 200 | probes 200 within 1 s "
-        "| slowest probe s | p99 probe s | legitimate 5xx | hangs | peak RSS over idle MiB | /readyz afterwards |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| slowest probe s | p99 probe s | legitimate 5xx | hangs | server CPU s | load avg 1 min | peak RSS over idle MiB "
+        "| /readyz afterwards |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         *rows,
     ])
 
