@@ -9,7 +9,7 @@ Mechanisms (each a fresh server over the same index, one after the other):
 Attacks (each for ``hold_s``), from their own process so the legitimate client's timings measure the server and
 not the benchmark: ``idle`` connections that send nothing and ``slow_header`` ones that trickle a header byte
 every 0.5 s, once all from one peer address (127.0.0.2) and once spread over one address each (127.1.x.y); then
-``slow_body`` uploads that trickle their body. Every attacker reconnects 50 ms after the server cuts it off.
+``slow_body`` uploads that trickle their body. Every attacker reconnects 50 ms after the server answers it or cuts it off.
 Meanwhile a legitimate client on 127.0.0.1 searches in a loop on a kept-alive connection, and probes
 ``/healthz`` and ``/readyz`` the way the kubelet does (a new connection each, every 0.2 s); a probe succeeds
 with a 200 within 1 s, whole request wall time. A request with no answer in 10 s (probes) or 30 s (searches)
@@ -105,10 +105,10 @@ def attacks(idle: int, slow_header: int, slow_body: int) -> list[Attack]:
 # --- the attacker, run as ``python -m bench.abuse_connections attack``: its own process, its own CPU time -----------
 
 async def answer_of(reader: asyncio.StreamReader) -> bytes:
-    """Everything the server sends until it closes the connection."""
+    """The head of the server's answer, or what it sent (usually nothing) before it closed the connection."""
     answer = b""
     with contextlib.suppress(OSError):
-        while chunk := await reader.read(4096):
+        while b"\r\n\r\n" not in answer and (chunk := await reader.read(4096)):
             answer += chunk
     return answer
 
@@ -133,7 +133,8 @@ async def flood(host: str, port: int, spec: Flood, first_peer: int, until: float
                         break
                     writer.write(bytes([byte]))
                     await writer.drain()
-            await asyncio.wait([answer], timeout=max(until - time.monotonic(), 0))  # hold what was sent until cut off
+            # Hold the connection until it is answered or cut off; then start again, as a client retrying would.
+            await asyncio.wait([answer], timeout=max(until - time.monotonic(), 0))
             writer.close()
             if not answer.done():
                 answer.cancel()

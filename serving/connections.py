@@ -8,6 +8,9 @@ answers 503 to *every* request, probes included, once enough connections are ope
   previous response sent) to deliver its complete headers, and closes the connection after that;
 - closes a new connection at once when its peer address already holds ``max_connections_per_client``
   connections, or the server ``max_connections``: the flood loses its own connections, not everyone's requests.
+  At once, not after holding it unread to slow the client down: a held connection would keep its file
+  descriptor and count against ``max_connections``, so one client reconnecting in a loop could fill the worker.
+  The per-peer counts are kept as connections open and close, so a reconnect storm costs O(1) per accept.
 
 The peer is the TCP peer address, never a forwarded header. uvicorn loads the class by its import path in
 each worker, so the limits come from the settings (environment) there.
