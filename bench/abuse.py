@@ -13,19 +13,17 @@ Then, in this process, it times a filtered query whose category is far from the 
 exact pass over the whole matching subset (the previous behaviour) against serving.search.nearest.
 Prints Markdown tables. Never run as a test.
 
-    PYTHONPATH=. .venv/bin/python bench/abuse.py --connections [--hold-s 60] [--idle 1000] [--slow-header 256] [--slow-body 64]
+    ulimit -n 20000; PYTHONPATH=. .venv/bin/python bench/abuse.py --connections [--hold-s 60]
 
-runs the connection attacks instead, against the same kind of server: from 127.0.0.2, ``--idle`` connections that
-send nothing and ``--slow-header`` ones that trickle a header byte every 0.5 s, then ``--slow-body`` uploads
-that trickle their body, each reconnecting as soon as the server cuts it off, for ``--hold-s`` each; meanwhile
-a legitimate client on 127.0.0.1 searches in a loop and polls /healthz and /readyz (1 s timeout each). Prints
-the success rate of each, every status seen, and the server's peak RSS against idle.
+runs the connection attacks instead (bench/abuse_connections.py): ``--idle`` connections that send nothing and
+``--slow-header`` ones that trickle their headers, from one peer address and from one address each, then
+``--slow-body`` uploads that trickle their body, against uvicorn's options as on main and against the guarded
+server, while a legitimate client searches and probes. One Markdown table.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import shutil
 import statistics
 import tempfile
@@ -36,10 +34,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
 import numpy as np
 import psutil
 
+from bench.abuse_connections import connection_table
 from bench.serve import start_server
 from imagesearch.artifacts import Manifest, commit_local, seal
 from imagesearch.embedder import Embedder
@@ -49,7 +47,6 @@ from imagesearch.model import FEATURE_DIM
 from imagesearch.settings import Settings
 from imagesearch.vectors import l2_normalize
 from imagesearch.whitening import Whitening
-from serving.app import raise_open_files_limit
 from serving.decode_budget import decode_permits, worst_case_decode_bytes
 from serving.search import Filters, build_category_indexes, nearest
 from tests.conftest import jpeg_bytes, photo
@@ -178,120 +175,6 @@ def filtered_table(index_dir: Path, settings: Settings, repeats: int = 20) -> st
     return "\n".join(lines)
 
 
-ATTACKER = "127.0.0.2"  # another peer address than the legitimate client's 127.0.0.1: the server tells them apart
-
-
-async def hold_connections(host: str, port: int, count: int, first_bytes: bytes, trickle: bytes, until: float) -> int:
-    """``count`` attackers, each sending ``first_bytes`` then a byte of ``trickle`` every 0.5 s, reconnecting when cut off."""
-    opened = 0
-
-    async def attacker() -> None:
-        nonlocal opened
-        while time.monotonic() < until:
-            try:
-                reader, writer = await asyncio.open_connection(host, port, local_addr=(ATTACKER, 0))
-            except OSError:
-                await asyncio.sleep(0.1)
-                continue
-            opened += 1
-            try:
-                writer.write(first_bytes)
-                for byte in trickle:
-                    if time.monotonic() >= until or reader.at_eof():
-                        break
-                    await asyncio.sleep(0.5)
-                    writer.write(bytes([byte]))
-                    await writer.drain()
-                while time.monotonic() < until and not reader.at_eof():  # hold what was sent until cut off
-                    await asyncio.wait_for(reader.read(4096), max(until - time.monotonic(), 0.01))
-            except (OSError, TimeoutError):
-                pass
-            finally:
-                writer.close()
-            await asyncio.sleep(0.05)  # bounded: at most 20 reconnects a second per attacker
-
-    await asyncio.gather(*(attacker() for _ in range(count)))
-    return opened
-
-
-@dataclass
-class Legitimate:
-    searches: Counter[str]
-    probes: Counter[str]
-    slowest_probe_s: float = 0.0
-
-
-def legitimate_traffic(url: str, until: float, image: bytes) -> Legitimate:
-    seen = Legitimate(Counter(), Counter())
-    with httpx.Client(base_url=url, timeout=10) as searches, httpx.Client(base_url=url, timeout=1) as probes:
-        while time.monotonic() < until:
-            try:
-                found = searches.post("/v1/search?k=5", content=image, headers={"Content-Type": "image/jpeg"})
-                seen.searches[str(found.status_code)] += 1
-            except httpx.HTTPError as exc:
-                seen.searches[type(exc).__name__] += 1
-            for path in ("/healthz", "/readyz"):
-                began = time.monotonic()
-                try:
-                    seen.probes[str(probes.get(path).status_code)] += 1
-                except httpx.HTTPError as exc:
-                    seen.probes[type(exc).__name__] += 1
-                seen.slowest_probe_s = max(seen.slowest_probe_s, time.monotonic() - began)
-            time.sleep(0.1)
-    return seen
-
-
-def attack_row(url: str, process: psutil.Process, name: str, attacks: list[tuple[int, bytes, bytes]], hold_s: float) -> str:
-    host, port = urlsplit(url).hostname or "", urlsplit(url).port or 0
-    until = time.monotonic() + hold_s
-    opened: list[int] = []
-
-    async def all_attacks() -> None:
-        opened.extend(await asyncio.gather(*(hold_connections(host, port, *attack, until) for attack in attacks)))
-
-    attack = threading.Thread(target=asyncio.run, args=(all_attacks(),))
-    attack.start()
-    seen: list[Legitimate] = []
-    legit = threading.Thread(target=lambda: seen.append(legitimate_traffic(url, until, jpeg_bytes(photo("rocket")))))
-    legit.start()
-    peak = rss_mib(process)
-    while attack.is_alive() or legit.is_alive():
-        peak = max(peak, rss_mib(process))
-        time.sleep(0.05)
-    result = seen[0]
-
-    def rate(counts: Counter[str]) -> str:
-        return f"{counts['200'] / max(sum(counts.values()), 1):.1%} of {sum(counts.values())}"
-
-    def statuses(counts: Counter[str]) -> str:
-        return ", ".join(f"{count} x {status}" for status, count in sorted(counts.items()))
-
-    return (f"| {name} | {sum(opened):,} | {rate(result.searches)} ({statuses(result.searches)}) | "
-            f"{rate(result.probes)} ({statuses(result.probes)}) | {result.slowest_probe_s:.2f} | {peak:.0f} |")
-
-
-def connection_table(url: str, process: psutil.Process, hold_s: float, idle: int, slow_header: int, slow_body: int) -> str:
-    idle_rss = rss_mib(process)
-    slow_headers = b"POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n" + b"X-Slow: " + b"a" * 4096
-    body_headers = b"POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: 1000000\r\n\r\n"
-    rows = [
-        attack_row(url, process, f"{idle:,} idle + {slow_header} slow-header connections", [
-            (idle, b"", b""), (slow_header, slow_headers[:20], slow_headers[20:])], hold_s),
-        attack_row(url, process, f"{slow_body} slow bodies, reconnecting after each 408", [
-            (slow_body, body_headers, b"\xff" * 1000)], hold_s),
-    ]
-    with httpx.Client(base_url=url, timeout=5) as http:
-        ready = http.get("/readyz").status_code
-    return "\n".join([
-        f"server idle (baseline): **{idle_rss:.0f} MiB** RSS; attacks from {ATTACKER}, legitimate client from 127.0.0.1, "
-        f"{hold_s:g} s each; /readyz afterwards: {ready}",
-        "",
-        "| attack | attacker connections opened | legitimate searches 200 | probes 200 | slowest probe s | peak RSS MiB |",
-        "|---|---|---|---|---|---|",
-        *rows,
-    ])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", type=int, default=40_000)
@@ -302,24 +185,22 @@ def main() -> None:
     parser.add_argument("--slow-header", type=int, default=256)
     parser.add_argument("--slow-body", type=int, default=64)
     args = parser.parse_args()
-    raise_open_files_limit(args.idle + args.slow_header + args.slow_body + 256)
     settings = Settings.from_env({})
     folder = Path(tempfile.mkdtemp(prefix="abuse-bench-"))
     try:
         index_dir = build_index(folder / VERSION, args.items)
+        if args.connections:
+            print(connection_table(index_dir, folder, jpeg_bytes(photo("rocket")), args.hold_s, args.idle,
+                                   args.slow_header, args.slow_body))
+            return
         server, url = start_server(index_dir, settings.serving.batch_max_size, folder / "server.log")
         try:
-            if args.connections:
-                print(connection_table(url, psutil.Process(server.pid), args.hold_s, args.idle, args.slow_header,
-                                       args.slow_body))
-            else:
-                print(memory_table(url, psutil.Process(server.pid), settings, args.burst))
+            print(memory_table(url, psutil.Process(server.pid), settings, args.burst))
         finally:
             server.terminate()
             server.wait(timeout=60)
-        if not args.connections:
-            print()
-            print(filtered_table(index_dir, settings))
+        print()
+        print(filtered_table(index_dir, settings))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,15 +57,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(index_dir: Path, batch_max_size: int, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(index_dir: Path, batch_max_size: int, log: Path, argv: Sequence[str] = ("-m", "serving.app"),
+                 env: Mapping[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """``python ARGV`` (the server) on a free loopback port, with ``env`` over the benchmark's settings, once ready."""
     port = free_port()
-    env = {
+    environ = {
         **os.environ, "PYTHONPATH": str(PROJECT_ROOT), "IMAGESEARCH_INDEX_DIR": str(index_dir),
         "IMAGESEARCH_HOST": "127.0.0.1", "IMAGESEARCH_PORT": str(port), "IMAGESEARCH_BATCH_MAX_SIZE": str(batch_max_size),
+        **(env or {}),
     }
     with log.open("wb") as sink:
-        command = [sys.executable, "-m", "serving.app"]
-        process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT)
+        command = [sys.executable, *argv]
+        process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=environ, stdout=sink, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and process.poll() is None:

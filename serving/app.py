@@ -8,7 +8,6 @@ so the local deploy runs one worker (the default) and Kubernetes scales with pod
 from __future__ import annotations
 
 import logging
-import resource
 from pathlib import Path
 
 import anyio.to_thread
@@ -22,7 +21,7 @@ from imagesearch.settings import Settings, get_settings
 from serving.admin import AdminController, bearer_token_guard
 from serving.admission import Admission, AdmissionMiddleware, client_slots
 from serving.api import SearchController
-from serving.connections import PROTOCOL_PATH
+from serving.connections import PROTOCOL_PATH, raise_open_files_limit
 from serving.errors import EXCEPTION_HANDLERS
 from serving.metrics import Metrics, RequestMetricsMiddleware
 from serving.openapi import asset_routers, openapi_config
@@ -84,14 +83,6 @@ def create_app(settings: Settings | None = None, embedder: QueryEmbedder | None 
         request_max_body_size=max_body_bytes,
         openapi_config=openapi_config(API_VERSION),
     )
-
-
-def raise_open_files_limit(wanted: int) -> None:
-    """Each connection is a file descriptor: the soft limit (often 1,024) must not be what refuses them."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-    if soft != resource.RLIM_INFINITY and soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 def main() -> None:

@@ -8,6 +8,9 @@ answers 503 to *every* request, probes included, once enough connections are ope
   previous response sent) to deliver its complete headers, and closes the connection after that;
 - closes a new connection at once when its peer address already holds ``max_connections_per_client``
   connections, or the server ``max_connections``: the flood loses its own connections, not everyone's requests.
+  At once, not after holding it unread to slow the client down: a held connection would keep its file
+  descriptor and count against ``max_connections``, so one client reconnecting in a loop could fill the worker.
+  The per-peer counts are kept as connections open and close, so a reconnect storm costs O(1) per accept.
 
 The peer is the TCP peer address, never a forwarded header. uvicorn loads the class by its import path in
 each worker, so the limits come from the settings (environment) there.
@@ -16,13 +19,33 @@ each worker, so the limits come from the settings (environment) there.
 from __future__ import annotations
 
 import asyncio
+import resource
+from collections import Counter
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
 
 from imagesearch.settings import get_settings
 
 PROTOCOL_PATH = "serving.connections:GuardedHttpToolsProtocol"
+# Open connections per peer address, per server (a worker runs one): counted in connection_made and connection_lost,
+# so checking a newcomer costs O(1), not a scan of every open connection, during a reconnect storm.
+_OPEN_BY_PEER: WeakKeyDictionary[ServerState, Counter[str]] = WeakKeyDictionary()
+
+
+def open_by_peer(server_state: ServerState) -> Counter[str]:
+    """The open connections of each peer address on the server that ``server_state`` belongs to."""
+    return _OPEN_BY_PEER.setdefault(server_state, Counter())
+
+
+def raise_open_files_limit(wanted: int) -> None:
+    """Each connection is a file descriptor: the soft limit (often 1,024) must not be what refuses them."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
@@ -33,17 +56,17 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.max_connections = limits.max_connections
         self.max_connections_per_client = limits.max_connections_per_client
         self.header_deadline: asyncio.TimerHandle | None = None
+        self.open_by_peer = open_by_peer(self.server_state)
+        self.peer: str | None = None  # set while this connection is counted in open_by_peer
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        if len(self.connections) > self.max_connections or self._peer_connections() > self.max_connections_per_client:
+        self.peer = self.client[0] if self.client else ""
+        self.open_by_peer[self.peer] += 1
+        if len(self.connections) > self.max_connections or self.open_by_peer[self.peer] > self.max_connections_per_client:
             transport.close()
             return
         self._arm_header_deadline()
-
-    def _peer_connections(self) -> int:
-        host = self.client[0] if self.client else None
-        return sum(1 for other in self.connections if getattr(other, "client", None) and other.client[0] == host)
 
     def _arm_header_deadline(self) -> None:
         self._cancel_header_deadline()
@@ -70,4 +93,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_header_deadline()
+        if self.peer is not None:
+            self.open_by_peer[self.peer] -= 1
+            if not self.open_by_peer[self.peer]:
+                del self.open_by_peer[self.peer]
+            self.peer = None
         super().connection_lost(exc)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = (ROOT / "docs" / "BENCHMARKS.md").read_text()
-TOOLS = {"loadgen.py", "rusage.py"}  # used by benchmarks, not benchmarks
+TOOLS = {"loadgen.py", "rusage.py", "abuse_connections.py"}  # used by benchmarks (abuse.py --connections), not benchmarks
 
 
 def sections() -> dict[str, str]:

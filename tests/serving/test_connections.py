@@ -1,17 +1,23 @@
-"""serving/connections.py over real HTTP: idle, slow-header and flooding connections are cut off, probes answer."""
+"""serving/connections.py over real HTTP: idle, slow-header and flooding connections are cut off, probes answer, and
+the per-peer count that caps them follows the connections."""
 
 from __future__ import annotations
 
 import socket
+import threading
 import time
-from contextlib import ExitStack
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
+import uvicorn
 
-from tests.serving.conftest import start_server
+from imagesearch.settings import get_settings
+from serving.connections import PROTOCOL_PATH, open_by_peer
+from tests.serving.conftest import free_port, start_server
 
 pytestmark = pytest.mark.slow
 
@@ -56,3 +62,63 @@ def test_idle_slow_header_and_flooding_connections_are_cut_off_while_probes_answ
                 assert closed_after is not None and closed_after < 2, closed_after
     finally:
         server.stop()
+
+
+async def answer_ok(scope: dict[str, object], receive: object, send: Callable[[dict[str, object]], Awaitable[None]]) -> None:
+    """The smallest ASGI app: what is under test here is the protocol in front of it."""
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+
+@contextmanager
+def guarded_server_in_thread() -> Iterator[uvicorn.Server]:
+    server = uvicorn.Server(uvicorn.Config(answer_ok, host="127.0.0.1", port=free_port(), http=PROTOCOL_PATH,
+                                           lifespan="off", log_level="warning"))
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "the in-process server did not start"
+            time.sleep(0.05)
+        yield server
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def eventually(check: Callable[[], object], expected: object, seconds: float = 5) -> object:
+    deadline = time.monotonic() + seconds
+    while (seen := check()) != expected and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return seen
+
+
+def test_the_per_peer_count_follows_connections_and_returns_to_zero(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMAGESEARCH_MAX_CONNECTIONS_PER_CLIENT", "5")
+    get_settings.cache_clear()
+    try:
+        with guarded_server_in_thread() as server, ExitStack() as stack:
+            counts = open_by_peer(server.server_state)
+
+            def connect(peer: str) -> socket.socket:
+                connection = stack.enter_context(socket.socket())
+                connection.bind((peer, 0))
+                connection.connect(("127.0.0.1", server.config.port))
+                return connection
+
+            flood = [connect("127.0.0.2") for _ in range(8)]  # 3 over the cap of 5: closed, and uncounted again
+            others = [connect("127.0.0.3") for _ in range(2)]
+            assert eventually(lambda: dict(counts), {"127.0.0.2": 5, "127.0.0.3": 2}) == {"127.0.0.2": 5, "127.0.0.3": 2}
+            assert [closed_within(connection, 0.5) is not None for connection in flood[5:]] == [True] * 3
+            others[0].sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # answered: kept alive, still counted
+            assert others[0].recv(4096).startswith(b"HTTP/1.1 200")
+            assert eventually(lambda: dict(counts), {"127.0.0.2": 5, "127.0.0.3": 2}) == {"127.0.0.2": 5, "127.0.0.3": 2}
+            for connection in [*flood[:5], *others]:
+                connection.close()
+            assert eventually(lambda: dict(counts), {}) == {}
+            assert connect("127.0.0.2").sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n") is None  # the peer may come back
+            assert eventually(lambda: dict(counts), {"127.0.0.2": 1}) == {"127.0.0.2": 1}
+    finally:
+        get_settings.cache_clear()
