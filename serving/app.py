@@ -24,6 +24,7 @@ from serving.admission import Admission, AdmissionMiddleware, client_slots
 from serving.api import SearchController
 from serving.connections import PROTOCOL_PATH
 from serving.errors import EXCEPTION_HANDLERS
+from serving.memory_budget import QueryMemoryMiddleware
 from serving.metrics import Metrics, RequestMetricsMiddleware
 from serving.openapi import asset_routers, openapi_config
 from serving.ops import OpsController
@@ -78,7 +79,8 @@ def create_app(settings: Settings | None = None, embedder: QueryEmbedder | None 
             "metrics": Provide(provide_metrics, sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[RequestMetricsMiddleware(metrics), admission],
+        # Admission first: only admitted searches wait for memory, and only their bodies are read.
+        middleware=[RequestMetricsMiddleware(metrics), admission, QueryMemoryMiddleware(service.memory, max_body_bytes)],
         on_startup=[start],
         on_shutdown=[service.stop],
         request_max_body_size=max_body_bytes,
