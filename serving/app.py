@@ -21,6 +21,7 @@ from imagesearch.embedder import Embedder
 from imagesearch.settings import Settings, get_settings
 from serving.admin import AdminController, bearer_token_guard
 from serving.admission import Admission, AdmissionMiddleware, client_slots
+from serving.allocator import tune_allocator
 from serving.api import SearchController
 from serving.connections import PROTOCOL_PATH
 from serving.errors import EXCEPTION_HANDLERS
@@ -45,6 +46,7 @@ def _warm_up(embedder: QueryEmbedder, batch_sizes: set[int]) -> None:
 
 def create_app(settings: Settings | None = None, embedder: QueryEmbedder | None = None) -> Litestar:
     settings = settings or get_settings()
+    tune_allocator()  # freed bodies and decode buffers go back to the system (serving/allocator.py)
     embedder = embedder or Embedder(threads=settings.pipeline.torch_threads)
     metrics = Metrics()
     service = SearchService(settings, embedder, metrics)
