@@ -94,8 +94,9 @@ class MemoryBudget:
         return Reservation(self, client)
 
     def _body_fits(self, nbytes: int, client: str) -> bool:
-        """Within the bodies' pool (or the only body) and within the client's share of it (or its only body)."""
-        if self.bodies and self.bodies + nbytes > self.body_pool:
+        """Within the bodies' pool and the whole budget (or nothing else reserved at all), and within the client's
+        share of the pool (or its only body)."""
+        if self.reserved and (self.bodies + nbytes > self.body_pool or self.reserved + nbytes > self.total):
             return False
         held = self.bodies_by_client[client]
         return not held or held + nbytes <= self.client_limit

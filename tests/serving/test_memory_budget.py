@@ -85,3 +85,21 @@ def test_a_request_larger_than_the_budget_is_served_alone() -> None:
         await memory.reservation("b").reserve_body(5 * MB)
 
     asyncio.run(scenario())
+
+
+def test_a_body_never_takes_room_that_decodes_already_use() -> None:
+    """Decodes may use the bodies' idle share; a body arriving then waits, it does not push the total over."""
+
+    async def scenario() -> None:
+        memory = budget(share=1.0)  # 60 MB for bodies beside a 40 MB decode
+        first, second = memory.reservation("a"), memory.reservation("b")
+        await first.reserve_decode(40 * MB)
+        await second.reserve_decode(40 * MB)
+        with pytest.raises(OverloadedError):
+            await memory.reservation("c").reserve_body(30 * MB)
+        assert memory.peak == 80 * MB
+        second.release()
+        await memory.reservation("c").reserve_body(30 * MB)
+        assert memory.peak <= memory.total
+
+    asyncio.run(scenario())
