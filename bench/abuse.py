@@ -125,6 +125,7 @@ class MemoryRow:
     peak: float
     legitimate: Legitimate
     seconds: float
+    refusals: Counter[str]
 
 
 def raw_search(image: bytes, content_type: str = "image/png") -> HttpRequest:
@@ -137,6 +138,7 @@ def fire(url: str, process: psutil.Process, attack: MemoryAttack, legit_image: b
     host, port = urlsplit(url).hostname or "", urlsplit(url).port or 0
     pending = list(enumerate(attack.requests))
     statuses: Counter[str] = Counter()
+    refusals: Counter[str] = Counter()  # the bodies of 5xx answers
     lock = threading.Lock()
 
     def worker() -> None:
@@ -146,7 +148,11 @@ def fire(url: str, process: psutil.Process, attack: MemoryAttack, legit_image: b
                     return
                 number, request = pending.pop(0)
             try:
-                status = str(send(host, port, request, 120, MEMORY_ATTACKERS[number % len(MEMORY_ATTACKERS)]).status)
+                answer = send(host, port, request, 120, MEMORY_ATTACKERS[number % len(MEMORY_ATTACKERS)])
+                status = str(answer.status)
+                if answer.status >= 500:
+                    with lock:
+                        refusals[answer.body.decode(errors="replace")[:300]] += 1
             except TimeoutError:
                 status = "hang (no answer in 120 s)"
             except OSError as exc:
@@ -169,7 +175,7 @@ def fire(url: str, process: psutil.Process, attack: MemoryAttack, legit_image: b
     seconds = time.perf_counter() - began
     attacking = False
     legit.join()
-    return MemoryRow(attack, statuses, before, peak, seen[0], seconds)
+    return MemoryRow(attack, statuses, before, peak, seen[0], seconds, refusals)
 
 
 def memory_attacks(settings: Settings, burst: int, uploads: int) -> list[MemoryAttack]:
@@ -244,6 +250,7 @@ def memory_table(url: str, process: psutil.Process, settings: Settings, burst: i
     lines += ["", f"attack responses with a 5xx status: {five_xx}; legitimate searches with a 5xx status: {legit_5xx}; "
                   f"hangs: {hangs}; /readyz afterwards: {ready}; worst peak over idle: "
                   f"**{max(row.peak for row in rows) - idle:.0f} MiB**"]
+    lines += [f"- {row.attack.name}: {count} x {body}" for row in rows for body, count in row.refusals.items()]
     return "\n".join(lines)
 
 
