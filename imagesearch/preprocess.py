@@ -59,10 +59,27 @@ def decode_image(data: bytes, config: PreprocessConfig = PreprocessConfig()) -> 
     Only :data:`ACCEPTED_FORMATS` are opened (every other Pillow plugin is refused before it reads a pixel), only
     the first frame of an animation is decoded, the pixel cap is checked on the declared size and again on what
     was decoded, and the pixel buffer is released on every path: no error raised here keeps it alive."""
+    return decode_opened(open_image(data, config), config)
+
+
+def open_image(data: bytes, config: PreprocessConfig = PreprocessConfig()) -> Image.Image:
+    """The first step of :func:`decode_image`: the header only, in an accepted format and within the caps, set to
+    decode at reduced scale where the codec can (JPEG). Its ``size`` is then what decoding will allocate for, so
+    a caller can reserve memory before :func:`decode_opened` (serving/memory_budget.py)."""
     image = _open(data, config)
+    try:
+        image.draft("RGB", (config.size * 2, config.size * 2))  # JPEG: much faster and smaller for big photos
+    except (OSError, ValueError) as exc:
+        image.close()
+        raise NotAnImageError(f"cannot read image header: {_released(exc)}") from None
+    return image
+
+
+def decode_opened(image: Image.Image, config: PreprocessConfig = PreprocessConfig()) -> Image.Image:
+    """The second step of :func:`decode_image`: an image from :func:`open_image` -> upright RGB. Closes ``image``."""
     result: Image.Image | None = None
     try:
-        _load(image, config)
+        _load(image)
         _check_size(image.size, config)  # what was decoded, not only what the header declared
         ImageOps.exif_transpose(image, in_place=True)  # no full-size copy
         result = to_rgb(image)
@@ -105,11 +122,10 @@ def _open(data: bytes, config: PreprocessConfig) -> Image.Image:
     raise error
 
 
-def _load(image: Image.Image, config: PreprocessConfig) -> None:
-    """Decode the first frame, at reduced scale where the codec can (JPEG: much faster for big photos)."""
+def _load(image: Image.Image) -> None:
+    """Decode the first frame."""
     error: ImageError
     try:
-        image.draft("RGB", (config.size * 2, config.size * 2))
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image.load()
@@ -143,7 +159,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
         return image
     if image.mode == "P":
         image = image.convert("RGBA")
-    # Query images decode under a memory budget (serving/decode_budget.py): no avoidable full-size copies here.
+    # Query images decode under a memory budget (serving/memory_budget.py): no avoidable full-size copies here.
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgba = image if image.mode == "RGBA" else image.convert("RGBA")
         background = Image.new("RGB", rgba.size, WHITE)
@@ -173,7 +189,12 @@ def fitted_pixels(data: bytes, config: PreprocessConfig) -> np.ndarray:
     """Stage 1 of :func:`preprocess_bytes`: encoded bytes -> uint8 (size, size, 3), decoded, upright, RGB, fitted.
 
     The pipeline stores this between its preprocess and embed pods (a quarter of the float size)."""
-    return np.asarray(fit_image(decode_image(data, config), config), dtype=np.uint8)
+    return fitted_opened(open_image(data, config), config)
+
+
+def fitted_opened(image: Image.Image, config: PreprocessConfig) -> np.ndarray:
+    """:func:`fitted_pixels` from an image :func:`open_image` returned (closes it)."""
+    return np.asarray(fit_image(decode_opened(image, config), config), dtype=np.uint8)
 
 
 def normalize(pixels: np.ndarray | Image.Image) -> np.ndarray:

@@ -171,16 +171,18 @@ class ServingSettings(BaseModel):
     workers: AtLeastOne = Field(1, description="uvicorn workers.")
     request_threads: AtLeastOne = Field(8, description="Threads for decoding and searching off the event loop.")
     max_upload_bytes: int = Field(10 * 1024 * 1024, description="Bigger request bodies get 413.")
-    body_read_timeout_s: Positive = Field(15.0, description="A search body must arrive in full within this many "
-                                                            "seconds of admission, else 408.")
+    body_read_timeout_s: Positive = Field(15.0, description="A search waits at most this many seconds for its memory "
+                                                            "reservation (then 503), and its body must then arrive in "
+                                                            "full within as long again (else 408).")
     query_max_image_pixels: AtLeastOne = Field(16_000_000, description="Pixel cap of query images (lower than the "
                                                                        "catalog's); larger ones get 422.")
-    decode_memory_budget_mb: AtLeastOne = Field(512, description="Memory for decoding queries: permits = budget // "
-                                                                 "worst case of one query image "
-                                                                 "(serving/decode_budget.py).")
+    query_memory_budget_mb: AtLeastOne = Field(512, description="Memory for search inputs: each search reserves its "
+                                                                "body (2.25 x its length, before reading it) and its "
+                                                                "decode (22 bytes per pixel) and waits, then gets "
+                                                                "503, when they do not fit (serving/memory_budget.py).")
     category_index_memory_mb: Annotated[int, Field(ge=0)] | None = Field(
         None, description="Memory for the category indexes built after a version serves; unset: the container's "
-                          "limit (cgroup memory.max, else physical memory) less the server's RSS, the decode budget "
+                          "limit (cgroup memory.max, else physical memory) less the server's RSS, the query memory budget "
                           "and 512 MiB (serving/memory_limit.py). A category left without one is searched in the "
                           "whole index.")
     filtered_search_max_rows: Annotated[int, AfterValidator(_at_least_max_k)] = Field(

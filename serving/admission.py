@@ -6,7 +6,7 @@ Handlers opt in with ``opt={ADMITTED: True}``. For those, :class:`AdmissionMiddl
 2. takes one of ``limit`` slots, or answers 503 + ``Retry-After`` at once (a slot covers the whole request:
    body, decode, embedding, search); one client (its peer address) holds at most ``per_client`` of them, so a
    client that stalls its uploads cannot take the slots every other client needs;
-3. gives the body ``body_timeout_s`` from admission to arrive in full (408 after), so a client that trickles
+3. gives the body ``body_timeout_s`` from when it is first read to arrive in full (408 after), so a client that trickles
    or stalls its upload cannot hold a slot, or the server, for longer than that.
 """
 
@@ -86,14 +86,17 @@ def announced_length(scope: Scope) -> int | None:
 
 
 def receive_within(receive: Receive, timeout_s: float) -> Receive:
-    """``receive`` that raises 408 if the whole body has not arrived ``timeout_s`` after this call."""
-    deadline = time.monotonic() + timeout_s
+    """``receive`` that raises 408 if the whole body has not arrived ``timeout_s`` after its first call (after the
+    request's memory reservation, serving/memory_budget.py: time the server waits is not the client's)."""
+    deadline: float | None = None
     body_done = False
 
     async def receive_body_in_time() -> Message:
-        nonlocal body_done
+        nonlocal body_done, deadline
         if body_done:
             return await receive()
+        if deadline is None:
+            deadline = time.monotonic() + timeout_s
         try:
             message = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0))
         except TimeoutError:

@@ -18,6 +18,7 @@ from imagesearch.settings import MAX_K
 from serving import examples
 from serving.admission import ADMITTED
 from serving.errors import ApiError, NotReadyError, UnknownItemError, error_responses
+from serving.memory_budget import RESERVES_MEMORY, reservation_of
 from serving.openapi import ok
 from serving.schemas import IndexInfo, SearchResponse
 from serving.search import Filters
@@ -91,13 +92,13 @@ class SearchController(Controller):
             **ok(SearchResponse, "The nearest items, best first.", examples.SEARCH, "A cat photo"),
             **error_responses(400, 408, 413, 415, 422, 503),
         },
-        guards=[known_query_parameters], opt={ADMITTED: True},
+        guards=[known_query_parameters], opt={ADMITTED: True, RESERVES_MEMORY: True},
     )
     async def search(
         self, request: Request[Any, Any, Any], service: SearchService, filters: Filters, k: K = 10
     ) -> SearchResponse:
         data = await read_image(request, service.settings.serving.max_upload_bytes)
-        return await service.search_image(data, k, filters)
+        return await service.search_image(data, k, filters, reservation_of(request))
 
     @get(
         "/items/{item_id:str}/similar", operation_id="similarItems", summary="Items similar to a catalog item",

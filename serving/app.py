@@ -20,9 +20,11 @@ from imagesearch.embedder import Embedder
 from imagesearch.settings import Settings, get_settings
 from serving.admin import AdminController, bearer_token_guard
 from serving.admission import Admission, AdmissionMiddleware, client_slots
+from serving.allocator import tune_allocator
 from serving.api import SearchController
 from serving.connections import PROTOCOL_PATH, raise_open_files_limit
 from serving.errors import EXCEPTION_HANDLERS
+from serving.memory_budget import QueryMemoryMiddleware
 from serving.metrics import Metrics, RequestMetricsMiddleware
 from serving.openapi import asset_routers, openapi_config
 from serving.ops import OpsController
@@ -43,6 +45,7 @@ def _warm_up(embedder: QueryEmbedder, batch_sizes: set[int]) -> None:
 
 def create_app(settings: Settings | None = None, embedder: QueryEmbedder | None = None) -> Litestar:
     settings = settings or get_settings()
+    tune_allocator()  # freed bodies and decode buffers go back to the system (serving/allocator.py)
     embedder = embedder or Embedder(threads=settings.pipeline.torch_threads)
     metrics = Metrics()
     service = SearchService(settings, embedder, metrics)
@@ -77,7 +80,8 @@ def create_app(settings: Settings | None = None, embedder: QueryEmbedder | None 
             "metrics": Provide(provide_metrics, sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[RequestMetricsMiddleware(metrics), admission],
+        # Admission first: only admitted searches wait for memory, and only their bodies are read.
+        middleware=[RequestMetricsMiddleware(metrics), admission, QueryMemoryMiddleware(service.memory, max_body_bytes)],
         on_startup=[start],
         on_shutdown=[service.stop],
         request_max_body_size=max_body_bytes,

@@ -51,7 +51,7 @@ def build_peak_bytes(rows: int, dim: int) -> int:
 
 def category_index_budget_bytes(configured_mb: int | None, reserved_mb: int, limit: int | None = None) -> int:
     """``configured_mb`` when set; else the container's limit (physical memory without one) less the RSS now,
-    ``reserved_mb`` (the decode budget) and ``HEADROOM_MB``; never below 0."""
+    ``reserved_mb`` (the query memory budget) and ``HEADROOM_MB``; never below 0."""
     if configured_mb is not None:
         return configured_mb * MIB
     if limit is None:

@@ -41,12 +41,28 @@ class Metrics:
             "imagesearch_inference_batch_size", "Images per micro-batch.", buckets=BATCH_BUCKETS, registry=self.registry
         )
         self.rejected = Counter(
-            "imagesearch_overload_rejections", "Requests refused with 503 because every admission slot was taken.",
+            "imagesearch_overload_rejections",
+            "Requests refused with 503 because every admission slot, or the memory for queries, was taken.",
             registry=self.registry,
         )
         self.admitted = Gauge(
             "imagesearch_admitted_requests", "Searches and similar-item requests admitted and not yet answered.",
             registry=self.registry,
+        )
+        self.memory_budget = Gauge(
+            "imagesearch_query_memory_budget_bytes", "The memory searches may reserve for their bodies and decodes.",
+            registry=self.registry,
+        )
+        self.memory_reserved = Gauge(
+            "imagesearch_query_memory_reserved_bytes", "Memory reserved now by searches in flight (bodies, decodes).",
+            registry=self.registry,
+        )
+        self.memory_reserved_peak = Gauge(
+            "imagesearch_query_memory_reserved_peak_bytes", "The most memory searches have held reserved at once.",
+            registry=self.registry,
+        )
+        self.memory_waits = Counter(
+            "imagesearch_query_memory_waits", "Searches that waited for their memory reservation.", registry=self.registry
         )
         self.capped_searches = Counter(
             "imagesearch_filtered_search_capped",

@@ -14,18 +14,19 @@ from urllib.parse import quote
 import anyio
 import anyio.to_thread
 import numpy as np
+from PIL import Image
 
 from imagesearch.artifacts import version_directory
 from imagesearch.embedder_config import EmbedderConfig
 from imagesearch.index_store import LoadedIndex
-from imagesearch.preprocess import PreprocessConfig, preprocess_bytes
+from imagesearch.preprocess import PreprocessConfig, fitted_opened, normalize, open_image, preprocess_bytes
 from imagesearch.settings import Settings
 from imagesearch.uri import local_path
 from serving.batcher import MicroBatcher, QueueFullError
-from serving.decode_budget import decode_permits
 from serving.errors import NotReadyError, OverloadedError, UnknownItemError
 from serving.image_types import image_file_type
 from serving.index_holder import IndexHolder
+from serving.memory_budget import MIB, MemoryBudget, Reservation, decode_bytes
 from serving.memory_limit import category_index_budget_bytes
 from serving.metrics import Metrics
 from serving.schemas import IndexInfo, SearchHit, SearchResponse, Timing
@@ -59,15 +60,17 @@ class SearchService:
         self.holder = IndexHolder(embedder.model_id, on_swap=self._serving)
         # The embedder's size and fit (they are part of the model id); this server's caps on what queries decode.
         self.preprocess_config: PreprocessConfig = embedder.config.preprocess.for_queries(settings)
-        self.decode_permits = decode_permits(settings.serving.decode_memory_budget_mb, settings.serving.query_max_image_pixels)
+        # Bodies and decodes of queries reserve their memory here (serving/memory_budget.py).
+        serving = settings.serving
+        self.memory = MemoryBudget(serving.query_memory_budget_mb * MIB,
+                                   decode_bytes(serving.query_max_image_pixels, serving.max_upload_bytes),
+                                   serving.client_slot_share, serving.retry_after_s, metrics, serving.body_read_timeout_s)
         self._limiter: anyio.CapacityLimiter | None = None
-        self._decode_limiter: anyio.CapacityLimiter | None = None
         self._batcher: MicroBatcher | None = None
 
     async def start(self) -> None:
         """Per event loop: the thread limiters and the micro-batcher."""
         self._limiter = anyio.CapacityLimiter(self.settings.serving.request_threads)
-        self._decode_limiter = anyio.CapacityLimiter(self.decode_permits)
         self._batcher = MicroBatcher(
             self.embedder.embed_arrays,
             max_size=self.settings.serving.batch_max_size,
@@ -93,7 +96,7 @@ class SearchService:
     def _build_category_indexes(self, index: LoadedIndex) -> None:
         began = time.perf_counter()
         serving = self.settings.serving
-        budget = category_index_budget_bytes(serving.category_index_memory_mb, serving.decode_memory_budget_mb)
+        budget = category_index_budget_bytes(serving.category_index_memory_mb, serving.query_memory_budget_mb)
         built = build_category_indexes(index, serving.filtered_search_max_rows,
                                        wanted=lambda: self.holder.current is index, budget_bytes=budget)
         log.info("version %s: %d category indexes built in %.1f s", index.version, built, time.perf_counter() - began)
@@ -116,12 +119,35 @@ class SearchService:
         """A query image's bytes -> the network's input: the pipeline's preprocessing, with this server's caps."""
         return preprocess_bytes(data, self.preprocess_config)
 
-    async def search_image(self, data: bytes, k: int, filters: Filters) -> SearchResponse:
+    def _model_input_opened(self, image: Image.Image) -> np.ndarray:
+        return normalize(fitted_opened(image, self.preprocess_config))
+
+    async def decoded(self, data: bytes, reservation: Reservation) -> np.ndarray:
+        """:meth:`model_input` off the event loop, its decode's memory reserved once the header says how much."""
+        image = await self._off_loop(open_image, data, self.preprocess_config)
+        try:
+            await reservation.reserve_decode(decode_bytes(image.width * image.height, len(data)))
+        except BaseException:
+            image.close()
+            raise
+        try:
+            return await self._off_loop(self._model_input_opened, image)
+        finally:
+            reservation.release_decode()
+
+    async def search_image(self, data: bytes, k: int, filters: Filters, reservation: Reservation | None = None) -> SearchResponse:
+        """``reservation``: the request's share of the memory for queries (its body's, from serving/memory_budget.py's
+        middleware); without one, only the decode is reserved."""
         began = time.perf_counter()
         index = self.index()  # this request's version to the end, whatever swaps meanwhile
         batcher = self._running_batcher()
-        # Admission (serving/admission.py) bounds the requests; the decode limiter bounds their decoding memory.
-        array = await anyio.to_thread.run_sync(self.model_input, data, limiter=self._decode_limiter)
+        own = reservation is None
+        reservation = reservation or self.memory.reservation()
+        try:
+            array = await self.decoded(data, reservation)
+        finally:
+            if own:
+                reservation.release()
         decoded = time.perf_counter()
         try:
             vector = await batcher.submit(array)

@@ -33,6 +33,13 @@ def png_photo() -> bytes:
     return png_bytes(query_photo())
 
 
+def noise_png(max_bytes: int) -> bytes:
+    """Incompressible RGB noise as a PNG just under ``max_bytes``: a maximum-size upload that also decodes."""
+    side = int((max_bytes / 3.02) ** 0.5)
+    pixels = np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8)
+    return encoded(Image.fromarray(pixels), "PNG", compress_level=1)
+
+
 def png_bomb() -> bytes:
     """A few kilobytes of 1-bit PNG that decode to 64 million pixels."""
     return encoded(Image.new("1", (8000, 8000)), "PNG")
@@ -160,8 +167,9 @@ class HttpAnswer:
         return json.loads(self.body)
 
 
-def send(host: str, port: int, request: HttpRequest, timeout_s: float = 60) -> HttpAnswer:
-    connection = http.client.HTTPConnection(host, port, timeout=timeout_s)
+def send(host: str, port: int, request: HttpRequest, timeout_s: float = 60, source: str = "") -> HttpAnswer:
+    """``request`` over a new connection (from the loopback address ``source``, if given)."""
+    connection = http.client.HTTPConnection(host, port, timeout=timeout_s, source_address=(source, 0) if source else None)
     try:
         if request.chunked:
             chunks = (request.body[i : i + 65536] for i in range(0, len(request.body), 65536))

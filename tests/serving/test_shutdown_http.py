@@ -30,7 +30,7 @@ def admitted(url: str) -> int:
 def test_every_queued_request_is_answered_after_sigterm(index_a: Path, tmp_path: Path) -> None:
     shutil.copytree(index_a, tmp_path / "index")
     # One decode at a time and no batching: the queries queue up behind each other (each ~9 Mpx to decode).
-    env = {"IMAGESEARCH_DECODE_MEMORY_BUDGET_MB": "1", "IMAGESEARCH_BATCH_MAX_SIZE": "1"}
+    env = {"IMAGESEARCH_QUERY_MEMORY_BUDGET_MB": "1", "IMAGESEARCH_BATCH_MAX_SIZE": "1"}
     server = start_server(tmp_path / "index", tmp_path / "server.log", env=env)
     host, port = urlsplit(server.url).hostname or "", urlsplit(server.url).port or 0
     image = huge_small_png(3000)

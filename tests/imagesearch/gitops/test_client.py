@@ -43,7 +43,7 @@ def test_a_push_behind_the_remote_is_refused_not_failed(tmp_path: Path, config: 
 
 def test_clone_failure_says_how_to_make_the_repo(tmp_path: Path) -> None:
     with checkout(GitOpsConfig(url=str(tmp_path / "missing.git"))) as target, \
-            pytest.raises(GitOpsError, match=r"tasks\.rollback init"):
+            pytest.raises(GitOpsError, match=r"tasks\.operations\.rollback init"):
         target.sync()
     with pytest.raises(GitOpsError, match="git rev-parse HEAD failed: fatal: not a git repository"):
         git(tmp_path, "rev-parse", "HEAD")

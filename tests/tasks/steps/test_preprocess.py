@@ -14,6 +14,7 @@ from serving.metrics import Metrics
 from serving.service import SearchService
 from tasks.workspace import Workspace
 from tests.conftest import catalog_items, jpeg_bytes, photo
+from tests.serving.hostile_inputs import ico_with_png
 from tests.tasks.conftest import run_step
 
 
@@ -22,7 +23,7 @@ def catalog_with_bad_images(folder: Path, photo_catalog: Path) -> Path:
     bad = {
         items[0].item_id: ("missing.png", None),
         items[1].item_id: ("truncated.jpg", jpeg_bytes(photo("astronaut"))[:3000]),
-        items[2].item_id: ("notes.png", b"this is a text file"),
+        items[2].item_id: ("icon.png", ico_with_png(256)),  # a container the server refuses too: same decoder
         items[3].item_id: ("tiny.png", None),
     }
     Image.new("RGB", (4, 4)).save(folder / "tiny.png")
