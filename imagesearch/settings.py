@@ -171,9 +171,11 @@ class ServingSettings(BaseModel):
     workers: AtLeastOne = Field(1, description="uvicorn workers.")
     request_threads: AtLeastOne = Field(8, description="Threads for decoding and searching off the event loop.")
     max_upload_bytes: int = Field(10 * 1024 * 1024, description="Bigger request bodies get 413.")
-    body_read_timeout_s: Positive = Field(15.0, description="A search waits at most this many seconds for its memory "
-                                                            "reservation (then 503), and its body must then arrive in "
-                                                            "full within as long again (else 408).")
+    body_read_timeout_s: Positive = Field(15.0, description="A search body must arrive in full within this many "
+                                                            "seconds of its first byte being read (else 408).")
+    query_memory_wait_s: Positive = Field(25.0, description="A search waits at most this many seconds for its memory "
+                                                            "reservation (its body, then its decode) before 503 + "
+                                                            "Retry-After.")
     query_max_image_pixels: AtLeastOne = Field(16_000_000, description="Pixel cap of query images (lower than the "
                                                                        "catalog's); larger ones get 422.")
     query_memory_budget_mb: AtLeastOne = Field(512, description="Memory for search inputs: each search reserves its "

@@ -64,7 +64,7 @@ class SearchService:
         serving = settings.serving
         self.memory = MemoryBudget(serving.query_memory_budget_mb * MIB,
                                    decode_bytes(serving.query_max_image_pixels, serving.max_upload_bytes),
-                                   serving.client_slot_share, serving.retry_after_s, metrics, serving.body_read_timeout_s)
+                                   serving.client_slot_share, serving.retry_after_s, metrics, serving.query_memory_wait_s)
         self._limiter: anyio.CapacityLimiter | None = None
         self._batcher: MicroBatcher | None = None
 

@@ -24,3 +24,5 @@ def test_graceful_shutdown_fits_the_pod_grace_period(overlay: str) -> None:
     assert pre_stop + settings.serving.shutdown_timeout_s + EXIT_MARGIN_S <= pod["terminationGracePeriodSeconds"]
     # An upload admitted just before SIGTERM can still arrive in full and be answered within the drain.
     assert settings.serving.body_read_timeout_s < settings.serving.shutdown_timeout_s
+    # A search waiting for query memory at SIGTERM gets it or its 503 within the drain.
+    assert settings.serving.query_memory_wait_s < settings.serving.shutdown_timeout_s

@@ -62,6 +62,7 @@ def address(url: str) -> tuple[str, int]:
 def small_server(index_a: Path, embedder: Embedder) -> Iterator[str]:
     settings = serving_settings(index_a, max_upload_bytes=MAX_UPLOAD, query_max_image_pixels=MAX_PIXELS,
                                 query_memory_budget_mb=BUDGET_MB, client_slot_share=1.0, body_read_timeout_s=1.5,
+                                query_memory_wait_s=1.5,
                                 batch_max_size=1)
     pool = BUDGET_MB * MiB - decode_bytes(MAX_PIXELS, MAX_UPLOAD)
     assert body_bytes(BODY) <= pool < body_bytes(BODY) + BODY  # one body reading fits, not a second beside a held one
@@ -137,7 +138,7 @@ def budget_server(index_a: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     shutil.copytree(index_a, folder / "index")
     server = start_server(folder / "index", folder / "server.log", env={
         "IMAGESEARCH_QUERY_MEMORY_BUDGET_MB": "128", "IMAGESEARCH_CLIENT_SLOT_SHARE": "1", "IMAGESEARCH_BATCH_MAX_SIZE": "1",
-        "IMAGESEARCH_BODY_READ_TIMEOUT_S": "60"})
+        "IMAGESEARCH_BODY_READ_TIMEOUT_S": "60", "IMAGESEARCH_QUERY_MEMORY_WAIT_S": "60"})
     yield server
     server.stop()
 
