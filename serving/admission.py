@@ -27,6 +27,7 @@ from serving.errors import (
     ClientDisconnectedError,
     OverloadedError,
     PayloadTooLargeError,
+    TooManyRequestsError,
     error_response,
 )
 from serving.metrics import Metrics
@@ -51,8 +52,8 @@ class Admission:
             raise OverloadedError(f"{self.in_flight} requests are already being served; retry shortly", self.retry_after_s)
         if self.by_client[client] >= self.per_client:
             self.metrics.rejected.inc()
-            raise OverloadedError(f"this client already has {self.per_client} requests being served; retry shortly",
-                                  self.retry_after_s)
+            raise TooManyRequestsError(f"this client already has {self.per_client} requests being served; retry "
+                                       "shortly", self.retry_after_s)
         self.in_flight += 1
         self.by_client[client] += 1
         self.metrics.admitted.inc()

@@ -90,7 +90,7 @@ class SearchController(Controller):
         "those of one category, within a price range or on sale. Fewer than `k` come back only when fewer items match.",
         responses={
             **ok(SearchResponse, "The nearest items, best first.", examples.SEARCH, "A cat photo"),
-            **error_responses(400, 408, 413, 415, 422, 503),
+            **error_responses(400, 408, 413, 415, 422, 429, 503),
         },
         guards=[known_query_parameters], opt={ADMITTED: True, RESERVES_MEMORY: True},
     )
@@ -107,7 +107,7 @@ class SearchController(Controller):
         responses={
             **ok(SearchResponse, "The nearest items, best first, and the item they are similar to.", examples.SIMILAR,
                  "More like the cat"),
-            **error_responses(400, 404, 503),
+            **error_responses(400, 404, 429, 503),
         },
         guards=[known_query_parameters], opt={ADMITTED: True},
     )
@@ -119,7 +119,7 @@ class SearchController(Controller):
         description="The catalog picture of an item, as stored with the index: what `image_url` points to when the "
         "catalog has no http(s) URL of its own. Browsers may cache it for an hour.",
         media_type="image/*", content_media_type="image/*",
-        responses=error_responses(400, 404, 503, examples={
+        responses=error_responses(400, 404, 429, 503, examples={
             400: ("bad_request", "the request does not match the route's parameters"),
             404: (UnknownItemError.error, "the image of item 'nope' is not a local file this server can serve"),
         }),

@@ -78,14 +78,26 @@ class ForbiddenError(ApiError):
     error = "forbidden"
 
 
-class UnavailableError(ApiError):
-    """503: the client should come back after ``retry_after_s`` seconds."""
+class RetryLaterError(ApiError):
+    """The client should come back after ``retry_after_s`` seconds (the ``Retry-After`` header)."""
+
+    def __init__(self, detail: str, retry_after_s: int) -> None:
+        super().__init__(detail, {"Retry-After": str(retry_after_s)})
+
+
+class UnavailableError(RetryLaterError):
+    """503: the server cannot take this request now (not ready, or full)."""
 
     status = HTTPStatus.SERVICE_UNAVAILABLE
     error = "unavailable"
 
-    def __init__(self, detail: str, retry_after_s: int) -> None:
-        super().__init__(detail, {"Retry-After": str(retry_after_s)})
+
+class TooManyRequestsError(RetryLaterError):
+    """429: this client already holds its share of the server (admission slots or query memory); the others are
+    served meanwhile. A client's own flood is its error, not the server's: it never counts as a 5xx."""
+
+    status = HTTPStatus.TOO_MANY_REQUESTS
+    error = "too_many_requests"
 
 
 class NotReadyError(UnavailableError):
@@ -119,6 +131,7 @@ ERROR_EXAMPLES: dict[int, tuple[str, str]] = {
     413: (PayloadTooLargeError.error, "the image is larger than the 10,485,760-byte limit"),
     415: (UnsupportedMediaTypeError.error, "not a recognised image format"),
     422: ("image_too_small", "8x8 is smaller than 16px on a side"),
+    429: (TooManyRequestsError.error, "this client already has 16 requests being served; retry shortly"),
     503: (OverloadedError.error, "too many image queries are waiting; retry shortly"),
 }
 ERROR_DESCRIPTIONS = {
@@ -130,6 +143,8 @@ ERROR_DESCRIPTIONS = {
     413: "The image is larger than the server's upload limit.",
     415: "The body is not an image (or not a multipart form with one).",
     422: "The image or index is recognised but cannot be used (too small, too large, truncated, invalid).",
+    429: "This client already holds its share of the server's admission slots or query memory: retry after the "
+         "Retry-After header's seconds.",
     503: "Not ready (no index loaded yet) or overloaded: retry after the Retry-After header's seconds.",
 }
 

@@ -43,7 +43,7 @@ from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from serving.admission import announced_length, peer
-from serving.errors import ApiError, OverloadedError, error_response
+from serving.errors import ApiError, OverloadedError, RetryLaterError, TooManyRequestsError, error_response
 from serving.metrics import Metrics
 
 DECODE_BYTES_PER_PIXEL = 22  # WebP RGBA, the worst in the table above
@@ -105,13 +105,25 @@ class MemoryBudget:
         return not self.decodes or self.reserved + nbytes <= self.total
 
     async def take_body(self, nbytes: int, client: str) -> None:
-        await self._wait_until(lambda: self._body_fits(nbytes, client))
+        await self._wait_until(lambda: self._body_fits(nbytes, client), lambda: self._body_refusal(nbytes, client))
         self.bodies += nbytes
         self.bodies_by_client[client] += nbytes
         self._changed(grew=True)
 
+    def _body_refusal(self, nbytes: int, client: str) -> RetryLaterError:
+        """429 when only the client's share keeps this body out (the pool has room for it), else 503."""
+        pool_has_room = self.bodies + nbytes <= self.body_pool and self.reserved + nbytes <= self.total
+        if pool_has_room and not self._body_fits(nbytes, client):
+            return TooManyRequestsError(f"this client's search bodies already hold its share of the memory for queries "
+                                        f"({self.client_limit / MIB:,.0f} MiB); retry shortly", self.retry_after_s)
+        return self._overloaded()
+
+    def _overloaded(self) -> OverloadedError:
+        return OverloadedError(f"the memory for queries ({self.total / MIB:,.0f} MiB) is taken by other searches; "
+                               "retry shortly", self.retry_after_s)
+
     async def take_decode(self, nbytes: int) -> None:
-        await self._wait_until(lambda: self._decode_fits(nbytes))
+        await self._wait_until(lambda: self._decode_fits(nbytes), self._overloaded)
         self.decodes += nbytes
         self._changed(grew=True)
 
@@ -128,8 +140,8 @@ class MemoryBudget:
             self.decodes -= nbytes
             self._changed(grew=False)
 
-    async def _wait_until(self, fits: Callable[[], bool]) -> None:
-        """Return once ``fits()``, waiting up to ``wait_s``; else 503."""
+    async def _wait_until(self, fits: Callable[[], bool], refusal: Callable[[], RetryLaterError]) -> None:
+        """Return once ``fits()``, waiting up to ``wait_s``; else raise ``refusal()``."""
         if fits():
             return
         self.metrics.memory_waits.inc()
@@ -138,8 +150,7 @@ class MemoryBudget:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self.metrics.rejected.inc()
-                raise OverloadedError(f"the memory for queries ({self.total / MIB:,.0f} MiB) is taken by other "
-                                      "searches; retry shortly", self.retry_after_s)
+                raise refusal()
             waiter = asyncio.get_running_loop().create_future()
             self._waiters.add(waiter)
             try:

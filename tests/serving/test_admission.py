@@ -49,7 +49,8 @@ def test_one_client_holds_only_its_share_of_slots_while_another_is_served(index_
             held = [asyncio.ensure_future(greedy.post("/v1/search", content=image, headers=headers)) for _ in range(2)]
             await asyncio.sleep(0.5)  # both admitted, both inside the 1 s embedding: the greedy client's whole share
             refused = await greedy.post("/v1/search", content=image, headers=headers)
-            assert refused.status_code == 503 and "this client already has 2" in refused.json()["detail"], refused.text
+            assert refused.status_code == 429 and "this client already has 2" in refused.json()["detail"], refused.text
+            assert refused.headers["retry-after"] and refused.json()["error"] == "too_many_requests"
             served = await other.post("/v1/search", content=image, headers=headers)
             assert served.status_code == 200, served.text
             assert [response.status_code for response in await asyncio.gather(*held)] == [200, 200]

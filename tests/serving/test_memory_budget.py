@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from serving.errors import OverloadedError
+from serving.errors import OverloadedError, TooManyRequestsError
 from serving.memory_budget import BODY_PEAK_COPIES, DECODE_BYTES_PER_PIXEL, MemoryBudget, body_bytes, decode_bytes
 from serving.metrics import Metrics
 
@@ -45,12 +45,13 @@ def test_one_client_holds_at_most_its_share_of_the_bodies_others_still_fit() -> 
         memory = budget(share=0.5)  # 60 MB for bodies, 30 MB per client
         mine = [memory.reservation("attacker") for _ in range(3)]
         await mine[0].reserve_body(20 * MB)
-        with pytest.raises(OverloadedError):
-            await mine[1].reserve_body(20 * MB)
+        with pytest.raises(TooManyRequestsError, match="this client's search bodies already hold its share"):
+            await mine[1].reserve_body(20 * MB)  # 429: its own bodies keep it out, not the others'
+        assert TooManyRequestsError.status == 429
         other = memory.reservation("someone else")
         await other.reserve_body(20 * MB)
         lone = memory.reservation("big")
-        with pytest.raises(OverloadedError):
+        with pytest.raises(OverloadedError, match="taken by other searches"):
             await lone.reserve_body(50 * MB)  # larger than the client's share, and the pool is busy
 
     asyncio.run(scenario())
