@@ -25,6 +25,9 @@ pytest_plugins = ["tests.git_http_server"]  # the git_http_server fixture: a rea
 # defaults allow only data/, which tests/security checks). Set before anything reads settings; subprocesses inherit.
 for _setting in ("IMAGESEARCH_CATALOG_PREFIXES", "IMAGESEARCH_IMAGE_LOCAL_ROOTS"):
     os.environ.setdefault(_setting, f"{ROOT / 'data'},{tempfile.gettempdir()}")
+# The GitOps repo of a developer's `make demo` (data/gitops.git) must not reach a test: a run's snapshot and evaluate
+# read what it serves. Tests see no repo there, as on a clean clone; those that need one name theirs.
+os.environ.setdefault("IMAGESEARCH_GITOPS_REPO_URL", str(Path(tempfile.mkdtemp(prefix="no-gitops-")) / "absent.git"))
 # Colour photos bundled with scikit-image, grouped into made-up marketplace categories.
 PHOTOS = {
     "coffee": "kitchen", "chelsea": "pets", "astronaut": "space", "rocket": "space", "hubble_deep_field": "space",
