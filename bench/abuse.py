@@ -49,7 +49,6 @@ from imagesearch.artifacts import Manifest, commit_local, seal
 from imagesearch.embedder import Embedder
 from imagesearch.index import VectorIndex, choose_params, exact_search
 from imagesearch.index_store import EMBEDDINGS, ITEMS, WHITENING, load_index, search_space, write_items
-from imagesearch.model import FEATURE_DIM
 from imagesearch.settings import Settings
 from imagesearch.vectors import l2_normalize
 from imagesearch.whitening import Whitening
@@ -81,8 +80,9 @@ def build_index(folder: Path, items: int, seed: int = 7) -> Path:
     categories = np.where(np.arange(items) < items // 2, 0, 1 + np.arange(items) % (CATEGORIES - 1))
     centres = l2_normalize(rng.standard_normal((CATEGORIES, DIMS)).astype(np.float32))
     vectors = l2_normalize(centres[categories] + 0.1 * rng.standard_normal((items, DIMS)).astype(np.float32))
-    projection, _ = np.linalg.qr(rng.standard_normal((FEATURE_DIM, DIMS)))
-    whitening = Whitening(np.zeros(FEATURE_DIM, np.float32), projection.astype(np.float32))
+    model = Embedder().info
+    projection, _ = np.linalg.qr(rng.standard_normal((model.dim, DIMS)))
+    whitening = Whitening(np.zeros(model.dim, np.float32), projection.astype(np.float32))
     raw = l2_normalize(vectors @ projection.T.astype(np.float32))  # raw embeddings that whiten back to ``vectors``
     folder.mkdir(parents=True)
     write_items(folder / ITEMS, [
@@ -94,7 +94,6 @@ def build_index(folder: Path, items: int, seed: int = 7) -> Path:
     (folder / WHITENING).write_bytes(whitening.to_bytes())
     params = choose_params(items)
     VectorIndex.build(search_space(raw.astype(np.float32), whitening), params).save(folder)
-    model = Embedder().info
     seal(folder, Manifest(version=VERSION, created_at="2026-02-01T00:00:00+00:00", item_count=items, model=model,
                           index={"params": params.to_dict()}))
     commit_local(folder)

@@ -20,7 +20,7 @@ from PIL import Image
 from skimage import data
 
 from imagesearch.embedder import Embedder
-from imagesearch.model import load_efficientnet_lite0
+from imagesearch.model import load_backbone
 from imagesearch.preprocess import preprocess_bytes
 
 PHOTOS = ("coffee", "chelsea", "astronaut", "rocket", "hubble_deep_field", "immunohistochemistry", "retina", "colorwheel")
@@ -55,9 +55,9 @@ def main() -> None:
 
     folded = Embedder()
     channels_last = Embedder()
-    channels_last.network = load_efficientnet_lite0().to(memory_format=torch.channels_last)
+    channels_last.network = load_backbone(folded.config.backbone).to(memory_format=torch.channels_last)
     nchw = Embedder()
-    nchw.network = load_efficientnet_lite0()
+    nchw.network = load_backbone(folded.config.backbone)
     nchw._to_tensor = lambda batch: torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))  # type: ignore[method-assign]
     variants = {"eager NCHW, batch norms": nchw, "eager channels-last, batch norms": channels_last,
                 "eager channels-last, batch norms folded (the embedder)": folded}

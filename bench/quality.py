@@ -20,13 +20,14 @@ from PIL import Image, ImageOps
 
 from imagesearch import uri_reader
 from imagesearch.augment import near_duplicate
+from imagesearch.backbones import registered
 from imagesearch.catalog import read_catalog
 from imagesearch.embedder import Embedder
 from imagesearch.embedder_config import EmbedderConfig
 from imagesearch.errors import ImageError
 from imagesearch.index import exact_search
 from imagesearch.input_policy import InputPolicy
-from imagesearch.preprocess import PreprocessConfig, decode_image
+from imagesearch.preprocess import decode_image
 from imagesearch.settings import DATA_DIR, get_settings
 from imagesearch.vectors import l2_normalize
 from imagesearch.whitening import Whitening
@@ -105,11 +106,12 @@ def main() -> None:
     queries = [tux.originals[i] for i in sample]
 
     rows = []
+    backbone = registered(get_settings().pipeline.backbone)  # IMAGESEARCH_BACKBONE
     configs = {
-        "centre crop + avg (baseline)": EmbedderConfig(PreprocessConfig(fit="crop"), pooling="avg"),
-        "pad + avg": EmbedderConfig(PreprocessConfig(fit="pad"), pooling="avg"),
-        "crop + GeM": EmbedderConfig(PreprocessConfig(fit="crop"), pooling="gem"),
-        "pad + GeM": EmbedderConfig(PreprocessConfig(fit="pad"), pooling="gem"),
+        "centre crop + avg (baseline)": EmbedderConfig.for_backbone(backbone, fit="crop", pooling="avg"),
+        "pad + avg": EmbedderConfig.for_backbone(backbone, fit="pad", pooling="avg"),
+        "crop + GeM": EmbedderConfig.for_backbone(backbone, fit="crop", pooling="gem"),
+        "pad + GeM": EmbedderConfig.for_backbone(backbone, fit="pad", pooling="gem"),
     }
     for name, config in configs.items():
         embedder = Embedder(config)

@@ -5,15 +5,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from imagesearch.embedder_config import MODEL_NAME, EmbedderConfig, default_weights_path, model_id
-from imagesearch.manifest import ModelInfo, sha256_file
-from imagesearch.model import FEATURE_DIM, fold_batch_norms, load_efficientnet_lite0
+from imagesearch.embedder_config import EmbedderConfig
+from imagesearch.manifest import ModelInfo
+from imagesearch.model import fold_batch_norms, load_backbone
 from imagesearch.preprocess import preprocess_bytes
+from imagesearch.settings import get_settings
 from imagesearch.vectors import l2_normalize
 
 log = logging.getLogger(__name__)
@@ -26,30 +26,25 @@ def pick_device(device: str = "auto") -> torch.device:
 
 
 class Embedder:
-    """Images -> L2-normalised float32 vectors. ``model_id`` names weights + pooling + preprocessing."""
+    """Images -> L2-normalised float32 vectors. ``model_id`` names the backbone, pooling and preprocessing.
 
-    def __init__(
-        self,
-        config: EmbedderConfig | None = None,
-        weights: Path | None = None,
-        device: str = "auto",
-        threads: int = 0,
-    ) -> None:
-        self.config = config or EmbedderConfig()
-        weights_path = weights or default_weights_path()
-        self.weights_sha256 = sha256_file(weights_path)
-        self.model_id = model_id(self.weights_sha256, self.config)
-        self.dim = FEATURE_DIM
+    ``config`` is the model a run recorded or a version was built with; without one, that of new runs
+    (``IMAGESEARCH_BACKBONE``)."""
+
+    def __init__(self, config: EmbedderConfig | None = None, device: str = "auto", threads: int = 0) -> None:
+        self.config = config or EmbedderConfig.for_settings(get_settings())
+        self.model_id = self.config.model_id
+        self.dim = self.config.backbone.feature_dim
         if threads > 0:
             torch.set_num_threads(threads)
         self.device = pick_device(device)
-        self.network = fold_batch_norms(load_efficientnet_lite0(weights_path)).to(self.device)
+        self.network = fold_batch_norms(load_backbone(self.config.backbone)).to(self.device)
         if self.device.type == "cpu":
             self.network = self.network.to(memory_format=torch.channels_last)
 
     @property
     def info(self) -> ModelInfo:
-        return ModelInfo(MODEL_NAME, self.weights_sha256, self.model_id, self.dim, self.config.to_dict())
+        return self.config.model_info()
 
     def _to_tensor(self, batch: np.ndarray) -> torch.Tensor:
         tensor = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)

@@ -72,6 +72,11 @@ class ArtifactError(ImageSearchError):
     """An index version is missing, incomplete, corrupted or built for another model."""
 
 
+class BackboneError(ArtifactError):
+    """This image cannot embed with a backbone: unknown to its registry, its weights package missing, or a weights
+    file or recorded spec other than the registry's."""
+
+
 class RepositoryUnavailableError(ArtifactError):
     """The model repository did not answer, or answered with a server error, after its own retries."""
 
@@ -132,6 +137,7 @@ RETRY: dict[str, Retry] = {
     "ImageFetchTooSlowError": TRANSIENT,
     "InputRefusedError": PERMANENT,
     "ArtifactError": PERMANENT,  # missing, corrupt, a checksum mismatch, another model
+    "BackboneError": PERMANENT,  # an unknown backbone or other weights: another try runs the same image
     "RepositoryUnavailableError": TRANSIENT,
     "VersionTakenError": PERMANENT,
     "CatalogError": PERMANENT,

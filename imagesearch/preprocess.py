@@ -5,12 +5,13 @@ from __future__ import annotations
 import io
 import traceback
 import warnings
-from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
+import msgspec
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from imagesearch.backbones import IMAGENET_MEAN, IMAGENET_STD, Normalisation
 from imagesearch.errors import ImageError, ImageTooLargeError, ImageTooSmallError, NotAnImageError, TruncatedImageError
 
 if TYPE_CHECKING:
@@ -25,28 +26,31 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 # ICO declare one size in their header and decode an embedded image of another.
 ACCEPTED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)  # the statistics the network's weights were trained with
-IMAGENET_STD = (0.229, 0.224, 0.225)
-_MEAN = np.asarray(IMAGENET_MEAN, dtype=np.float32).reshape(3, 1, 1)
-_STD = np.asarray(IMAGENET_STD, dtype=np.float32).reshape(3, 1, 1)
 WHITE = (255, 255, 255)
+# The caps on what a process decodes: not part of the model (its id leaves them out).
+CAPS = ("max_pixels", "min_side")
 
 
-@dataclass(frozen=True)
-class PreprocessConfig:
+class PreprocessConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """How an image becomes the network's input. An embedder's comes from its backbone's spec (size,
+    normalisation: :meth:`imagesearch.embedder_config.EmbedderConfig.for_backbone`); the defaults serve decoding."""
+
     size: int = 224
     # "pad": keep the whole picture, letterboxed on white; "crop": resize shorter side, centre crop.
     fit: Literal["pad", "crop"] = "pad"
     max_pixels: int = 40_000_000
     min_side: int = 16
+    normalisation: Normalisation = Normalisation(IMAGENET_MEAN, IMAGENET_STD)
 
     def for_pipeline(self, settings: Settings) -> PreprocessConfig:
         """This size and fit with the catalog images' caps: preprocess and evaluate decode with exactly these."""
-        return replace(self, max_pixels=settings.inputs.max_image_pixels, min_side=settings.inputs.min_image_side)
+        return msgspec.structs.replace(self, max_pixels=settings.inputs.max_image_pixels,
+                                       min_side=settings.inputs.min_image_side)
 
     def for_queries(self, settings: Settings) -> PreprocessConfig:
         """This size and fit with the search server's caps on what a query may decode."""
-        return replace(self, max_pixels=settings.serving.query_max_image_pixels, min_side=settings.inputs.min_image_side)
+        return msgspec.structs.replace(self, max_pixels=settings.serving.query_max_image_pixels,
+                                       min_side=settings.inputs.min_image_side)
 
     @property
     def tag(self) -> str:
@@ -197,11 +201,13 @@ def fitted_opened(image: Image.Image, config: PreprocessConfig) -> np.ndarray:
     return np.asarray(fit_image(decode_opened(image, config), config), dtype=np.uint8)
 
 
-def normalize(pixels: np.ndarray | Image.Image) -> np.ndarray:
+def normalize(pixels: np.ndarray | Image.Image, config: PreprocessConfig) -> np.ndarray:
     """Stage 2 of :func:`preprocess_bytes`: uint8 (..., S, S, 3) RGB -> float32 (..., 3, S, S) normalised with the
-    ImageNet mean and std; one image or a batch."""
+    config's mean and std (its backbone's); one image or a batch."""
+    mean = np.asarray(config.normalisation.mean, dtype=np.float32).reshape(3, 1, 1)
+    std = np.asarray(config.normalisation.std, dtype=np.float32).reshape(3, 1, 1)
     array = np.moveaxis(np.asarray(pixels, dtype=np.float32), -1, -3) / 255.0
-    return (array - _MEAN) / _STD
+    return (array - mean) / std
 
 
 def preprocess_bytes(data: bytes, config: PreprocessConfig = PreprocessConfig()) -> np.ndarray:
@@ -209,4 +215,4 @@ def preprocess_bytes(data: bytes, config: PreprocessConfig = PreprocessConfig())
 
     Query time calls it whole; index time calls its two stages in two pods (:func:`fitted_pixels`, then
     :func:`normalize`), with the config the run recorded for its model."""
-    return normalize(fitted_pixels(data, config))
+    return normalize(fitted_pixels(data, config), config)

@@ -25,6 +25,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, Va
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
+from imagesearch.backbones import BACKBONES, DEFAULT_BACKBONE
 from imagesearch.catalog_formats import suffixes_text
 
 PREFIX = "IMAGESEARCH_"
@@ -50,6 +51,12 @@ def _iso_4217(code: str) -> str:
     if not re.fullmatch("[A-Z]{3}", code):
         raise ValueError("must be an ISO 4217 code such as USD or EUR")
     return code
+
+
+def _registered_backbone(name: str) -> str:
+    if name not in BACKBONES:
+        raise ValueError(f"must be a registered backbone ({', '.join(sorted(BACKBONES))}; imagesearch/backbones.py)")
+    return name
 
 
 def _at_least_max_k(rows: int) -> int:
@@ -86,6 +93,10 @@ class PipelineSettings(BaseModel):
     max_parallel_shards: int = Field(4, description="Shards processed at once (pods or processes).")
     max_failure_ratio: Share = Field(0.2, description="A shard (or the catalog) fails above this share of bad images "
                                                       "(rows).")
+    backbone: Annotated[str, AfterValidator(_registered_backbone)] = Field(
+        DEFAULT_BACKBONE, description="The backbone new runs embed with (imagesearch/backbones.py: "
+                                      f"{', '.join(sorted(BACKBONES))}); its input size and normalisation come with "
+                                      "it. A version records its own; the search server embeds with the served one's.")
     embed_batch_size: AtLeastOne = Field(8, description="Images per embedding batch; 8 is fastest on CPU here "
                                                         "(bench/embed.py): raise it on a GPU.")
     torch_threads: int = Field(0, description="torch's threads in the embed step (0: torch's default).")

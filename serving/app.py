@@ -16,7 +16,9 @@ import uvicorn
 from litestar import Litestar, Router
 from litestar.di import Provide
 
+from imagesearch.artifacts import MANIFEST, Manifest
 from imagesearch.embedder import Embedder
+from imagesearch.embedder_config import EmbedderConfig, servable_config
 from imagesearch.settings import Settings, get_settings
 from serving.admin import AdminController, bearer_token_guard
 from serving.admission import Admission, AdmissionMiddleware, client_slots
@@ -43,13 +45,28 @@ def _warm_up(embedder: QueryEmbedder, batch_sizes: set[int]) -> None:
         embedder.embed_arrays(np.zeros((count, 3, size, size), dtype=np.float32))
 
 
+def served_model(index_dir: Path, settings: Settings) -> EmbedderConfig:
+    """The model queries are embedded with: that of the version in ``index_dir`` (its manifest's ``model.config``,
+    refused unless this image can embed with it); with no version there yet, that of new runs
+    (``IMAGESEARCH_BACKBONE``), which then decides what a swap may bring in. The version's files are checked when
+    the index loads; a manifest that is not the version's is refused then, before anything is served."""
+    manifest_path = index_dir / MANIFEST
+    if not manifest_path.is_file():
+        config = EmbedderConfig.for_settings(settings)
+        log.info("no version in %s yet: queries will be embedded with %s", index_dir, config.model_id)
+        return config
+    manifest = Manifest.decode(manifest_path.read_bytes())
+    return servable_config(manifest.model, manifest.version)
+
+
 def create_app(settings: Settings | None = None, embedder: QueryEmbedder | None = None) -> Litestar:
+    """The app; its embedder is built from the served version's manifest (:func:`served_model`) unless given."""
     settings = settings or get_settings()
     tune_allocator()  # freed bodies and decode buffers go back to the system (serving/allocator.py)
-    embedder = embedder or Embedder(threads=settings.pipeline.torch_threads)
+    index_dir = Path(settings.serving.index_dir).resolve()
+    embedder = embedder or Embedder(served_model(index_dir, settings), threads=settings.pipeline.torch_threads)
     metrics = Metrics()
     service = SearchService(settings, embedder, metrics)
-    index_dir = Path(settings.serving.index_dir).resolve()
     max_body_bytes = settings.serving.max_upload_bytes + MULTIPART_OVERHEAD
     admission = AdmissionMiddleware(
         Admission(settings.serving.max_queue, settings.serving.retry_after_s, metrics,

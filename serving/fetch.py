@@ -4,9 +4,13 @@
 
 Defaults come from the environment the Deployment gives it: IMAGESEARCH_INDEX_VERSION and
 IMAGESEARCH_MODEL_REPOSITORY (the overlay's ConfigMap) and IMAGESEARCH_INDEX_DIR (in the shared volume).
-The version is downloaded beside the target, checked (``_COMMIT``, every file's size and sha256, the
-model id this image embeds queries with) and only then renamed into place. Any failure exits non-zero
-with one clear line and leaves nothing half-filled behind, so the pod never starts on a bad index.
+Before any of the version's files is downloaded, its manifest is checked for a model this image can embed
+queries with (``model.config``: a backbone its registry knows with the same spec and weights sha256, whose
+weights package is installed with that very file: :func:`imagesearch.embedder_config.servable_config`); a
+version that records no backbone is refused with a word to rebuild it. The version is then downloaded beside
+the target, checked (``_COMMIT``, every file's size and sha256, the model id) and only then renamed into
+place. Any failure exits non-zero with one clear line and leaves nothing half-filled behind, so the pod never
+starts on a bad index.
 Prints one JSON summary line on success.
 """
 
@@ -18,8 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-from imagesearch.artifacts import Manifest, check_version, fetch, verify_directory
-from imagesearch.embedder_config import model_id_for
+from imagesearch.artifacts import Manifest, check_version, fetch, read_manifest, verify_directory
+from imagesearch.embedder_config import servable_config
 from imagesearch.errors import ArtifactError, ImageSearchError
 from imagesearch.repository import DEFAULT_RETRY_S, open_repository
 from imagesearch.settings import SettingsError, get_settings
@@ -32,19 +36,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--version", help="index version (default IMAGESEARCH_INDEX_VERSION)")
     parser.add_argument("--repository", help="model repository URI (default IMAGESEARCH_MODEL_REPOSITORY)")
     parser.add_argument("--index-dir", help="where the version goes (default IMAGESEARCH_INDEX_DIR)")
-    parser.add_argument("--model-id", help="the model id to require (default: this image's embedder)")
+    parser.add_argument("--model-id", help="the model id to require as well (default: any this image can embed with)")
     return parser.parse_args(argv)
 
 
-def already_there(target: Path, version: str, model_id: str) -> Manifest | None:
+def already_there(target: Path, version: str) -> Manifest | None:
     """The manifest if ``target`` already holds ``version``, complete and intact (a restarted pod)."""
     if not target.is_dir():
         return None
     try:
-        manifest = verify_directory(target, model_id)
+        manifest = verify_directory(target)
     except ArtifactError:
         return None
     return manifest if manifest.version == version else None
+
+
+def embeddable(manifest: Manifest, model_id: str | None) -> str:
+    """The model id of ``manifest``'s version once this image can embed queries with its model (and it is
+    ``model_id``, when given); else an :class:`ArtifactError` saying why not."""
+    config = servable_config(manifest.model, manifest.version)
+    if model_id is not None and config.model_id != model_id:
+        raise ArtifactError(f"version {manifest.version} was built with model {config.model_id}, not {model_id}")
+    return config.model_id
 
 
 def fetch_index(version: str, repository: str, index_dir: str, model_id: str | None = None,
@@ -53,13 +66,15 @@ def fetch_index(version: str, repository: str, index_dir: str, model_id: str | N
         raise ArtifactError("no index version to fetch: IMAGESEARCH_INDEX_VERSION is empty "
                             "(the GitOps overlay sets it once the pipeline has deployed a version)")
     check_version(version)
-    if model_id is None:
-        model_id = model_id_for()
     target = Path(index_dir).absolute()
-    manifest = already_there(target, version, model_id)
+    manifest = already_there(target, version)
     reused = manifest is not None
-    if manifest is None:
-        manifest = fetch(open_repository(repository, retry_s=retry_s), version, target, model_id)
+    if manifest is not None:
+        embeddable(manifest, model_id)
+    else:
+        repo = open_repository(repository, retry_s=retry_s)
+        wanted = embeddable(read_manifest(repo, version), model_id)  # the manifest only: no index file yet
+        manifest = fetch(repo, version, target, wanted)
     return {"version": manifest.version, "index_dir": str(target), "items": manifest.item_count,
             "files": len(manifest.files), "model_id": manifest.model.model_id, "reused": reused}
 

@@ -120,7 +120,7 @@ class SearchService:
         return preprocess_bytes(data, self.preprocess_config)
 
     def _model_input_opened(self, image: Image.Image) -> np.ndarray:
-        return normalize(fitted_opened(image, self.preprocess_config))
+        return normalize(fitted_opened(image, self.preprocess_config), self.preprocess_config)
 
     async def decoded(self, data: bytes, reservation: Reservation) -> np.ndarray:
         """:meth:`model_input` off the event loop, its decode's memory reserved once the header says how much."""

@@ -23,7 +23,7 @@ def embed_pixels(embedder: Embedder, pixels: np.ndarray, batch_size: int) -> np.
     outputs = [np.zeros((0, embedder.dim), np.float32)]
     for start in range(0, len(pixels), batch_size):
         began = time.perf_counter()
-        batch = normalize(pixels[start : start + batch_size])
+        batch = normalize(pixels[start : start + batch_size], embedder.config.preprocess)
         outputs.append(embedder.embed_arrays(batch))
         elapsed = time.perf_counter() - began
         log.info("batch %d-%d of %d: %.2fs (%.1f img/s)", start, start + len(batch), len(pixels), elapsed, len(batch) / elapsed)

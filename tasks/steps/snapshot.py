@@ -13,8 +13,9 @@ import logging
 from typing import Any
 
 from imagesearch.artifacts import is_committed, version_taken
+from imagesearch.backbones import weights_file
 from imagesearch.catalog import CatalogItem, read_catalog
-from imagesearch.embedder_config import EmbedderConfig, model_id_for
+from imagesearch.embedder_config import EmbedderConfig
 from imagesearch.input_policy import InputPolicy
 from imagesearch.manifest import check_version, new_version
 from imagesearch.stamps import image_stamps
@@ -66,8 +67,10 @@ def snapshot(context: cli.StepContext) -> dict[str, Any]:
     for record, stamp in zip(records, image_stamps([item.image_uri for item in items], image_policy), strict=True):
         record["image_stamp"] = stamp
     repo = context.repository()
-    embedder = EmbedderConfig()  # this code's model: every later step embeds and preprocesses as recorded here
-    model_id = model_id_for(embedder)
+    # The model of new runs (IMAGESEARCH_BACKBONE): every later step embeds and preprocesses as recorded here.
+    embedder = EmbedderConfig.for_settings(settings)
+    weights_file(embedder.backbone)  # this image can embed with it: a missing or other weights file fails here
+    model_id = embedder.model_id
     previous, why_full = read_previous(repo, args.full_rebuild, model_id)
     if previous is None:
         log.info("full rebuild: %s", why_full)
