@@ -8,7 +8,8 @@ from PIL import Image, ImageOps
 
 from imagesearch.augment import near_duplicate
 from imagesearch.embedder import Embedder
-from imagesearch.embedder_config import model_id_for
+from imagesearch.embedder_config import EmbedderConfig
+from imagesearch.settings import Settings
 from tests.conftest import jpeg_bytes, photo, png_bytes
 
 NAMES = ("coffee", "chelsea", "astronaut", "rocket", "hubble_deep_field", "immunohistochemistry", "retina", "colorwheel")
@@ -52,8 +53,9 @@ def test_batching_does_not_change_results(embedder: Embedder) -> None:
     assert np.allclose(together, alone, atol=1e-4)
 
 
-def test_model_id_without_the_network(embedder: Embedder) -> None:
-    assert model_id_for() == embedder.model_id
+def test_without_a_config_it_embeds_with_the_model_of_new_runs(embedder: Embedder) -> None:
+    assert embedder.config == EmbedderConfig.for_settings(Settings.from_env({}))  # IMAGESEARCH_BACKBONE unset
+    assert embedder.model_id == embedder.config.model_id and embedder.model_id.startswith("efficientnet-lite0-")
 
 
 def test_mirror_is_a_near_neighbour_but_not_identical(embedder: Embedder) -> None:

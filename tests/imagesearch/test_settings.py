@@ -32,7 +32,9 @@ def test_defaults_and_environment_overrides_by_group() -> None:
     assert (pipeline.shard_size, pipeline.max_failure_ratio, pipeline.runner) == (50, 0.5, "kubernetes")
     assert settings.kubernetes.deferrable is False and settings.gitops.branch == "live" and settings.airflow.unpause is True
     assert settings.alerts.email_to == "ops@example.com"
+    assert Settings.from_env({"IMAGESEARCH_BACKBONE": "efficientnet-lite2"}).pipeline.backbone == "efficientnet-lite2"
     defaults = Settings.from_env({})
+    assert defaults.pipeline.backbone == "efficientnet-lite0"
     assert defaults.pipeline.runner == "local" and defaults.kubernetes.deferrable is True and defaults.gitops.branch == "main"
 
 
@@ -50,7 +52,8 @@ def test_a_given_group_replaces_the_environment_s() -> None:
      ("CURRENCY", "dollars", "ISO 4217"), ("FILTERED_SEARCH_MAX_ROWS", "50", "at least 100, the largest k"),
      ("FETCH_TIMEOUT_S", "0", "greater than 0"), ("FETCH_MAX_REDIRECTS", "-1", "greater than or equal to 0"),
      ("WORKERS", "0", "greater than or equal to 1"), ("BODY_READ_TIMEOUT_S", "0", "greater than 0"),
-     ("KUBERNETES_DEFERRABLE", "maybe", "valid boolean"), ("KUBERNETES_GPU_COUNT", "", "valid integer")],
+     ("KUBERNETES_DEFERRABLE", "maybe", "valid boolean"), ("KUBERNETES_GPU_COUNT", "", "valid integer"),
+     ("BACKBONE", "resnet50", "must be a registered backbone (efficientnet-lite0, efficientnet-lite1, ")],
 )
 def test_invalid_values_are_explained_by_their_variable(name: str, value: str, message: str) -> None:
     with pytest.raises(SettingsError, match=f"^IMAGESEARCH_{name}={value!r} is not valid: .*{re.escape(message)}"):

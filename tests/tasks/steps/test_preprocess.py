@@ -5,10 +5,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from imagesearch.backbones import registered
 from imagesearch.catalog import serialize_catalog
 from imagesearch.embedder import Embedder
-from imagesearch.embedder_config import EmbedderConfig, model_id_for
-from imagesearch.preprocess import PreprocessConfig, normalize
+from imagesearch.embedder_config import EmbedderConfig
+from imagesearch.preprocess import normalize
 from imagesearch.settings import Settings
 from serving.metrics import Metrics
 from serving.service import SearchService
@@ -79,21 +80,22 @@ def test_index_time_and_query_time_make_identical_tensors_from_the_recorded_conf
     workspace = Workspace(str(tmp_path / "ws"))
     assert run_step("snapshot", workspace.uri, "--catalog", str(photo_catalog), "--repository", str(tmp_path / "repo"),
                     "--limit", "4").code == 0
-    recorded = EmbedderConfig(PreprocessConfig(size=160, fit="crop"), pooling="avg")
+    recorded = EmbedderConfig.for_backbone(registered("efficientnet-lite0"), fit="crop", pooling="avg", size=160)
     info = workspace.run_info()
-    assert EmbedderConfig.from_dict(info["embedder"]) == EmbedderConfig()  # snapshot records this code's model
-    workspace.write_json("snapshot/run.json", {**info, "embedder": recorded.to_dict(), "model_id": model_id_for(recorded)})
+    # snapshot records the model of new runs (IMAGESEARCH_BACKBONE, unset here)
+    assert EmbedderConfig.from_dict(info["embedder"]) == EmbedderConfig.for_settings(Settings.from_env({}))
+    workspace.write_json("snapshot/run.json", {**info, "embedder": recorded.to_dict(), "model_id": recorded.model_id})
     assert run_step("preprocess", workspace.uri, "--shard", "0").code == 0
     assert run_step("embed", workspace.uri, "--shard", "0", "--device", "cpu").code == 0
 
     records = workspace.read_jsonl("preprocess/00000/items.jsonl")
-    index_inputs = normalize(workspace.read_array("preprocess/00000/pixels.npz"))
+    index_inputs = normalize(workspace.read_array("preprocess/00000/pixels.npz"), recorded.preprocess)
     assert index_inputs.shape == (4, 3, 160, 160)
     embedder = Embedder(recorded, device="cpu")
     service = SearchService(Settings.from_env(), embedder, Metrics())
     query_inputs = np.stack([service.model_input(Path(record["image_uri"]).read_bytes()) for record in records])
     assert np.array_equal(index_inputs, query_inputs)
     # And the vectors the embed step stored are the ones a query with those bytes gets.
-    assert workspace.read_json("embed/00000/model.json")["model_id"] == embedder.model_id == model_id_for(recorded)
+    assert workspace.read_json("embed/00000/model.json")["model_id"] == embedder.model_id == recorded.model_id
     np.testing.assert_allclose(workspace.read_array("embed/00000/embeddings.npy"), embedder.embed_arrays(query_inputs),
                                atol=1e-5)
