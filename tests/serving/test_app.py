@@ -1,17 +1,29 @@
-"""The app's wiring: every route of ours names its operation, and controllers use the service's public face."""
+"""The app's wiring: every route of ours names its operation, controllers use the service's public face, and the
+embedder is built from the served version's manifest (a Lite1 version end to end)."""
 
 from __future__ import annotations
 
 import ast
 import inspect
+import shutil
 from pathlib import Path
 
+import msgspec
+import pytest
 from litestar import Litestar
+from litestar.testing import TestClient
 
+from imagesearch.artifacts import MANIFEST, Manifest
+from imagesearch.backbones import registered
 from imagesearch.embedder import Embedder
+from imagesearch.embedder_config import EmbedderConfig
+from imagesearch.errors import BackboneError
+from imagesearch.settings import Settings
 from serving import admin, api, ops
-from serving.app import create_app
+from serving.app import create_app, served_model
+from serving.fetch import fetch_index
 from serving.service import SearchService
+from tests.conftest import photo, png_bytes, run_pipeline
 from tests.serving.conftest import serving_settings
 
 CONTROLLER_MODULES = (api, admin, ops)
@@ -55,3 +67,43 @@ def test_controllers_use_only_the_services_public_methods() -> None:
         "service._batcher", "service.holder"]
     for module in CONTROLLER_MODULES:
         assert private_uses(inspect.getsource(module)) == [], module.__name__
+
+
+def test_with_no_version_yet_the_server_embeds_with_the_backbone_of_new_runs(tmp_path: Path) -> None:
+    settings = Settings.from_env({"IMAGESEARCH_BACKBONE": "efficientnet-lite2"})
+    assert served_model(tmp_path, settings) == EmbedderConfig.for_backbone(registered("efficientnet-lite2"))
+
+
+def test_the_server_embeds_with_the_served_version_s_model_not_the_setting(index_a: Path, tmp_path: Path) -> None:
+    settings = Settings.from_env({"IMAGESEARCH_BACKBONE": "efficientnet-lite2"})
+    manifest = Manifest.decode((index_a / MANIFEST).read_bytes())
+    assert served_model(index_a, settings) == EmbedderConfig.from_dict(manifest.model.config)
+    old = tmp_path / index_a.name
+    shutil.copytree(index_a, old)
+    config = {key: value for key, value in manifest.model.config.items() if key != "backbone"}
+    (old / MANIFEST).write_bytes(msgspec.structs.replace(
+        manifest, model=msgspec.structs.replace(manifest.model, config=config)).encode())
+    with pytest.raises(BackboneError, match="records no backbone"):
+        create_app(serving_settings(old))  # refused before any network is built
+
+
+def test_a_lite1_version_is_built_fetched_and_queried_with_lite1(photo_catalog: Path, tmp_path: Path) -> None:
+    """The pipeline with IMAGESEARCH_BACKBONE=efficientnet-lite1 publishes a Lite1 version; the fetcher puts it in
+    place, and the server (given no embedder, its own setting at the default Lite0) embeds queries with Lite1."""
+    repository, version = tmp_path / "models", "20260301T000000Z"
+    result = run_pipeline(photo_catalog, repository, "--version", version,
+                          env={"IMAGESEARCH_BACKBONE": "efficientnet-lite1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    lite1 = EmbedderConfig.for_backbone(registered("efficientnet-lite1"))
+    index_dir = tmp_path / "indexes" / version
+    assert fetch_index(version, str(repository), str(index_dir))["model_id"] == lite1.model_id
+    assert Manifest.decode((index_dir / MANIFEST).read_bytes()).model.config == lite1.to_dict()
+    with TestClient(create_app(serving_settings(index_dir))) as client:
+        # Ready: the holder loads a version only for an embedder of its very model id.
+        assert client.get("/readyz").status_code == 200
+        assert client.get("/v1/index").json()["model_id"] == lite1.model_id
+        query = png_bytes(photo("coffee"))  # the catalog's own bytes: the same vector only from the same network
+        response = client.post("/v1/search", params={"k": 3}, files={"image": ("q.png", query, "image/png")})
+        assert response.status_code == 200, response.text
+        best = response.json()["results"][0]
+        assert best["item_id"] == "coffee" and best["score"] > 0.999

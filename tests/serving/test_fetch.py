@@ -13,6 +13,10 @@ import msgspec
 import pytest
 
 from imagesearch.artifacts import COMMIT, MANIFEST, Manifest, commit_local, verify_directory
+from imagesearch.backbones import BACKBONES, registered
+from imagesearch.embedder_config import EmbedderConfig
+from imagesearch.index_store import EMBEDDINGS
+from imagesearch.manifest import ModelInfo
 from imagesearch.settings import get_settings
 from serving import fetch
 from tests.conftest import ROOT
@@ -82,16 +86,85 @@ def test_corrupted_file(repository: tuple[Path, str], tmp_path: Path, monkeypatc
     assert f"checksum mismatch for items.parquet in version {version}" in error
 
 
+def rewrite_model(directory: Path, model: ModelInfo) -> None:
+    """A complete, intact version (manifest and _COMMIT agree) recording ``model``, without its embeddings file: a
+    fetch that downloaded anything before checking the model would fail on that instead."""
+    manifest = Manifest.decode((directory / MANIFEST).read_bytes())
+    (directory / MANIFEST).write_bytes(msgspec.structs.replace(manifest, model=model).encode())
+    commit_local(directory)
+    (directory / EMBEDDINGS).unlink()
+
+
 def test_model_mismatch(repository: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                         capsys: pytest.CaptureFixture[str]) -> None:
     models, version = repository
     directory = models / "indexes" / version
     manifest = Manifest.decode((directory / MANIFEST).read_bytes())
-    other = msgspec.structs.replace(manifest.model, model_id="resnet50-000000000000-avg-pad224")
-    (directory / MANIFEST).write_bytes(msgspec.structs.replace(manifest, model=other).encode())
-    commit_local(directory)  # a complete, intact version: only built by another model
+    rewrite_model(directory, msgspec.structs.replace(manifest.model, model_id="resnet50-000000000000-avg-pad224"))
     error = fails_cleanly(models, version, tmp_path, monkeypatch, capsys)
-    assert f"version {version} was built with model resnet50-000000000000-avg-pad224" in error
+    assert f"version {version} names model resnet50-000000000000-avg-pad224" in error
+    assert "but its model.config derives efficientnet-lite0-" in error
+
+
+def test_a_version_that_records_no_backbone_is_refused_with_a_word_to_rebuild_it(
+        repository: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A version built before backbones were recorded (its model.config had no backbone): no silent default."""
+    models, version = repository
+    directory = models / "indexes" / version
+    manifest = Manifest.decode((directory / MANIFEST).read_bytes())
+    old_config = {key: value for key, value in manifest.model.config.items() if key != "backbone"}
+    rewrite_model(directory, msgspec.structs.replace(manifest.model, config=old_config))
+    error = fails_cleanly(models, version, tmp_path, monkeypatch, capsys)
+    assert f"version {version} records no backbone" in error and "Rebuild the version" in error
+
+
+def test_an_unknown_backbone_is_refused(repository: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    models, version = repository
+    lite4 = msgspec.structs.replace(registered("efficientnet-lite0"), name="efficientnet-lite4")
+    rewrite_model(models / "indexes" / version, EmbedderConfig.for_backbone(lite4).model_info())
+    error = fails_cleanly(models, version, tmp_path, monkeypatch, capsys)
+    assert "unknown backbone 'efficientnet-lite4': this image knows efficientnet-lite0, efficientnet-lite1" in error
+
+
+def test_other_weights_than_the_registry_s_are_refused(repository: tuple[Path, str], tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    models, version = repository
+    lite0 = registered("efficientnet-lite0")
+    other = msgspec.structs.replace(lite0, weights=msgspec.structs.replace(lite0.weights, sha256="ab" * 32))
+    rewrite_model(models / "indexes" / version, EmbedderConfig.for_backbone(other).model_info())
+    error = fails_cleanly(models, version, tmp_path, monkeypatch, capsys)
+    assert (f"version {version} was embedded with efficientnet-lite0 weights of sha256 {'ab' * 32}; this image's "
+            f"efficientnet-lite0 has {lite0.weights.sha256}") in error
+
+
+def test_a_registered_backbone_whose_package_is_not_installed_is_refused(
+        repository: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    models, version = repository
+    lite0 = registered("efficientnet-lite0")
+    weights = msgspec.structs.replace(lite0.weights, package="efficientnet-lite9-pytorch-model")
+    lite9 = msgspec.structs.replace(lite0, name="efficientnet-lite9", weights=weights)
+    monkeypatch.setitem(BACKBONES, lite9.name, lite9)  # an image whose registry names it but lacks the package
+    rewrite_model(models / "indexes" / version, EmbedderConfig.for_backbone(lite9).model_info())
+    error = fails_cleanly(models, version, tmp_path, monkeypatch, capsys)
+    assert "backbone efficientnet-lite9: its weights package efficientnet-lite9-pytorch-model==0.1.0 is not installed" \
+        in error
+
+
+def test_an_installed_weights_file_of_another_checksum_is_refused(
+        repository: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The registry and the manifest agree, but the file this image installed is not the one they name."""
+    models, version = repository
+    lite0 = registered("efficientnet-lite0")
+    pinned = msgspec.structs.replace(lite0, weights=msgspec.structs.replace(lite0.weights, sha256="cd" * 32))
+    monkeypatch.setitem(BACKBONES, lite0.name, pinned)
+    rewrite_model(models / "indexes" / version, EmbedderConfig.for_backbone(pinned).model_info())
+    error = fails_cleanly(models, version, tmp_path, monkeypatch, capsys)
+    assert f"has sha256 {lite0.weights.sha256}, the spec says {'cd' * 32}" in error
 
 
 def test_no_version_or_a_malformed_one(repository: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
