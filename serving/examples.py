@@ -44,7 +44,7 @@ SIMILAR: dict[str, Any] = {
 
 INDEX: dict[str, Any] = {
     "version": VERSION, "item_count": 20, "created_at": "2026-01-01T00:00:00+00:00",
-    "model_id": "efficientnet-lite0-579344248a93-gem3-pad224", "embedding_dim": 1280, "index_kind": "brute_force",
+    "model_id": "efficientnet-lite0-579344248a93-gem3-pad224-39469313", "embedding_dim": 1280, "index_kind": "brute_force",
     "categories": ["art", "kitchen", "people", "pets", "science", "space"],
     "metrics": {
         "category_precision_at_10": 0.265, "eval_queries": 20.0, "near_duplicate_images": 20.0,

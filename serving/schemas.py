@@ -68,8 +68,9 @@ class IndexInfo(msgspec.Struct, frozen=True):
     item_count: Annotated[int, described("Items in the index.", 20)]
     created_at: Annotated[str, described("When the index was built, ISO 8601 in UTC.", "2026-01-01T00:00:00+00:00")]
     model_id: Annotated[str, described(
-        "The embedding model and preprocessing the index was built with; queries are embedded with the same.",
-        "efficientnet-lite0-579344248a93-gem3-pad224",
+        "The embedding model (backbone, weights, pooling, preprocessing) the index was built with; queries are "
+        "embedded with the same.",
+        "efficientnet-lite0-579344248a93-gem3-pad224-39469313",
     )]
     embedding_dim: Annotated[int, described("Dimensions of the stored embeddings.", 1280)]
     index_kind: Annotated[str, described("How neighbours are found: ScaNN's brute-force or partitioned search.", "brute_force")]
