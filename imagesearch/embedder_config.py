@@ -71,7 +71,8 @@ class EmbedderConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
                          self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
-        return msgspec.to_builtins(self)  # type: ignore[no-any-return]
+        """The record exactly as JSON holds it (lists, not tuples)."""
+        return msgspec.json.decode(msgspec.json.encode(self))  # type: ignore[no-any-return]
 
     @classmethod
     def from_dict(cls, record: object) -> EmbedderConfig:
