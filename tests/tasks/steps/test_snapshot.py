@@ -3,7 +3,12 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import msgspec
+import pytest
+
+from imagesearch.backbones import BACKBONES, registered
 from imagesearch.catalog import serialize_catalog
+from imagesearch.embedder_config import EmbedderConfig
 from tasks.workspace import Workspace
 from tests.conftest import catalog_items
 from tests.tasks.conftest import run_step
@@ -69,3 +74,26 @@ def test_mostly_invalid_catalog_is_refused_with_line_numbers(tmp_path: Path, pho
     result = run_step("snapshot", tmp_path / "ws", "--catalog", str(catalog), "--repository", str(tmp_path / "repo"))
     assert result.code == 2
     assert "16 of 20 rows are invalid" in result.stderr and "line 6: updated_at" in result.stderr
+
+
+def test_the_backbone_of_new_runs_is_recorded_and_another_one_rebuilds_in_full(
+        tmp_path: Path, photo_catalog: Path, repository: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """IMAGESEARCH_BACKBONE picks the model the run records for every later step; a previous version embedded with
+    another backbone is not reused."""
+    monkeypatch.setenv("IMAGESEARCH_BACKBONE", "efficientnet-lite2")
+    result = run_step("snapshot", tmp_path / "ws", "--catalog", str(photo_catalog), "--repository", str(repository))
+    assert result.code == 0, result.stderr
+    lite2 = EmbedderConfig.for_backbone(registered("efficientnet-lite2"))
+    info = Workspace(str(tmp_path / "ws")).run_info()
+    assert EmbedderConfig.from_dict(info["embedder"]) == lite2 and info["model_id"] == lite2.model_id
+    assert info["previous_version"] is None and "was built with model efficientnet-lite0-" in info["full_rebuild_reason"]
+    assert info["to_fetch"] == 20
+
+
+def test_a_backbone_whose_weights_this_image_lacks_fails_the_snapshot(
+        tmp_path: Path, photo_catalog: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    lite0 = registered("efficientnet-lite0")
+    other = msgspec.structs.replace(lite0, weights=msgspec.structs.replace(lite0.weights, sha256="ef" * 32))
+    monkeypatch.setitem(BACKBONES, lite0.name, other)
+    result = run_step("snapshot", tmp_path / "ws", "--catalog", str(photo_catalog), "--repository", str(tmp_path / "repo"))
+    assert result.code == 2 and f"the spec says {'ef' * 32}" in result.stderr
