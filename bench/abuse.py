@@ -48,10 +48,10 @@ from bench.serve import start_server
 from imagesearch.artifacts import Manifest, commit_local, seal
 from imagesearch.embedder import Embedder
 from imagesearch.index import VectorIndex, choose_params, exact_search
-from imagesearch.index_store import EMBEDDINGS, ITEMS, WHITENING, load_index, search_space, write_items
+from imagesearch.index_store import EMBEDDINGS, ITEMS, load_index, projection_record, search_space, write_items
+from imagesearch.projection import PROJECTION, LinearHead
 from imagesearch.settings import Settings
 from imagesearch.vectors import l2_normalize
-from imagesearch.whitening import Whitening
 from serving.memory_budget import MIB
 from serving.search import Filters, build_category_indexes, nearest
 from tests.conftest import jpeg_bytes, photo
@@ -82,8 +82,8 @@ def build_index(folder: Path, items: int, seed: int = 7) -> Path:
     vectors = l2_normalize(centres[categories] + 0.1 * rng.standard_normal((items, DIMS)).astype(np.float32))
     model = Embedder().info
     projection, _ = np.linalg.qr(rng.standard_normal((model.dim, DIMS)))
-    whitening = Whitening(np.zeros(model.dim, np.float32), projection.astype(np.float32))
-    raw = l2_normalize(vectors @ projection.T.astype(np.float32))  # raw embeddings that whiten back to ``vectors``
+    head = LinearHead(mean=np.zeros(model.dim, np.float32), weight=projection.astype(np.float32))
+    raw = l2_normalize(vectors @ projection.T.astype(np.float32))  # raw embeddings that project back to ``vectors``
     folder.mkdir(parents=True)
     write_items(folder / ITEMS, [
         {"item_id": f"item-{row}", "title": f"item {row}", "category": f"c{categories[row]}", "price": float(row % 100),
@@ -91,11 +91,11 @@ def build_index(folder: Path, items: int, seed: int = 7) -> Path:
         for row in range(items)
     ])
     np.save(folder / EMBEDDINGS, raw.astype(np.float32), allow_pickle=False)
-    (folder / WHITENING).write_bytes(whitening.to_bytes())
+    (folder / PROJECTION).write_bytes(head.to_bytes())
     params = choose_params(items)
-    VectorIndex.build(search_space(raw.astype(np.float32), whitening), params).save(folder)
+    VectorIndex.build(search_space(raw, head), params).save(folder)
     seal(folder, Manifest(version=VERSION, created_at="2026-02-01T00:00:00+00:00", item_count=items, model=model,
-                          index={"params": params.to_dict()}))
+                          index={"params": params.to_dict(), "projection": projection_record(folder, head)}))
     commit_local(folder)
     return folder
 

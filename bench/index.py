@@ -23,10 +23,10 @@ from imagesearch.catalog import read_catalog
 from imagesearch.embedder import Embedder
 from imagesearch.index import IndexParams, VectorIndex, choose_params, exact_search
 from imagesearch.input_policy import InputPolicy
+from imagesearch.projection import PcaWhitening
 from imagesearch.settings import DATA_DIR, Settings, get_settings
 from imagesearch.uri_reader import read_bytes
 from imagesearch.vectors import l2_normalize
-from imagesearch.whitening import Whitening
 
 K = 10
 CACHE = DATA_DIR / "bench"
@@ -139,7 +139,7 @@ def run(title: str, raw_database: np.ndarray, raw_queries: np.ndarray, with_hnsw
     """As the pipeline does: learn the PCA-whitening on the indexed vectors, project both sides, index."""
     settings = Settings.from_env({})
     began = time.perf_counter()
-    whitening = Whitening.fit(raw_database, settings.pipeline.whitening_dims, settings.pipeline.whitening_shrinkage)
+    whitening = PcaWhitening.fit(raw_database, settings.pipeline.whitening_dims, settings.pipeline.whitening_shrinkage)
     database, queries = whitening.apply(raw_database), whitening.apply(raw_queries)
     title += f"; whitened to {whitening.out_dim}-d in {time.perf_counter() - began:.1f}s"
     truth = exact_batched(database, queries, K)

@@ -28,9 +28,9 @@ from imagesearch.errors import ImageError
 from imagesearch.index import exact_search
 from imagesearch.input_policy import InputPolicy
 from imagesearch.preprocess import decode_image
+from imagesearch.projection import PcaWhitening
 from imagesearch.settings import DATA_DIR, get_settings
 from imagesearch.vectors import l2_normalize
-from imagesearch.whitening import Whitening
 
 
 @dataclass
@@ -124,8 +124,8 @@ def main() -> None:
             averaged = l2_normalize(copies + flipped)
             rows.append((f"{name} + flip-averaged queries", *near_dup_rates(database, averaged, sample), float("nan")))
             for dims, shrinkage in ((512, 0.001), (256, 0.3), (512, 0.3)):
-                tux_white = Whitening.fit(database, dims, shrinkage)
-                fashion_white = Whitening.fit(fashion_vectors, dims, shrinkage)
+                tux_white = PcaWhitening.fit(database, dims, shrinkage)
+                fashion_white = PcaWhitening.fit(fashion_vectors, dims, shrinkage)
                 rows.append((
                     f"{name} + PCA-whitening {dims} (shrinkage {shrinkage:g})",
                     *near_dup_rates(tux_white.apply(database), tux_white.apply(copies), sample),

@@ -110,7 +110,7 @@ class VectorIndex:
     @staticmethod
     def saved_vectors(directory: Path, rows: int, dim: int) -> np.ndarray | None:
         """The float32 rows a saved index re-ranks with, as built, in order (ScaNN's ``dataset.npy``), mapped
-        read-only: the search-space vectors without whitening them again into a second copy. None when the
+        read-only: the search-space vectors without projecting them again into a second copy. None when the
         saved index holds no such matrix of ``rows`` x ``dim``."""
         path = directory / SCANN_DIR / SCANN_DATASET
         if not path.is_file():

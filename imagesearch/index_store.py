@@ -4,7 +4,9 @@
                      image_stamp (what change detection compares; row = vector)
     embeddings.npy   (N, dim) float16 unit vectors, the raw embeddings (incremental reuse reads them)
     samples.npz      fitted images of a few items, the evaluation's near-duplicate queries (never refetched)
-    whitening.npz    optional PCA-whitening learned on them; the index and every query are projected with it
+    projection.npz   the projection (imagesearch.projection: identity, PCA-whitening or a learned head) the index
+                     and every query are projected with; the manifest's ``index.projection`` records it. A version
+                     published before projections holds ``whitening.npz`` (a PCA-whitening) or neither (identity)
     scann/           the serialized ScaNN searcher over the projected vectors (relative paths)
     manifest.json, _COMMIT
 """
@@ -24,12 +26,18 @@ import pyarrow.parquet as pq
 from imagesearch.artifacts import verify_directory
 from imagesearch.errors import ArtifactError
 from imagesearch.index import IndexParams, VectorIndex
-from imagesearch.manifest import Manifest
-from imagesearch.whitening import Whitening
+from imagesearch.manifest import Manifest, sha256_file
+from imagesearch.projection import (
+    LEGACY_WHITENING,
+    PROJECTION,
+    IdentityProjection,
+    Projection,
+    legacy_whitening_from_bytes,
+    load_projection,
+)
 
 ITEMS = "items.parquet"
 EMBEDDINGS = "embeddings.npy"
-WHITENING = "whitening.npz"
 SAMPLES = "samples.npz"
 # Raw embeddings are stored as float16: half the bytes of float32 (1M x 1280-d: 2.6 GB, not 5.1 GB) for a
 # cosine error below 1e-3, far under the gaps that order neighbours. Every reader works in float32.
@@ -54,15 +62,44 @@ def read_items(path: Path) -> dict[str, list[Any]]:
     return pq.read_table(path).to_pydict()
 
 
-def read_whitening(directory: Path) -> Whitening | None:
-    path = directory / WHITENING
-    return Whitening.from_bytes(path.read_bytes()) if path.exists() else None
+def projection_record(directory: Path, projection: Projection) -> dict[str, Any]:
+    """What the manifest's ``index.projection`` says of the version's ``projection.npz`` (written already)."""
+    return {**projection.describe(), "sha256": sha256_file(directory / PROJECTION)}
 
 
-def search_space(embeddings: np.ndarray, whitening: Whitening | None) -> np.ndarray:
-    """Raw unit vectors -> the float32 vectors the index holds and queries are compared with."""
-    vectors = np.asarray(embeddings, dtype=np.float32)
-    return whitening.apply(vectors) if whitening is not None else vectors
+def read_projection(directory: Path, recorded: dict[str, Any] | None, dim: int) -> Projection:
+    """The version's projection of ``dim``-d raw vectors: its ``projection.npz``, checked against what the manifest
+    records (``recorded``: kind, dimensions, projection_id, sha256); a version published before projections gets its
+    ``whitening.npz`` as PCA-whitening, or the identity."""
+    path, legacy = directory / PROJECTION, directory / LEGACY_WHITENING
+    if path.exists() and legacy.exists():
+        raise ArtifactError(f"{directory} holds both {PROJECTION} and {LEGACY_WHITENING}")
+    if path.exists():
+        if not recorded:
+            raise ArtifactError(f"{directory}/{PROJECTION} is not recorded in the manifest's index.projection")
+        if sha256_file(path) != recorded.get("sha256"):
+            raise ArtifactError(f"{PROJECTION} is not the file the manifest's index.projection records (sha256)")
+        projection = load_projection(path)
+        found = projection.describe()
+        wrong = sorted(key for key, value in found.items() if recorded.get(key) != value)
+        if wrong:
+            raise ArtifactError(f"{PROJECTION} does not match the manifest's index.projection ({', '.join(wrong)}: "
+                                f"{ {key: found[key] for key in wrong} } vs { {key: recorded.get(key) for key in wrong} })")
+    elif recorded:
+        raise ArtifactError(f"the manifest records a {recorded.get('kind')} projection but {directory} has no "
+                            f"{PROJECTION}")
+    elif legacy.exists():
+        projection = legacy_whitening_from_bytes(legacy.read_bytes())
+    else:
+        projection = IdentityProjection(dim)
+    if projection.in_dim != dim:
+        raise ArtifactError(f"the version's projection takes {projection.in_dim}-d vectors, its embeddings are {dim}-d")
+    return projection
+
+
+def search_space(embeddings: np.ndarray, projection: Projection) -> np.ndarray:
+    """Raw vectors (float16 or float32) -> the float32 unit vectors the index holds and queries are compared with."""
+    return projection.apply(np.asarray(embeddings))
 
 
 class StoredVectors:
@@ -103,12 +140,13 @@ class StoredVectors:
             done = stop
         return result
 
-    def search_space(self, whitening: Whitening | None) -> np.ndarray:
-        """These vectors as the index holds them and queries are compared with, converted chunk by chunk."""
-        dim = whitening.out_dim if whitening is not None else self.shape[1]
-        result = np.empty((len(self), dim), np.float32)
+    def search_space(self, projection: Projection) -> np.ndarray:
+        """These vectors as the index holds them and queries are compared with, projected chunk by chunk into one
+        preallocated float32 array (read in the stored dtype: the projection converts each block)."""
+        result = np.empty((len(self), projection.out_dim), np.float32)
         for start in range(0, len(self), CHUNK_ROWS):
-            result[start : start + CHUNK_ROWS] = search_space(self.rows(start, start + CHUNK_ROWS), whitening)
+            stop = min(start + CHUNK_ROWS, len(self))
+            projection.apply(self.rows(start, stop, self.dtype), out=result[start:stop])
         return result
 
 
@@ -141,7 +179,7 @@ class LoadedIndex:
     items: dict[str, list[Any]]
     embeddings: np.ndarray
     vectors: VectorIndex
-    whitening: Whitening | None
+    projection: Projection
     row_of: dict[str, int]
     categories: np.ndarray
     prices: np.ndarray
@@ -160,31 +198,35 @@ class LoadedIndex:
 
     def project(self, queries: np.ndarray) -> np.ndarray:
         """Raw query embeddings (from the embedder) -> search space."""
-        return search_space(np.atleast_2d(queries), self.whitening)
+        return search_space(np.atleast_2d(queries), self.projection)
 
 
 @dataclass(frozen=True)
 class OpenedIndex:
-    """What a version directory holds for searching: its items, whitening, search-space vectors and searcher."""
+    """What a version directory holds for searching: its items, projection, search-space vectors and searcher."""
 
     items: dict[str, list[Any]]
-    whitening: Whitening | None
+    projection: Projection
     embeddings: np.ndarray
     vectors: VectorIndex
 
 
-def open_index(directory: Path, params: IndexParams) -> OpenedIndex:
-    """Open a version directory's index, checked (``verify_directory``) or sealed by the caller.
+def open_index(directory: Path, index: dict[str, Any]) -> OpenedIndex:
+    """Open a version directory's index, checked (``verify_directory``) or sealed by the caller; ``index`` is what its
+    manifest (or the run's build record) says of it: ``params`` and ``projection``.
 
     The search-space vectors are mapped read-only from the saved ScaNN index, which keeps the rows it was built
-    on for re-ranking (at a million items, 2 GB neither whitened again nor held twice); an index without them
-    gets the raw embeddings converted chunk by chunk."""
+    on for re-ranking (at a million items, 2 GB neither projected again nor held twice); an index without them
+    gets the raw embeddings projected chunk by chunk."""
+    if "params" not in index:
+        raise ArtifactError(f"{directory} has no index (no index parameters are recorded)")
     items = read_items(directory / ITEMS)
-    whitening = read_whitening(directory)
     raw = StoredVectors(directory / EMBEDDINGS)
-    saved = VectorIndex.saved_vectors(directory, len(raw), whitening.out_dim if whitening is not None else raw.shape[1])
-    embeddings = saved if saved is not None else raw.search_space(whitening)
-    return OpenedIndex(items, whitening, embeddings, VectorIndex.load(directory, params, len(embeddings)))
+    projection = read_projection(directory, index.get("projection"), raw.shape[1])
+    saved = VectorIndex.saved_vectors(directory, len(raw), projection.out_dim)
+    embeddings = saved if saved is not None else raw.search_space(projection)
+    vectors = VectorIndex.load(directory, IndexParams(**index["params"]), len(embeddings))
+    return OpenedIndex(items, projection, embeddings, vectors)
 
 
 def load_index(directory: Path, model_id: str | None = None, version: str | None = None) -> LoadedIndex:
@@ -193,14 +235,14 @@ def load_index(directory: Path, model_id: str | None = None, version: str | None
     manifest = verify_directory(directory, model_id, version)
     if "params" not in manifest.index:
         raise ArtifactError(f"version {manifest.version} has no index (its manifest names no index parameters)")
-    opened = open_index(directory, IndexParams(**manifest.index["params"]))
+    opened = open_index(directory, manifest.index)
     items = opened.items
     return LoadedIndex(
         manifest=manifest,
         items=items,
         embeddings=opened.embeddings,
         vectors=opened.vectors,
-        whitening=opened.whitening,
+        projection=opened.projection,
         row_of={item_id: row for row, item_id in enumerate(items["item_id"])},
         categories=np.asarray(items["category"], dtype=object),
         prices=np.asarray(items["price"], dtype=np.float64),

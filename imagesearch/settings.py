@@ -102,7 +102,8 @@ class PipelineSettings(BaseModel):
     torch_threads: int = Field(0, description="torch's threads in the embed step (0: torch's default).")
     brute_force_below: int = Field(20_000, description="Below this many items ScaNN searches exhaustively.")
     whitening_dims: int = Field(512, description="Output dimensions of the PCA-whitening learned per version on the "
-                                                 "raw embeddings (bench/quality.py); 0: off.")
+                                                 "raw embeddings when the run gives no projection (a model version's "
+                                                 "head: build_index --projection) (bench/quality.py); 0: off.")
     whitening_shrinkage: float = Field(0.3, description="The whitening's eigenvalue shrinkage.")
     whitening_min_items: int = Field(200, description="The smallest index the whitening is learned for.")
     task_retries: int = Field(2, description="Airflow retries of each step task.")

@@ -1,4 +1,4 @@
-"""Vector helpers shared by the embedder, whitening and search (numpy only)."""
+"""Vector helpers shared by the embedder, projections and search (numpy only)."""
 
 from __future__ import annotations
 

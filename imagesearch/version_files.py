@@ -18,6 +18,7 @@ from typing import BinaryIO
 import numpy as np
 
 from imagesearch.errors import ArtifactError
+from imagesearch.projection import read_projection_file
 
 SCANN_ASSETS = "scann/scann_assets.pbtxt"
 
@@ -27,7 +28,8 @@ KINDS: dict[str, str] = {
     "items.parquet": "parquet",
     "embeddings.npy": "npy",
     "samples.npz": "npz",
-    "whitening.npz": "npz",
+    "projection.npz": "projection",
+    "whitening.npz": "npz",  # a version published before projections (read as PCA-whitening)
     SCANN_ASSETS: "scann_assets",
     "scann/scann_config.pb": "protobuf",
     "scann/dataset.npy": "npy",
@@ -104,10 +106,16 @@ def _scann_assets(path: Path) -> None:
         check_name(f"scann/{name}")
 
 
+def _projection(path: Path) -> None:
+    """Parsed whole (it is small): its kind known, its arrays of the kind's names, dtypes and shapes, all finite."""
+    read_projection_file(path)
+
+
 def _protobuf(path: Path) -> None:
     """Parsed by ScaNN's C++ protobuf reader, which runs no code: nothing to check cheaply."""
 
 
 _CHECKS: dict[str, Callable[[Path], None]] = {
-    "npy": _npy, "npz": _npz, "parquet": _parquet, "scann_assets": _scann_assets, "protobuf": _protobuf,
+    "npy": _npy, "npz": _npz, "projection": _projection, "parquet": _parquet, "scann_assets": _scann_assets,
+    "protobuf": _protobuf,
 }

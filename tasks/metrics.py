@@ -16,8 +16,8 @@ from imagesearch.errors import ImageError
 from imagesearch.index import VectorIndex, exact_search
 from imagesearch.index_store import ITEMS, OpenedIndex, search_space
 from imagesearch.preprocess import decode_image
+from imagesearch.projection import Projection
 from imagesearch.settings import Settings
-from imagesearch.whitening import Whitening
 
 log = logging.getLogger("evaluate")
 K = 10
@@ -30,13 +30,13 @@ class Scorable:
     version: str
     vectors: VectorIndex
     embeddings: np.ndarray
-    whitening: Whitening | None
+    projection: Projection
     item_ids: list[str]
     categories: list[str]
 
     @classmethod
     def of(cls, version: str, opened: OpenedIndex) -> Scorable:
-        return cls(version, opened.vectors, opened.embeddings, opened.whitening, list(opened.items["item_id"]),
+        return cls(version, opened.vectors, opened.embeddings, opened.projection, list(opened.items["item_id"]),
                    [str(category) for category in opened.items["category"]])
 
     @property
@@ -86,7 +86,7 @@ def score(version: Scorable, query_ids: list[str], copies: dict[str, np.ndarray]
     metrics = {"recall_at_10": recall_at_k(version.vectors, version.embeddings, rows)}
     with_copy = [item_id for item_id in copies if item_id in row_of]  # the version's stored samples
     if with_copy:
-        queries = search_space(np.stack([copies[item_id] for item_id in with_copy]), version.whitening)
+        queries = search_space(np.stack([copies[item_id] for item_id in with_copy]), version.projection)
         found, _ = version.vectors.search(queries, K)
         expected = [row_of[item_id] for item_id in with_copy]
         metrics["near_duplicate_top1"] = float(np.mean([row[0] == e for row, e in zip(found.tolist(), expected, strict=True)]))

@@ -220,6 +220,8 @@ def truthy(value: object) -> bool:
 _REPOSITORY = Arg("--repository", "model repository URI; default from settings", REPOSITORY)
 _FLOOR = "floor (default from settings)"
 _TOLERANCE = "largest drop vs the serving version (default from settings)"
+_PROJECTION = ("a projection.npz (local path, e.g. a model version's weights) the index and queries are projected "
+               "with; default: a PCA-whitening learned on the version's vectors")
 
 STEPS: tuple[Step, ...] = (
     Step("snapshot",
@@ -232,7 +234,9 @@ STEPS: tuple[Step, ...] = (
           Arg("--full-rebuild", "fetch and embed every image again; never report 'nothing changed'", "full_rebuild",
               kind=bool),
           Arg("--shard-size", "about this many items per work shard (0: IMAGESEARCH_SHARD_SIZE)", kind=int, default=0),
-          Arg("--on-sale-only", "keep only the items on sale", kind=bool)),
+          Arg("--on-sale-only", "keep only the items on sale", kind=bool),
+          Arg("--projection", _PROJECTION + "; placed in the workspace for build_index, and compared by 'nothing "
+              "changed'")),
          reads_serving_version=True),
     Step("preprocess",
          "Per shard: fetches, hashes, decodes and fits the new or changed images (the same bytes as before: reused).",
@@ -244,7 +248,9 @@ STEPS: tuple[Step, ...] = (
          sharded=True, gpu=True, deferrable=True),
     Step("build_index", "Gathers the reused vectors from the last version (one pass) and the new ones, builds the "
          "ScaNN index.",
-         timedelta(hours=1), ResourceClass.LARGE, deferrable=True, skips_when_unchanged=True),
+         timedelta(hours=1), ResourceClass.LARGE,
+         (Arg("--projection", _PROJECTION + "; wins over the workspace's (snapshot's --projection)"),),
+         deferrable=True, skips_when_unchanged=True),
     Step("evaluate", "Recall@10, near-duplicate top-1, category precision@10 vs floors and vs the serving version; "
          "fails the run below a gate.",
          timedelta(hours=1), ResourceClass.MEDIUM,

@@ -73,8 +73,10 @@ class WorkspaceLayout:
     EMBEDDINGS = WorkspaceFile("embed/{shard:05d}/embeddings.npy", "(n, dim) float32 for the shard's items with "
                                "status embed, in items order")
     MODEL = WorkspaceFile("embed/{shard:05d}/model.json", "the model the shard was embedded with")
+    PROJECTION = WorkspaceFile("model/projection.npz", "the projection the index is built with (snapshot's --projection);"
+                               " absent: build_index learns a PCA-whitening")
     INDEX = WorkspaceFile("index", "the version directory (see imagesearch.index_store)", folder=True)
-    BUILD = WorkspaceFile("build/index.json", "the index's parameters, model, item count, whitening, snapshot hash")
+    BUILD = WorkspaceFile("build/index.json", "the index's parameters, model, item count, projection, snapshot hash")
     METRICS = WorkspaceFile("evaluate/metrics.json", "the candidate's metrics")
     GATE = WorkspaceFile("evaluate/gate.json", "the gate's report (vs the serving version)")
     COMMITTED = WorkspaceFile("publish/committed.json", "written once the version is committed: the workspace is "

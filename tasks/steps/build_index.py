@@ -1,5 +1,6 @@
-"""Build the index: assemble the version's vectors (reused + new: :mod:`tasks.assembly`), learn the whitening, store
-the evaluation's sample images (:mod:`tasks.samples`), build ScaNN with parameters chosen from the count.
+"""Build the index: assemble the version's vectors (reused + new: :mod:`tasks.assembly`), project them (a given
+projection, else a PCA-whitening learned on them: :mod:`tasks.projection_choice`), store the evaluation's sample
+images (:mod:`tasks.samples`), build ScaNN with parameters chosen from the count.
 
 The reused vectors come from the previous version's ``embeddings.npy`` in one pass, here and only here:
 read in place when the repository is local (memory-mapped, chunk by chunk), downloaded once when remote,
@@ -14,34 +15,22 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-import numpy as np
 import pyarrow.parquet as pq
 
 from imagesearch.artifacts import read_manifest
 from imagesearch.errors import ArtifactError
 from imagesearch.index import VectorIndex, choose_params
-from imagesearch.index_store import EMBEDDINGS, ITEMS, SAMPLES, WHITENING, StoredVectors, write_vectors
+from imagesearch.index_store import EMBEDDINGS, ITEMS, SAMPLES, StoredVectors, projection_record, write_vectors
 from imagesearch.manifest import Manifest
+from imagesearch.projection import PROJECTION
 from imagesearch.repository import ModelRepository, open_model_repository
-from imagesearch.settings import Settings
-from imagesearch.whitening import Whitening
-from tasks import cli
+from tasks import cli, projection_choice
 from tasks.assembly import assemble, vector_chunks
 from tasks.previous import previous_vectors
 from tasks.samples import write_version_samples
 from tasks.workspace import LAYOUT
 
 log = logging.getLogger("build_index")
-WHITENING_SAMPLE = 200_000  # rows the whitening is learned on (a seeded sample beyond that)
-
-
-def whitening_for(vectors: StoredVectors, settings: Settings) -> Whitening | None:
-    if not settings.pipeline.whitening_dims or len(vectors) < settings.pipeline.whitening_min_items:
-        return None
-    rows = np.arange(len(vectors))
-    if len(rows) > WHITENING_SAMPLE:
-        rows = np.sort(np.random.default_rng(0).choice(len(rows), WHITENING_SAMPLE, replace=False))
-    return Whitening.fit(vectors.take(rows), settings.pipeline.whitening_dims, settings.pipeline.whitening_shrinkage)
 
 
 def build_index(context: cli.StepContext) -> dict[str, Any]:
@@ -60,6 +49,7 @@ def build_index(context: cli.StepContext) -> dict[str, Any]:
     model = assembly.model or (msgspec.to_builtins(previous[1].model) if previous is not None else None)
     if model is None or model["model_id"] != info["model_id"]:
         raise cli.StepFailed(f"the vectors were made with {model and model['model_id']}, the run plans {info['model_id']}")
+    given = projection_choice.given(workspace, context.args.projection, model["dim"])  # checked before any work
     params = choose_params(count, settings.pipeline.brute_force_below)
     with workspace.store.scratch_dir() as directory, ExitStack() as stack:
         old = None
@@ -73,25 +63,25 @@ def build_index(context: cli.StepContext) -> dict[str, Any]:
         stack.close()
         log.info("%d vectors: %d reused from %s, %d new", count, reused, info["previous_version"], count - reused)
         vectors = StoredVectors(directory / EMBEDDINGS)
-        whitening = whitening_for(vectors, settings)
-        if whitening is not None:
-            (directory / WHITENING).write_bytes(whitening.to_bytes())
+        projection = given or projection_choice.fitted(vectors, settings)
+        (directory / PROJECTION).write_bytes(projection.to_bytes())
+        recorded = projection_record(directory, projection)
+        log.info("projection %s: %d -> %d dimensions", recorded["projection_id"], projection.in_dim, projection.out_dim)
         pq.write_table(assembly.items, directory / ITEMS)
         sampled = write_version_samples(workspace, assembly, previous, directory / SAMPLES, settings, info["shards"])
-        VectorIndex.build(vectors.search_space(whitening), params).save(directory)
+        VectorIndex.build(vectors.search_space(projection), params).save(directory)
         workspace.check_writable(LAYOUT.INDEX.key)
         workspace.store.delete_prefix(LAYOUT.INDEX.key)
         size = sum(path.stat().st_size for path in directory.rglob("*") if path.is_file())
         workspace.upload_dir(LAYOUT.INDEX.key, directory, move=True)
-    whitened = None if whitening is None else {"dims": whitening.out_dim, "shrinkage": settings.pipeline.whitening_shrinkage}
     workspace.write_json(LAYOUT.BUILD.key, {
-        "params": params.to_dict(), "model": model, "items": count, "whitening": whitened,
+        "params": params.to_dict(), "model": model, "items": count, "projection": recorded,
         "snapshot_sha256": assembly.snapshot_sha256,
         # The version's own timestamp, not the clock: a rebuilt version keeps the same manifest.
         "created_at": datetime.strptime(info["version"][:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).isoformat(),
     })
     return {"items": count, "reused": reused, "embedded": count - reused, "samples": sampled,
-            "params": params.to_dict(), "whitening": whitened, "bytes": size, "model_id": model["model_id"]}
+            "params": params.to_dict(), "projection": recorded, "bytes": size, "model_id": model["model_id"]}
 
 
 main = cli.entry("build_index", build_index, __doc__)

@@ -24,7 +24,6 @@ import numpy as np
 
 from imagesearch.embedder import Embedder
 from imagesearch.embedder_config import EmbedderConfig
-from imagesearch.index import IndexParams
 from imagesearch.index_store import SAMPLES, open_index
 from imagesearch.manifest import Manifest
 from tasks import cli
@@ -38,7 +37,7 @@ from tasks.workspace import LAYOUT, Workspace
 def candidate_index(workspace: Workspace, directory: Path, version: str) -> tuple[Scorable, str]:
     """The run's own index, from ``directory`` (the workspace's index folder): (scorable, model id)."""
     build = workspace.read_json(LAYOUT.BUILD.key)
-    return Scorable.of(version, open_index(directory, IndexParams(**build["params"]))), build["model"]["model_id"]
+    return Scorable.of(version, open_index(directory, build)), build["model"]["model_id"]
 
 
 def serving_items(directory: Path, manifest: Manifest, model_id: str) -> tuple[dict[str, str] | None, str]:
@@ -89,7 +88,7 @@ def evaluate(context: cli.StepContext) -> dict[str, Any]:
                     # One version in memory at a time: at a million items each holds several GB.
                     del candidate
                     gc.collect()
-                    serving = Scorable.of(served, open_index(directory, IndexParams(**manifest.index["params"])))
+                    serving = Scorable.of(served, open_index(directory, manifest.index))
                     serving_metrics = score(serving, shared_ids, shared_copies)
                     if not shared_copies:  # no copy to compare on: the near-duplicate floor alone applies
                         shared_metrics = without_near_duplicates(shared_metrics)

@@ -31,7 +31,7 @@ def publish_step(context: cli.StepContext) -> dict[str, Any]:
             model=msgspec.convert(build["model"], ModelInfo),
             catalog={"uri": info["catalog_uri"], "snapshot_sha256": build["snapshot_sha256"],
                      "previous_version": info["previous_version"], "rejected_rows": info["rejected_rows"]},
-            index={"params": build["params"], "whitening": build.get("whitening")},
+            index={"params": build["params"], "projection": build["projection"]},
             metrics=metrics,
             gate=gate,
         )

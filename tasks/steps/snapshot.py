@@ -3,8 +3,9 @@
 An item is unchanged when its image URI, its ``updated_at`` and its image's change stamp (a local
 file's size and mtime, a GCS object's generation and size: metadata, never the bytes) equal those of
 the last committed version: its vector is reused and its image is not fetched. Only the other items
-are cut into shards for preprocess and embed. When the snapshot (items and stamps) and the model equal
-those of the version the GitOps overlay serves, nothing is built, published or committed.
+are cut into shards for preprocess and embed. When the snapshot (items and stamps), the model and the projection
+(``--projection``, else a learned one) equal those of the version the GitOps overlay serves, nothing is built,
+published or committed.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from imagesearch.embedder_config import EmbedderConfig
 from imagesearch.input_policy import InputPolicy
 from imagesearch.manifest import check_version, new_version
 from imagesearch.stamps import image_stamps
-from tasks import cli, unchanged
+from tasks import cli, projection_choice, unchanged
 from tasks.plan import classify, snapshot_sha256, write_plan
 from tasks.previous import read_previous
 from tasks.served_version import version_to_keep
@@ -80,7 +81,8 @@ def snapshot(context: cli.StepContext) -> dict[str, Any]:
         raise version_taken(version, repo, "committed")
     snapshot_hash = snapshot_sha256(records)
     serving = None if args.full_rebuild else version_to_keep(settings)
-    nothing_changed = unchanged.unchanged_since(repo, serving, snapshot_hash, model_id)
+    projection = projection_choice.plan(workspace, args.projection, embedder.backbone.feature_dim)
+    nothing_changed = unchanged.unchanged_since(repo, serving, snapshot_hash, model_id, projection)
     reuse = classify(records, previous)
     shards = [] if nothing_changed else write_plan(
         workspace, records, reuse, previous, args.shard_size or settings.pipeline.shard_size, settings.pipeline.max_shards)
@@ -93,6 +95,7 @@ def snapshot(context: cli.StepContext) -> dict[str, Any]:
         "snapshot_sha256": snapshot_hash,
         "model_id": model_id,
         "embedder": embedder.to_dict(),
+        "projection": projection,
         "items": len(items),
         "to_fetch": 0 if nothing_changed else work,
         "unchanged": len(items) - work,

@@ -13,9 +13,9 @@ from imagesearch.errors import ArtifactError
 from imagesearch.index import VectorIndex, choose_params
 from imagesearch.index_store import StoredVectors, search_space, write_vectors
 from imagesearch.manifest import Manifest, ModelInfo
+from imagesearch.projection import PROJECTION, PcaWhitening
 from imagesearch.repository import open_repository
 from imagesearch.vectors import l2_normalize
-from imagesearch.whitening import Whitening
 
 
 def test_vectors_written_in_chunks_read_back_by_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -32,8 +32,9 @@ def test_vectors_written_in_chunks_read_back_by_rows(tmp_path: Path, monkeypatch
     np.testing.assert_allclose(stored.take(rows), vectors[rows], atol=1e-3)
     as_stored = stored.take(rows, np.float16)  # copied unconverted: the stored bits themselves
     assert as_stored.dtype == np.float16 and np.array_equal(as_stored, np.load(path)[rows])
-    whitening = Whitening.fit(vectors, 8)
+    whitening = PcaWhitening.fit(vectors, 8)
     np.testing.assert_allclose(stored.search_space(whitening), search_space(stored.rows(0, 50), whitening), atol=1e-6)
+    np.testing.assert_allclose(stored.search_space(whitening), whitening.apply(np.load(path)), atol=1e-6)
     with pytest.raises(ValueError, match="wrote 7 rows"):
         write_vectors(tmp_path / "short.npy", [vectors[:7]], vectors.shape)
 
@@ -44,7 +45,7 @@ def test_items_round_trip_in_the_schema(tmp_path: Path) -> None:
               "image_stamp": "12:34"}
     index_store.write_items(tmp_path / index_store.ITEMS, [record])
     assert {name: values[0] for name, values in index_store.read_items(tmp_path / index_store.ITEMS).items()} == record
-    assert index_store.read_whitening(tmp_path) is None
+    assert index_store.read_projection(tmp_path, None, 16).kind == "identity"  # neither file: a pre-whitening version
 
 
 def test_a_version_without_index_parameters_is_an_artifact_error_not_a_crash(tmp_path: Path) -> None:
@@ -64,20 +65,21 @@ def test_a_version_without_index_parameters_is_an_artifact_error_not_a_crash(tmp
 @pytest.mark.parametrize("count", [300, 25_000])  # brute force, then a tree index
 def test_search_space_is_read_from_the_saved_index_when_it_keeps_the_rows(tmp_path: Path, count: int) -> None:
     """ScaNN keeps the rows it was built on, in order, for re-ranking: the search-space vectors are mapped from
-    there (bit for bit what a fresh conversion gives) instead of being whitened again into a second copy."""
+    there (bit for bit what a fresh conversion gives) instead of being projected again into a second copy."""
     raw = l2_normalize(np.random.default_rng(1).normal(size=(count, 32)).astype(np.float32))
     write_vectors(tmp_path / index_store.EMBEDDINGS, [raw], raw.shape)
     index_store.write_items(tmp_path / index_store.ITEMS, [{"item_id": str(row)} for row in range(count)])
     stored = StoredVectors(tmp_path / index_store.EMBEDDINGS)
-    whitening = Whitening.fit(stored.rows(0, count), 16)
-    (tmp_path / index_store.WHITENING).write_bytes(whitening.to_bytes())
+    whitening = PcaWhitening.fit(stored.rows(0, count), 16)
+    (tmp_path / PROJECTION).write_bytes(whitening.to_bytes())
     converted = stored.search_space(whitening)
     params = choose_params(count)
     VectorIndex.build(converted, params).save(tmp_path)
-    opened = index_store.open_index(tmp_path, params)
+    index = {"params": params.to_dict(), "projection": index_store.projection_record(tmp_path, whitening)}
+    opened = index_store.open_index(tmp_path, index)
     assert isinstance(opened.embeddings.base, np.memmap) and not opened.embeddings.flags.writeable
     assert np.array_equal(opened.embeddings, converted)
-    assert opened.items["item_id"][:2] == ["0", "1"] and opened.whitening is not None
+    assert opened.items["item_id"][:2] == ["0", "1"] and opened.projection.kind == "pca-whitening"
     found, _ = opened.vectors.search(converted[:3], 1)
     assert found[:, 0].tolist() == [0, 1, 2]
 
@@ -87,7 +89,7 @@ def test_saved_rows_of_another_shape_are_not_taken_for_the_vectors(tmp_path: Pat
     write_vectors(tmp_path / index_store.EMBEDDINGS, [raw], raw.shape)
     index_store.write_items(tmp_path / index_store.ITEMS, [{"item_id": str(row)} for row in range(300)])
     params = choose_params(300)
-    VectorIndex.build(Whitening.fit(raw, 16).apply(raw), params).save(tmp_path)  # 16-d rows, no whitening.npz
-    opened = index_store.open_index(tmp_path, params)
+    VectorIndex.build(PcaWhitening.fit(raw, 16).apply(raw), params).save(tmp_path)  # 16-d rows, no projection file
+    opened = index_store.open_index(tmp_path, {"params": params.to_dict()})
     assert opened.embeddings.shape == (300, 32) and not isinstance(opened.embeddings.base, np.memmap)
     np.testing.assert_allclose(opened.embeddings, raw, atol=1e-3)

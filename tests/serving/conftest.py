@@ -28,10 +28,10 @@ from litestar.testing import TestClient
 from imagesearch.artifacts import COMMIT, MANIFEST, Manifest, commit_local, fetch, seal
 from imagesearch.embedder import Embedder
 from imagesearch.index import VectorIndex, choose_params
-from imagesearch.index_store import EMBEDDINGS, ITEMS, WHITENING, read_items, search_space, write_items
+from imagesearch.index_store import EMBEDDINGS, ITEMS, projection_record, read_items, search_space, write_items
+from imagesearch.projection import LEGACY_WHITENING, PROJECTION, IdentityProjection, PcaWhitening, Projection
 from imagesearch.repository import open_repository
 from imagesearch.settings import ServingSettings, Settings
-from imagesearch.whitening import Whitening
 from serving.app import create_app
 from tests.conftest import ROOT
 from tests.serving.browser import launch_chromium
@@ -59,13 +59,13 @@ def index_a(published_repository: tuple[Path, str], tmp_path_factory: pytest.Tem
     return target
 
 
-def small_whitening(vectors: np.ndarray, dims: int) -> Whitening:
-    """PCA-whitening of a few vectors by a thin SVD: ``Whitening.fit`` eigendecomposes the full 1280x1280
+def small_whitening(vectors: np.ndarray, dims: int) -> PcaWhitening:
+    """PCA-whitening of a few vectors by a thin SVD: ``PcaWhitening.fit`` eigendecomposes the full 1280x1280
     covariance, which takes seconds here, and the server only needs *a* whitening to project queries with."""
     vectors = np.asarray(vectors, dtype=np.float32)  # stored as float16
     mean = vectors.mean(axis=0)
     _, singular, axes = np.linalg.svd(vectors - mean, full_matrices=False)
-    return Whitening(mean.astype(np.float32), (axes[:dims].T / singular[:dims]).astype(np.float32))
+    return PcaWhitening(mean=mean.astype(np.float32), weight=(axes[:dims].T / singular[:dims]).astype(np.float32))
 
 
 def derive_version(
@@ -75,10 +75,12 @@ def derive_version(
     keep: list[int],
     image_uris: dict[str, str] | None = None,
     model_id: str = "",
-    whitening_dims: int = 0,
+    projection: Projection | None = None,
+    legacy_whitening: bool = False,
 ) -> Path:
     """A sealed, committed version holding the ``keep`` rows of ``source`` (optionally other image URIs or model,
-    or PCA-whitened to ``whitening_dims`` as the pipeline does for large catalogs)."""
+    or with ``projection``: stored and recorded as build_index does, or with ``legacy_whitening`` as a
+    ``whitening.npz`` beside no record, as versions published before projections)."""
     target.mkdir(parents=True)
     items = read_items(source / ITEMS)
     records = [{name: items[name][row] for name in items} for row in keep]
@@ -88,14 +90,18 @@ def derive_version(
     write_items(target / ITEMS, records)
     np.save(target / EMBEDDINGS, embeddings, allow_pickle=False)
     params = choose_params(len(keep))
-    whitening = small_whitening(embeddings, whitening_dims) if whitening_dims else None
-    if whitening is not None:
-        (target / WHITENING).write_bytes(whitening.to_bytes())
-    VectorIndex.build(search_space(embeddings, whitening), params).save(target)
+    index: dict[str, object] = {"params": params.to_dict()}
+    if projection is not None and legacy_whitening:
+        arrays = projection.arrays()
+        np.savez(target / LEGACY_WHITENING, mean=arrays["mean"], projection=arrays["weight"])
+    elif projection is not None:
+        (target / PROJECTION).write_bytes(projection.to_bytes())
+        index["projection"] = projection_record(target, projection)
+    VectorIndex.build(search_space(embeddings, projection or IdentityProjection(embeddings.shape[1])), params).save(target)
     manifest = Manifest.decode((source / MANIFEST).read_bytes())
     model = msgspec.structs.replace(manifest.model, model_id=model_id or manifest.model.model_id)
     derived = msgspec.structs.replace(
-        manifest, version=version, item_count=len(keep), index={"params": params.to_dict()}, model=model
+        manifest, version=version, item_count=len(keep), index=index, model=model
     )
     seal(target, derived)
     commit_local(target)

@@ -8,16 +8,18 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 from litestar.testing import TestClient
 from PIL import Image, ImageOps
 
 from imagesearch.embedder import Embedder
 from imagesearch.index_store import load_index
+from imagesearch.projection import LinearHead
 from serving.app import create_app
 from serving.search import nearest
 from tests.conftest import PHOTOS, jpeg_bytes, photo, png_bytes
-from tests.serving.conftest import derive_version, serving_settings
+from tests.serving.conftest import derive_version, serving_settings, small_whitening
 
 ALL_ITEMS = 2 * len(PHOTOS)
 
@@ -171,10 +173,26 @@ def test_remote_catalog_images_are_linked_not_served(index_a: Path, tmp_path: Pa
             assert_error(client.get(f"/v1/items/{item_id}/image"), 404, "unknown_item")
 
 
-def test_a_whitened_version_projects_queries_into_its_search_space(index_a: Path, tmp_path: Path, embedder: Embedder) -> None:
-    directory = derive_version(index_a, tmp_path / "whitened", "20260105T000000Z", list(range(ALL_ITEMS)), whitening_dims=8)
+def learned_head(embeddings: np.ndarray, dims: int) -> LinearHead:
+    """A head as the training DAG exports one: any (mean, weight) pair; here a random rotation after centring (of the
+    photos, a random projection to 64-d keeps a retina photo's nearest neighbour its mirrored twin)."""
+    rng = np.random.default_rng(5)
+    weight, _ = np.linalg.qr(rng.standard_normal((embeddings.shape[1], dims)))
+    return LinearHead(mean=embeddings.astype(np.float32).mean(axis=0), weight=weight.astype(np.float32))
+
+
+@pytest.mark.parametrize("kind", ["pca-whitening", "linear-head", "legacy whitening.npz"])
+def test_a_projected_version_projects_queries_into_its_search_space(
+    kind: str, index_a: Path, tmp_path: Path, embedder: Embedder
+) -> None:
+    embeddings = np.load(index_a / "embeddings.npy")
+    projection = learned_head(embeddings, 64) if kind == "linear-head" else small_whitening(embeddings, 8)
+    directory = derive_version(index_a, tmp_path / "projected", "20260105T000000Z", list(range(ALL_ITEMS)),
+                               projection=projection, legacy_whitening=kind.startswith("legacy"))
     index = load_index(directory)
-    assert index.whitening is not None and index.embeddings.shape == (ALL_ITEMS, 8)
+    assert index.projection.kind == ("pca-whitening" if kind.startswith("legacy") else kind)
+    assert index.projection.projection_id == projection.projection_id
+    assert index.embeddings.shape == (ALL_ITEMS, projection.out_dim)
     image = jpeg_bytes(photo("retina"))
     rows = nearest(index, index.project(embedder.embed_bytes([image]))[0], 5).rows
     with TestClient(create_app(serving_settings(directory), embedder)) as client:

@@ -52,7 +52,7 @@ def rescore_published(repository: Path, version: str, settings: EvaluationSettin
     manifest = fetch(open_repository(str(repository)), version, directory)
     loaded = load_index(directory, manifest.model.model_id, version)
     item_ids = [str(item_id) for item_id in loaded.items["item_id"]]
-    version_index = Scorable(version, loaded.vectors, loaded.embeddings, loaded.whitening, item_ids,
+    version_index = Scorable(version, loaded.vectors, loaded.embeddings, loaded.projection, item_ids,
                              [str(category) for category in loaded.categories])
     rng = np.random.default_rng(settings.eval_seed)
     sample = np.sort(rng.choice(len(item_ids), size=min(settings.eval_sample_size, len(item_ids)), replace=False))

@@ -1,0 +1,76 @@
+"""Which projection a run's index is built with: a given one (a ``projection.npz``, e.g. a model version's
+weights) or one learned on the version's vectors (PCA-whitening; the identity for small indexes).
+
+``snapshot --projection PATH`` checks the file and places it in the workspace (``model/projection.npz``) and
+records it in the run facts, so "nothing changed" compares it (:mod:`tasks.unchanged`); ``build_index`` projects
+with ``--projection PATH`` when given, else that workspace file, else learns a PCA-whitening.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from imagesearch.errors import ArtifactError
+from imagesearch.index_store import StoredVectors
+from imagesearch.projection import IdentityProjection, PcaWhitening, Projection, load_projection, projection_from_bytes
+from imagesearch.settings import Settings
+from tasks.cli import StepFailed
+from tasks.workspace import LAYOUT, Workspace
+
+FIT_SAMPLE = 200_000  # rows the PCA-whitening is learned on (a seeded sample beyond that)
+
+
+def given_file(path: str, dim: int) -> Projection:
+    """The projection at ``path`` (a local file), checked, for ``dim``-d raw vectors; else the step fails."""
+    try:
+        projection = load_projection(Path(path))
+    except ArtifactError as exc:
+        raise StepFailed(f"--projection {exc}") from None
+    return checked_dim(projection, dim, path)
+
+
+def checked_dim(projection: Projection, dim: int, where: str) -> Projection:
+    if projection.in_dim != dim:
+        raise StepFailed(f"the projection {where} takes {projection.in_dim}-d vectors; the run's model makes {dim}-d")
+    return projection
+
+
+def plan(workspace: Workspace, path: str | None, dim: int) -> dict[str, Any] | None:
+    """snapshot's part: check the projection at ``path`` and place it in the workspace for build_index (none: remove
+    one an earlier try placed); what the run facts record of it (None: build_index learns one)."""
+    if not path:
+        if workspace.exists(LAYOUT.PROJECTION.key):
+            workspace.check_writable(LAYOUT.PROJECTION.key)
+            workspace.store.delete_prefix(LAYOUT.PROJECTION.top)
+        return None
+    projection = given_file(path, dim)
+    workspace.put_bytes(LAYOUT.PROJECTION.key, Path(path).read_bytes())
+    return projection.describe()
+
+
+def in_workspace(workspace: Workspace, dim: int) -> Projection | None:
+    if not workspace.exists(LAYOUT.PROJECTION.key):
+        return None
+    try:
+        projection = projection_from_bytes(workspace.store.get_bytes(LAYOUT.PROJECTION.key))
+    except ArtifactError as exc:
+        raise StepFailed(f"the workspace's {LAYOUT.PROJECTION.path}: {exc}") from None
+    return checked_dim(projection, dim, f"in the workspace's {LAYOUT.PROJECTION.path}")
+
+
+def fitted(vectors: StoredVectors, settings: Settings) -> Projection:
+    """PCA-whitening learned on (a seeded sample of) the vectors; the identity when it is off or the index small."""
+    if not settings.pipeline.whitening_dims or len(vectors) < settings.pipeline.whitening_min_items:
+        return IdentityProjection(vectors.shape[1])
+    rows = np.arange(len(vectors))
+    if len(rows) > FIT_SAMPLE:
+        rows = np.sort(np.random.default_rng(0).choice(len(rows), FIT_SAMPLE, replace=False))
+    return PcaWhitening.fit(vectors.take(rows), settings.pipeline.whitening_dims, settings.pipeline.whitening_shrinkage)
+
+
+def given(workspace: Workspace, path: str | None, dim: int) -> Projection | None:
+    """build_index's given projection: ``path`` wins, else the workspace's; None: learn one (:func:`fitted`)."""
+    return given_file(path, dim) if path else in_workspace(workspace, dim)
