@@ -20,6 +20,7 @@ from imagesearch.artifacts import committed_versions
 from imagesearch.catalog import serialize_catalog
 from imagesearch.index_store import EMBEDDINGS, ITEMS, read_items
 from imagesearch.manifest import COMMIT, MANIFEST, Manifest
+from imagesearch.projection import LinearHead
 from imagesearch.repository import open_repository
 from tasks.steps import preprocess
 from tasks.workspace import Workspace
@@ -212,3 +213,38 @@ def test_changed_items_are_sharded_and_each_lands_in_exactly_one_shard(
     sharded = [record["item_id"] for shard in result.summary["shard_ids"]
                for record in workspace.read_jsonl(f"shards/{shard:05d}/items.jsonl")]
     assert sorted(sharded) == sorted(changed) and len(result.summary["shard_ids"]) == 4  # 7 items, 2 per shard
+
+
+def test_a_new_head_rebuilds_the_search_space_from_the_stored_vectors_and_then_nothing_changed(
+    tmp_path: Path, repository: Path, photo_catalog: Path, published_repository: tuple[Path, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A catalog unchanged since the served version, with a new head: no image is fetched or embedded again, the
+    stored raw vectors are projected with the head; once that version is served, the same head is nothing to do."""
+    config = bootstrapped(tmp_path, str(repository))
+    gitops.bump(config, published_repository[1], open_repository(str(repository)))
+    monkeypatch.setenv("IMAGESEARCH_GITOPS_REPO_URL", config.url)
+    weight, _ = np.linalg.qr(np.random.default_rng(4).standard_normal((1280, 32)))
+    head = LinearHead(mean=np.zeros(1280, np.float32), weight=weight.astype(np.float32))
+    (tmp_path / "head.npz").write_bytes(head.to_bytes())
+    given = ("--catalog", str(photo_catalog), "--repository", str(repository), "--projection", str(tmp_path / "head.npz"))
+    fetches = CountingFetches(monkeypatch)
+    snapshot = run_step("snapshot", tmp_path / "ws", *given, "--version", "20260111T000000Z").summary
+    assert snapshot["nothing_changed"] is False and snapshot["to_fetch"] == 0 and snapshot["shard_ids"] == []
+    assert snapshot["projection"]["projection_id"] == head.projection_id
+    built = run_step("build_index", tmp_path / "ws").summary  # the head snapshot placed in the workspace
+    assert built["reused"] == 20 and built["embedded"] == 0
+    assert built["projection"]["projection_id"] == head.projection_id
+    for step in ("evaluate", "publish"):
+        assert run_step(step, tmp_path / "ws", "--repository", str(repository)).code == 0, step
+    assert fetches.uris == []
+    old, new = vectors(repository, published_repository[1]), vectors(repository, "20260111T000000Z")
+    assert all(np.array_equal(old[item_id], new[item_id]) for item_id in old)  # the raw vectors, reused as stored
+    manifest = Manifest.decode((repository / "indexes" / "20260111T000000Z" / MANIFEST).read_bytes())
+    assert manifest.index["projection"]["projection_id"] == head.projection_id
+
+    gitops.bump(config, "20260111T000000Z", open_repository(str(repository)))
+    again = run_step("snapshot", tmp_path / "ws-again", *given).summary
+    assert again["nothing_changed"] is True and again["serving_version"] == "20260111T000000Z"
+    learned = run_step("snapshot", tmp_path / "ws-learned", *given[:4]).summary  # no head: a whitening is learned
+    assert learned["nothing_changed"] is False and learned["projection"] is None
