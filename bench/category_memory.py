@@ -25,6 +25,7 @@ import numpy as np
 
 from imagesearch.index import VectorIndex, choose_params, exact_search
 from imagesearch.index_store import LoadedIndex
+from imagesearch.projection import IdentityProjection
 from serving.memory_limit import MIB, category_index_bytes, rss_bytes
 from serving.search import CATEGORY_INDEX, Filters, build_category_indexes, nearest
 
@@ -45,7 +46,7 @@ def fabricate(items: int, categories: int, seed: int = 7) -> tuple[np.ndarray, n
 
 def served(vectors: np.ndarray, categories: np.ndarray, whole: VectorIndex) -> LoadedIndex:
     return LoadedIndex(manifest=SimpleNamespace(version="bench"), items={}, embeddings=vectors, vectors=whole,  # type: ignore[arg-type]
-                       whitening=None, row_of={}, categories=categories, prices=np.zeros(len(vectors)),
+                       projection=IdentityProjection(DIM), row_of={}, categories=categories, prices=np.zeros(len(vectors)),
                        on_sale=np.zeros(len(vectors), dtype=bool))
 
 
