@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from imagesearch.index import VectorIndex, choose_params
+from imagesearch.projection import IdentityProjection
 from tasks.metrics import Scorable, category_precision_at_k, recall_at_k, score, without_near_duplicates
 
 
@@ -29,7 +30,7 @@ def test_exact_search_recalls_itself_and_clusters_are_precise() -> None:
 def test_score_finds_each_copy_s_original() -> None:
     vectors, categories = clusters()
     index = VectorIndex.build(vectors, choose_params(len(vectors)))
-    version = Scorable("v", index, vectors, None, [f"i{row}" for row in range(40)], categories)
+    version = Scorable("v", index, vectors, IdentityProjection(vectors.shape[1]), [f"i{row}" for row in range(40)], categories)
     copies = {"i3": vectors[3] + 0.0001, "i25": vectors[25], "gone": vectors[0]}  # "gone": an item it does not hold
     metrics = score(version, ["i0", "i21"], copies)
     assert metrics["recall_at_10"] == 1.0 and metrics["category_precision_at_10"] == 1.0
