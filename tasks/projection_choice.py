@@ -47,7 +47,7 @@ def plan(workspace: Workspace, path: str | None, dim: int) -> dict[str, Any] | N
             workspace.store.delete_prefix(LAYOUT.PROJECTION.top)
         return None
     projection = given_file(path, dim)
-    workspace.put_bytes(LAYOUT.PROJECTION.key, Path(path).read_bytes())
+    workspace.put_bytes(LAYOUT.PROJECTION.key, projection.to_bytes())  # what was checked, not a second read of path
     return projection.describe()
 
 
