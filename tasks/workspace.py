@@ -25,11 +25,13 @@ from imagesearch.repository import DEFAULT_RETRY_S, ModelRepository, open_reposi
 
 @dataclass(frozen=True)
 class WorkspaceFile:
-    """One file (or, with ``folder``, one folder) of the run workspace; ``{shard}`` in the path: per work shard."""
+    """One file (or, with ``folder``, one folder) of the run workspace; ``{shard}`` in the path: per work shard;
+    ``optional``: written only by some runs."""
 
     path: str
     about: str
     folder: bool = False
+    optional: bool = False
 
     @property
     def sharded(self) -> bool:
@@ -74,7 +76,7 @@ class WorkspaceLayout:
                                "status embed, in items order")
     MODEL = WorkspaceFile("embed/{shard:05d}/model.json", "the model the shard was embedded with")
     PROJECTION = WorkspaceFile("model/projection.npz", "the projection the index is built with (snapshot's --projection);"
-                               " absent: build_index learns a PCA-whitening")
+                               " absent: build_index learns a PCA-whitening", optional=True)
     INDEX = WorkspaceFile("index", "the version directory (see imagesearch.index_store)", folder=True)
     BUILD = WorkspaceFile("build/index.json", "the index's parameters, model, item count, projection, snapshot hash")
     METRICS = WorkspaceFile("evaluate/metrics.json", "the candidate's metrics")
