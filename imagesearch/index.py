@@ -13,6 +13,7 @@ import numpy as np
 SCANN_DIR = "scann"
 SCANN_DATASET = "dataset.npy"  # ScaNN's own copy of the vectors it was built on
 SCANN_ASSETS = "scann_assets.pbtxt"  # the list of the other files ScaNN wrote
+UPSERT_BATCH = 1024  # vectors ScaNN's upsert adds per batch
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,39 @@ class VectorIndex:
             return np.asarray(indices, dtype=np.int64)[None, :], np.asarray(scores, dtype=np.float32)[None, :]
         indices, scores = self.searcher.search_batched(queries, **kwargs)
         return np.asarray(indices, dtype=np.int64), np.asarray(scores, dtype=np.float32)
+
+    def update(self, delete: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+        """Delete the rows ``delete`` and append ``vectors`` (unit float32), in place. Returns, per row afterwards,
+        the row it was: a kept row's number before, or ``size + j`` (size before) for the j-th appended vector.
+
+        ScaNN deletes a datapoint by moving its last one into its place. Deleting in descending order, each row is
+        still at its own number when its turn comes, and that move is all there is to follow."""
+        rows = np.unique(np.asarray(delete, dtype=np.int64))[::-1]
+        if len(rows) and (rows[0] >= self.size or rows[-1] < 0):
+            raise ValueError(f"rows to delete must lie in [0, {self.size}): got {rows[-1]}..{rows[0]}")
+        vectors = np.ascontiguousarray(np.atleast_2d(vectors), dtype=np.float32)
+        before = np.arange(self.size, dtype=np.int64)
+        last = self.size - 1
+        for row in rows.tolist():
+            before[row] = before[last]
+            last -= 1
+        searcher = self.searcher.searcher  # the pybind object: row numbers, not ScannSearcher's pickled docids
+        if len(rows):
+            searcher.delete(rows.tolist())
+        if len(vectors):
+            searcher.upsert([None] * len(vectors), vectors, UPSERT_BATCH)
+        if searcher.size() != last + 1 + len(vectors):
+            raise RuntimeError(f"ScaNN holds {searcher.size()} datapoints after the update, expected "
+                               f"{last + 1 + len(vectors)}")
+        order = np.concatenate([before[: last + 1], np.arange(self.size, self.size + len(vectors), dtype=np.int64)])
+        self.size = len(order)
+        return order
+
+    def health(self) -> dict[str, float]:
+        """ScaNN's statistics of the index as it stands: ``avg_quantization_error`` and the partitions' relative
+        imbalance (``partition_weighted_avg_relative_imbalance``: 0 when every leaf holds as many rows)."""
+        self.searcher.initialize_health_stats()
+        return {key: float(value) for key, value in self.searcher.get_health_stats().items()}
 
     def save(self, directory: Path) -> None:
         target = directory / SCANN_DIR
