@@ -68,6 +68,7 @@ def _at_least_max_k(rows: int) -> int:
 AtLeastOne = Annotated[int, Field(ge=1)]
 NotNegative = Annotated[int, Field(ge=0)]
 Positive = Annotated[float, Field(gt=0)]
+NotNegativeFloat = Annotated[float, Field(ge=0)]
 Share = Annotated[float, Field(ge=0, le=1)]
 
 
@@ -106,6 +107,16 @@ class PipelineSettings(BaseModel):
                                                  "head: build_index --projection) (bench/quality.py); 0: off.")
     whitening_shrinkage: float = Field(0.3, description="The whitening's eigenvalue shrinkage.")
     whitening_min_items: int = Field(200, description="The smallest index the whitening is learned for.")
+    index_update_max_changed: Share = Field(
+        0.25, description="A run updates the previous version's tree index (deletes and upserts) unless more than "
+                          "this share of the items it was last built in full with changed since: then it builds it "
+                          "in full.")
+    index_update_max_imbalance_growth: NotNegativeFloat = Field(
+        0.25, description="An updated index whose partitions' weighted relative imbalance (ScaNN's health "
+                          "statistic) grew by more than this since the last full build is built in full instead.")
+    index_update_max_error_growth: NotNegativeFloat = Field(
+        0.05, description="An updated index whose average quantization error grew by more than this share since "
+                          "the last full build is built in full instead.")
     task_retries: int = Field(2, description="Airflow retries of each step task.")
     retry_delay_s: float = Field(30.0, description="The first retry's delay; it doubles with each retry.")
     max_retry_delay_s: float = Field(600.0, description="The longest delay between retries.")

@@ -61,9 +61,16 @@ def in_workspace(workspace: Workspace, dim: int) -> Projection | None:
     return checked_dim(projection, dim, f"in the workspace's {LAYOUT.PROJECTION.path}")
 
 
+def learned_kind(count: int, settings: Settings) -> str:
+    """The kind of projection :func:`fitted` learns for ``count`` vectors."""
+    if not settings.pipeline.whitening_dims or count < settings.pipeline.whitening_min_items:
+        return IdentityProjection.kind
+    return PcaWhitening.kind
+
+
 def fitted(vectors: StoredVectors, settings: Settings) -> Projection:
     """PCA-whitening learned on (a seeded sample of) the vectors; the identity when it is off or the index small."""
-    if not settings.pipeline.whitening_dims or len(vectors) < settings.pipeline.whitening_min_items:
+    if learned_kind(len(vectors), settings) == IdentityProjection.kind:
         return IdentityProjection(vectors.shape[1])
     rows = np.arange(len(vectors))
     if len(rows) > FIT_SAMPLE:

@@ -10,6 +10,7 @@ verified against its manifest either way.
 from __future__ import annotations
 
 import logging
+import shutil
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from typing import Any
@@ -19,12 +20,12 @@ import pyarrow.parquet as pq
 
 from imagesearch.artifacts import read_manifest
 from imagesearch.errors import ArtifactError
-from imagesearch.index import VectorIndex, choose_params
+from imagesearch.index import SCANN_DIR, VectorIndex, choose_params
 from imagesearch.index_store import EMBEDDINGS, ITEMS, SAMPLES, StoredVectors, projection_record, write_vectors
 from imagesearch.manifest import Manifest
 from imagesearch.projection import PROJECTION
 from imagesearch.repository import ModelRepository, open_model_repository
-from tasks import cli, projection_choice
+from tasks import cli, index_update, projection_choice
 from tasks.assembly import assemble, vector_chunks
 from tasks.previous import previous_vectors
 from tasks.samples import write_version_samples
@@ -52,6 +53,16 @@ def build_index(context: cli.StepContext) -> dict[str, Any]:
     given = projection_choice.given(workspace, context.args.projection, model["dim"])  # checked before any work
     params = choose_params(count, settings.pipeline.brute_force_below)
     with workspace.store.scratch_dir() as directory, ExitStack() as stack:
+        updated, why = None, info.get("full_rebuild_reason") or "no previous version"
+        if previous is not None:
+            change = index_update.changes(assembly, previous[1].item_count)
+            why = index_update.why_full(previous[1], model["model_id"], params, given, change, count, settings)
+            if not why:
+                with workspace.store.scratch_dir() as opened:
+                    result = index_update.update(*previous, assembly, change, settings, opened)
+                updated, why = (result, "") if isinstance(result, index_update.Update) else (None, result)
+                assembly = updated.assembly if updated is not None else assembly
+        log.info("index: %s", f"updating {info['previous_version']}'s" if updated else f"built in full: {why}")
         old = None
         try:
             if reused and previous is not None:
@@ -63,25 +74,37 @@ def build_index(context: cli.StepContext) -> dict[str, Any]:
         stack.close()
         log.info("%d vectors: %d reused from %s, %d new", count, reused, info["previous_version"], count - reused)
         vectors = StoredVectors(directory / EMBEDDINGS)
-        projection = given or projection_choice.fitted(vectors, settings)
+        projection = updated.projection if updated else given or projection_choice.fitted(vectors, settings)
         (directory / PROJECTION).write_bytes(projection.to_bytes())
         recorded = projection_record(directory, projection)
         log.info("projection %s: %d -> %d dimensions", recorded["projection_id"], projection.in_dim, projection.out_dim)
         pq.write_table(assembly.items, directory / ITEMS)
         sampled = write_version_samples(workspace, assembly, previous, directory / SAMPLES, settings, info["shards"])
-        VectorIndex.build(vectors.search_space(projection), params).save(directory)
+        if updated is not None:
+            updated.index.save(directory)
+            if why := index_update.check_saved(directory, vectors, projection, updated.order):
+                log.warning("%s: building the index in full", why)
+                shutil.rmtree(directory / SCANN_DIR)
+                updated = None
+        if updated is None:
+            index = VectorIndex.build(vectors.search_space(projection), params)
+            index.save(directory)
+            lineage = index_update.full_lineage(info["version"], count, index, why)
+        else:
+            params, lineage = updated.params, updated.lineage
         workspace.check_writable(LAYOUT.INDEX.key)
         workspace.store.delete_prefix(LAYOUT.INDEX.key)
         size = sum(path.stat().st_size for path in directory.rglob("*") if path.is_file())
         workspace.upload_dir(LAYOUT.INDEX.key, directory, move=True)
     workspace.write_json(LAYOUT.BUILD.key, {
-        "params": params.to_dict(), "model": model, "items": count, "projection": recorded,
+        "params": params.to_dict(), "model": model, "items": count, "projection": recorded, "lineage": lineage,
         "snapshot_sha256": assembly.snapshot_sha256,
         # The version's own timestamp, not the clock: a rebuilt version keeps the same manifest.
         "created_at": datetime.strptime(info["version"][:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).isoformat(),
     })
     return {"items": count, "reused": reused, "embedded": count - reused, "samples": sampled,
-            "params": params.to_dict(), "projection": recorded, "bytes": size, "model_id": model["model_id"]}
+            "params": params.to_dict(), "projection": recorded, "bytes": size, "model_id": model["model_id"],
+            "index": lineage["built"], "full_build_reason": lineage["reason"]}
 
 
 main = cli.entry("build_index", build_index, __doc__)
