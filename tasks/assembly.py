@@ -1,6 +1,6 @@
 """The version's items and vectors, assembled from the run's plan and shards: per item, its vector is a row of the
 previous version (reused) or a row of this run's new vectors; an item whose image failed in preprocess is left out.
-Items keep the snapshot's order (by item id)."""
+Items keep the snapshot's order (by item id); an updated index reorders them into its rows (:mod:`tasks.index_update`)."""
 
 from __future__ import annotations
 

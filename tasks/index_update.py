@@ -174,7 +174,10 @@ def update(repo: ModelRepository, manifest: Manifest, assembly: Assembly, change
     lineage = lineage_of(manifest)
     assert lineage is not None  # why_full said so
     fresh = assembly.fresh[assembly.fresh_rows[change.append]].astype(STORED_DTYPE)  # as embeddings.npy holds them
-    order = index.update(change.delete, projection.apply(fresh))
+    try:
+        order = index.update(change.delete, projection.apply(fresh))
+    except (RuntimeError, ValueError) as exc:
+        return f"ScaNN could not update the previous index ({exc})"
     health = index.health()
     if why := why_unhealthy(health, lineage["health_at_build"], settings):
         return why
