@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import logging
 import os
-from contextlib import ExitStack
+from collections.abc import Callable
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -162,6 +163,21 @@ def open_previous(repo: ModelRepository, manifest: Manifest, scratch: Path) -> t
     for name in names:
         os.unlink(scratch / name)
     return index, projection
+
+
+def attempt(previous: tuple[ModelRepository, Manifest] | None, assembly: Assembly, model_id: str, params: IndexParams,
+            given: Projection | None, settings: Settings, scratch_dir: Callable[[], AbstractContextManager[Path]],
+            no_previous: str) -> tuple[Update | None, str]:
+    """The previous version's index updated to the assembly's items and "", or None and why it is built in full
+    (``no_previous``: why the run has no previous version, when it has none)."""
+    if previous is None:
+        return None, no_previous or "no previous version"
+    change = changes(assembly, previous[1].item_count)
+    if why := why_full(previous[1], model_id, params, given, change, assembly.items.num_rows, settings):
+        return None, why
+    with scratch_dir() as opened:
+        result = update(*previous, assembly, change, settings, opened)
+    return (result, "") if isinstance(result, Update) else (None, result)
 
 
 def update(repo: ModelRepository, manifest: Manifest, assembly: Assembly, change: Changes, settings: Settings,

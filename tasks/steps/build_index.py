@@ -1,6 +1,7 @@
 """Build the index: assemble the version's vectors (reused + new: :mod:`tasks.assembly`), project them (a given
 projection, else a PCA-whitening learned on them: :mod:`tasks.projection_choice`), store the evaluation's sample
-images (:mod:`tasks.samples`), build ScaNN with parameters chosen from the count.
+images (:mod:`tasks.samples`), and update the previous version's ScaNN index into this one (:mod:`tasks.index_update`,
+keeping its projection and parameters) or build one in full with parameters chosen from the count.
 
 The reused vectors come from the previous version's ``embeddings.npy`` in one pass, here and only here:
 read in place when the repository is local (memory-mapped, chunk by chunk), downloaded once when remote,
@@ -53,15 +54,9 @@ def build_index(context: cli.StepContext) -> dict[str, Any]:
     given = projection_choice.given(workspace, context.args.projection, model["dim"])  # checked before any work
     params = choose_params(count, settings.pipeline.brute_force_below)
     with workspace.store.scratch_dir() as directory, ExitStack() as stack:
-        updated, why = None, info.get("full_rebuild_reason") or "no previous version"
-        if previous is not None:
-            change = index_update.changes(assembly, previous[1].item_count)
-            why = index_update.why_full(previous[1], model["model_id"], params, given, change, count, settings)
-            if not why:
-                with workspace.store.scratch_dir() as opened:
-                    result = index_update.update(*previous, assembly, change, settings, opened)
-                updated, why = (result, "") if isinstance(result, index_update.Update) else (None, result)
-                assembly = updated.assembly if updated is not None else assembly
+        updated, why = index_update.attempt(previous, assembly, model["model_id"], params, given, settings,
+                                            workspace.store.scratch_dir, info.get("full_rebuild_reason") or "")
+        assembly = updated.assembly if updated is not None else assembly
         log.info("index: %s", f"updating {info['previous_version']}'s" if updated else f"built in full: {why}")
         old = None
         try:
