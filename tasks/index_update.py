@@ -85,8 +85,14 @@ def changes(assembly: Assembly, previous_count: int) -> Changes:
 
 
 def lineage_of(manifest: Manifest) -> dict[str, Any] | None:
+    """The version's ``index.lineage``; None when it has none of the shape this module writes."""
     lineage = manifest.index.get("lineage")
-    return lineage if isinstance(lineage, dict) else None
+    if not isinstance(lineage, dict):
+        return None
+    counts = all(isinstance(lineage.get(key), int) for key in ("items_at_build", "changed_since_build"))
+    health = lineage.get("health_at_build")
+    numbers = isinstance(health, dict) and all(isinstance(value, int | float) for value in health.values())
+    return lineage if counts and numbers else None
 
 
 def full_lineage(version: str, count: int, index: VectorIndex, reason: str) -> dict[str, Any]:
@@ -114,6 +120,8 @@ def why_full(manifest: Manifest, model_id: str, params: IndexParams, given: Proj
     if not leaves / LEAF_RANGE <= params.num_leaves <= leaves * LEAF_RANGE:
         return f"{count} items want {params.num_leaves} leaves, the previous index has {leaves}"
     projection = manifest.index.get("projection")
+    if not isinstance(projection, dict):
+        return "the previous version records no projection"
     planned = given.describe() if given is not None else None
     if not same_projection(projection, planned):
         return "the projection changes"

@@ -157,6 +157,8 @@ def test_why_an_index_is_built_in_full() -> None:
     assert "learn a pca-whitening projection" in why(settings=Settings.from_env({}))
     assert "the projection changes" in why(manifest=tree_manifest(projection={"kind": "linear-head", "projection_id": "x"}))
     assert "records no index lineage" in why(manifest=tree_manifest(lineage=None))
+    assert "records no index lineage" in why(manifest=tree_manifest(lineage={"items_at_build": "many"}))
+    assert "records no projection" in why(manifest=tree_manifest(projection=None))
     many = Changes(np.arange(2000), np.arange(1000), np.zeros(0, np.int64))
     assert "3000 items changed since the index was built in full with 10000 (30.0% >" in why(change=many)
 
