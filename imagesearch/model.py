@@ -17,7 +17,7 @@ from torch.nn import functional as F
 from torch.nn.utils import fuse_conv_bn_eval
 from torchvision.ops import Conv2dNormActivation
 
-from imagesearch.backbones import BackboneSpec, LiteArchitecture, weights_file
+from imagesearch.backbones import BackboneSpec, LiteArchitecture, Pooling, weights_file
 
 BN_EPS = 1e-3
 BN_MOMENTUM = 0.01
@@ -200,6 +200,23 @@ def fold_batch_norms(model: nn.Module) -> nn.Module:
             module[0] = fuse_conv_bn_eval(module[0], module[1])
             module[1] = nn.Identity()
     return model
+
+
+class PooledFeatures(nn.Module):
+    """A network's last feature map pooled to one vector per image, (N, 3, S, S) -> (N, feature_dim): what the
+    embedder computes before L2-normalising, and what a runtime (:mod:`imagesearch.runtimes`) converts."""
+
+    def __init__(self, network: EfficientNetLite, pooling: Pooling, gem_p: float) -> None:
+        super().__init__()
+        self.network = network
+        self.gem = pooling == "gem"
+        self.gem_p = gem_p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.network.features(x)
+        if self.gem:
+            return features.clamp(min=1e-6).pow(self.gem_p).mean(dim=(2, 3)).pow(1.0 / self.gem_p)
+        return features.mean(dim=(2, 3))
 
 
 def load_backbone(spec: BackboneSpec) -> EfficientNetLite:
