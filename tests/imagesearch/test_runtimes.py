@@ -64,7 +64,7 @@ def test_a_runner_whose_vectors_drift_is_refused() -> None:
     gem = torch_runner(PooledFeatures(network, "gem", 3.0), CPU)
     average = torch_runner(PooledFeatures(network, "avg", 3.0), CPU)
     assert check_agreement(gem, gem, 224, "torch") < 1e-6
-    with pytest.raises(ValueError, match="differ from torch's by .* cosine .*refusing it"):
+    with pytest.raises(ValueError, match=r"differ from torch's by .* cosine .*refusing it"):
         check_agreement(gem, average, 224, "avg")
 
 
@@ -85,7 +85,7 @@ def test_the_torch_runtime_never_imports_openvino() -> None:
 def test_an_unknown_runtime_is_refused_by_the_settings() -> None:
     assert Settings.from_env({}).pipeline.embedder_runtime == "openvino"
     assert Settings.from_env({"IMAGESEARCH_EMBEDDER_RUNTIME": "torch"}).pipeline.embedder_runtime == "torch"
-    with pytest.raises(SettingsError, match="^IMAGESEARCH_EMBEDDER_RUNTIME='onnx' is not valid: .*'torch' or 'openvino'"):
+    with pytest.raises(SettingsError, match=r"^IMAGESEARCH_EMBEDDER_RUNTIME='onnx' is not valid: .*'torch' or 'openvino'"):
         Settings.from_env({"IMAGESEARCH_EMBEDDER_RUNTIME": "onnx"})
 
 
