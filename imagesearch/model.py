@@ -192,7 +192,7 @@ def map_state_dict(source: dict[str, torch.Tensor], stages: tuple[StageConfig, .
 def fold_batch_norms(model: nn.Module) -> nn.Module:
     """Fold each eval-mode BatchNorm into the conv before it, in place: the same function (within float32
     rounding), one pass over each feature map fewer. EfficientNet-Lite's depthwise convs are memory-bound, so
-    on this CPU it embeds 1.6x faster (``bench/embed.py``). For inference only: the folded model cannot train."""
+    on this CPU torch embeds 1.6x faster (docs/BENCHMARKS.md, 2026-11-30). For inference only: the folded model cannot train."""
     if any(module.training for module in model.modules()):
         raise ValueError("fold_batch_norms needs a network in eval mode: folding uses the running statistics")
     for module in model.modules():
