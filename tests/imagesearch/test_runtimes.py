@@ -4,6 +4,8 @@ refused by the settings and by build_runner."""
 
 from __future__ import annotations
 
+import importlib.metadata
+import re
 import subprocess
 import sys
 
@@ -93,3 +95,9 @@ def test_an_unknown_runtime_is_refused_by_build_runner() -> None:
     module = torch.nn.Identity()
     with pytest.raises(ValueError, match="unknown embedder runtime 'onnx': one of torch, openvino"):
         build_runner(module, 224, "onnx", device=CPU)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("package", ["openvino", "openvino-telemetry"])
+def test_openvino_is_pinned_and_installed_at_its_pin(package: str) -> None:
+    pins = dict(re.findall(r"^([\w.-]+)==(\S+)", (ROOT / "requirements.txt").read_text(), re.M))
+    assert importlib.metadata.version(package) == pins[package]
