@@ -65,8 +65,8 @@ def openvino_without_telemetry() -> ModuleType:
 
     for module in (convert_impl, telemetry_utils):
         if module.tm.__name__ != TELEMETRY_STUB:
-            raise RuntimeError(f"{module.__name__} was imported with OpenVINO's telemetry enabled; import "
-                               "imagesearch.runtimes before anything imports openvino.tools.ovc")
+            raise RuntimeError(f"{module.__name__} was imported with OpenVINO's telemetry enabled: build the "
+                               "OpenVINO runner before anything else in this process imports openvino")
     return openvino
 
 
