@@ -1,6 +1,6 @@
 """Where the embedder's network runs: eager torch, or OpenVINO on the CPU (``IMAGESEARCH_EMBEDDER_RUNTIME``).
 
-OpenVINO runs the same float32 function about twice as fast on this CPU (bench/embed.py, docs/BENCHMARKS.md). Its
+OpenVINO runs the same float32 function faster on this CPU (bench/embed.py, docs/BENCHMARKS.md). Its
 model is converted in memory from the torch module at start-up (no file is read or written): traced once, then
 compiled for the CPU with float32 inference forced, so that a CPU with bfloat16 units does not quietly trade
 precision for speed. Every converted model is checked against torch on a probe batch before it is used: vectors

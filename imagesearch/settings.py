@@ -105,7 +105,7 @@ class PipelineSettings(BaseModel):
                                               "default, all cores).")
     embedder_runtime: Runtime = Field(
         "openvino", description="What runs the embedder's network on the CPU (imagesearch/runtimes.py): openvino "
-                                "(about twice torch's rate here, bench/embed.py) or torch; the vectors agree within "
+                                "(faster than torch here: bench/embed.py) or torch; the vectors agree within "
                                 "1e-3 cosine, so the model id does not change. On a GPU the network runs in torch.")
     brute_force_below: int = Field(20_000, description="Below this many items ScaNN searches exhaustively.")
     whitening_dims: int = Field(512, description="Output dimensions of the PCA-whitening learned per version on the "
