@@ -17,7 +17,7 @@ from torch.nn import functional as F
 from torch.nn.utils import fuse_conv_bn_eval
 from torchvision.ops import Conv2dNormActivation
 
-from imagesearch.backbones import BackboneSpec, LiteArchitecture, weights_file
+from imagesearch.backbones import BackboneSpec, LiteArchitecture, Pooling, weights_file
 
 BN_EPS = 1e-3
 BN_MOMENTUM = 0.01
@@ -192,7 +192,7 @@ def map_state_dict(source: dict[str, torch.Tensor], stages: tuple[StageConfig, .
 def fold_batch_norms(model: nn.Module) -> nn.Module:
     """Fold each eval-mode BatchNorm into the conv before it, in place: the same function (within float32
     rounding), one pass over each feature map fewer. EfficientNet-Lite's depthwise convs are memory-bound, so
-    on this CPU it embeds 1.6x faster (``bench/embed.py``). For inference only: the folded model cannot train."""
+    on this CPU torch embeds 1.6x faster (docs/BENCHMARKS.md, 2026-11-30). For inference only: the folded model cannot train."""
     if any(module.training for module in model.modules()):
         raise ValueError("fold_batch_norms needs a network in eval mode: folding uses the running statistics")
     for module in model.modules():
@@ -200,6 +200,23 @@ def fold_batch_norms(model: nn.Module) -> nn.Module:
             module[0] = fuse_conv_bn_eval(module[0], module[1])
             module[1] = nn.Identity()
     return model
+
+
+class PooledFeatures(nn.Module):
+    """A network's last feature map pooled to one vector per image, (N, 3, S, S) -> (N, feature_dim): what the
+    embedder computes before L2-normalising, and what a runtime (:mod:`imagesearch.runtimes`) converts."""
+
+    def __init__(self, network: EfficientNetLite, pooling: Pooling, gem_p: float) -> None:
+        super().__init__()
+        self.network = network
+        self.gem = pooling == "gem"
+        self.gem_p = gem_p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.network.features(x)
+        if self.gem:
+            return features.clamp(min=1e-6).pow(self.gem_p).mean(dim=(2, 3)).pow(1.0 / self.gem_p)
+        return features.mean(dim=(2, 3))
 
 
 def load_backbone(spec: BackboneSpec) -> EfficientNetLite:

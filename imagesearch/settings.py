@@ -33,6 +33,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = PROJECT_ROOT / "data"
 
 
+# What can run the embedder's network (imagesearch/runtimes.py).
+Runtime = Literal["torch", "openvino"]
 # The most results one search may ask for (the API's bound on k).
 MAX_K = 100
 
@@ -100,7 +102,12 @@ class PipelineSettings(BaseModel):
                                       "it. A version records its own; the search server embeds with the served one's.")
     embed_batch_size: AtLeastOne = Field(8, description="Images per embedding batch; 8 is fastest on CPU here "
                                                         "(bench/embed.py): raise it on a GPU.")
-    torch_threads: int = Field(0, description="torch's threads in the embed step (0: torch's default).")
+    torch_threads: int = Field(0, description="The embedder's threads, in torch or OpenVINO (0: the runtime's "
+                                              "default, all cores).")
+    embedder_runtime: Runtime = Field(
+        "openvino", description="What runs the embedder's network on the CPU (imagesearch/runtimes.py): openvino "
+                                "(faster than torch here: bench/embed.py) or torch; the vectors agree within "
+                                "1e-3 cosine, so the model id does not change. On a GPU the network runs in torch.")
     brute_force_below: int = Field(20_000, description="Below this many items ScaNN searches exhaustively.")
     whitening_dims: int = Field(512, description="Output dimensions of the PCA-whitening learned per version on the "
                                                  "raw embeddings when the run gives no projection (a model version's "
