@@ -10,7 +10,8 @@ matrix ``M`` on the whitened vectors, exported as one :class:`~imagesearch.proje
 
 The export is chosen on a validation split (items whose copies and categories training did not use): raw,
 ``W0``, ``W0 M``, ``[W0, a W0 M]`` or ``[centred raw, a W0 M]`` for each ``a`` of ``mix_weights``. Only an export
-no worse than raw and ``W0`` on near-duplicates (less ``near_dup_tolerance``) can be chosen; among those the best
+no worse than raw and ``W0`` on near-duplicates (less ``near_dup_tolerance``, at least one validation query's
+share) can be chosen; among those the best
 category P@10 wins (near-dup top-1 where there are no categories). Then ``M`` is trained again on every item and
 exported the chosen way.
 
@@ -53,7 +54,9 @@ class HeadConfig:
     validation_fraction: float = 0.2  # of the items with copies (and of labelled items)
     validation_max_items: int = 2_000  # at most this many validation items with copies, and labelled ones
     validation_database: int = 20_000  # validation searches this many rows (the validation items among them)
-    near_dup_tolerance: float = 0.0  # how much below raw / W0 on near-dup an export may be and still be chosen
+    # How much below raw / W0 on validation near-dup top-1 an export may be and still be chosen; never less than
+    # one validation query's share (1 / queries): a difference of one copy is noise, not a worse export.
+    near_dup_tolerance: float = 0.0
     min_copy_items: int = 8  # fewer distinct items with copies: a clear error, nothing to validate on
     threads: int = 1  # torch intra-op threads (0: torch's default); 1 is fastest for these small matrices on a shared CPU
     seed: int = 0
@@ -331,7 +334,7 @@ def train_head(vectors: np.ndarray, categories: np.ndarray | None, copies: np.nd
     labels = inputs.categories[rows] if inputs.categories is not None else None
     candidates = exports(whitening, matrix, database[: min(len(database), 4_096)], config.mix_weights)
     validation = {name: score(head, database, labels, queries).as_dict() for name, head in candidates.items()}
-    chosen = choose(validation, config.near_dup_tolerance)
+    chosen = choose(validation, max(config.near_dup_tolerance, 1.0 / max(len(queries.copies), 1)))
     validated_at = time.monotonic()
     final_matrix, final_losses = fit_matrix(inputs, whitening, everything(inputs), config, rng)
     sample = gather(vectors, np.sort(rng.choice(len(vectors), min(len(vectors), 4_096), replace=False)))
