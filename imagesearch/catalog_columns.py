@@ -18,7 +18,8 @@ _EDGE_SPACE = r"^[\s\x0b\x1c-\x1f\x85\pZ]|[\s\x0b\x1c-\x1f\x85\pZ]$"
 _DECIMAL = r"^[0-9]{1,15}(\.[0-9]{1,15})?$"  # short enough never to round to infinity
 # The timestamps whose isoformat() is the text itself, with "Z" or nothing read as +00:00; a fraction of six digits
 # that are all zero is printed without one, so it is left to parse_row.
-_TIMESTAMP = r"^([1-9][0-9]{3}|0[0-9]{3})-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{6})?(Z|\+00:00)?$"
+_YEAR = r"([1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])"  # 0001 to 9999, as datetime has them
+_TIMESTAMP = rf"^{_YEAR}-[0-9]{{2}}-[0-9]{{2}}T[0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}}(\.[0-9]{{6}})?(Z|\+00:00)?$"
 _TRUE_WORDS = ("true", "1", "yes", "y", "t", "True", "TRUE", "Yes", "YES")
 _FALSE_WORDS = ("false", "0", "no", "n", "f", "False", "FALSE", "No", "NO")
 TEXT_TYPES = (pa.string(), pa.large_string())
@@ -71,7 +72,8 @@ def _moment(column: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.ChunkedArray, 
     column = column.cast(pa.string())
     plain = pc.fill_null(pc.and_(pc.match_substring_regex(column, _TIMESTAMP),
                                  pc.invert(pc.match_substring(column, ".000000"))), False)
-    whole = pc.utf8_slice_codeunits(pc.if_else(plain, column, "1970-01-01T00:00:00"), 0, 19)
+    column = pc.if_else(plain, column, "1970-01-01T00:00:00")  # the others' values are never read
+    whole = pc.utf8_slice_codeunits(column, 0, 19)
     seconds = pc.strptime(whole, format="%Y-%m-%dT%H:%M:%S", unit="s", error_is_null=True)
     # strptime rolls an impossible date over (Feb 30 -> Mar 2): only a text that prints back as itself is plain.
     plain = pc.and_(plain, pc.fill_null(pc.equal(pc.strftime(seconds, format="%Y-%m-%dT%H:%M:%S"), whole), False))

@@ -78,7 +78,7 @@ def _csv_columns(data: bytes) -> Columns:
         table = pcsv.read_csv(
             pa.py_buffer(body),
             read_options=pcsv.ReadOptions(use_threads=True, block_size=64 << 20),
-            parse_options=pcsv.ParseOptions(newlines_in_values=False, ignore_empty_lines=False),
+            parse_options=pcsv.ParseOptions(newlines_in_values=False, ignore_empty_lines=True),
             convert_options=pcsv.ConvertOptions(column_types=dict.fromkeys(header, pa.string()),
                                                 strings_can_be_null=False, quoted_strings_can_be_null=False),
         )
