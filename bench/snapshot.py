@@ -3,8 +3,8 @@ code in the same run, on the same fabricated catalog and previous version.
 
     PYTHONPATH=. .venv/bin/python bench/snapshot.py --items 1000000 --churn 0.01 --baseline 42f3354
 
-Fabricates, untimed, under ``--scratch``: N image files (hard links to one small PNG, so N paths cost no inodes and
-each is a real file to lstat, in folders of 10,000), a CSV catalog of them, and the previous version's
+Fabricates, untimed, under ``--scratch``: N image files (hard links to one small file per folder of 10,000, so N paths
+cost few inodes and each is a real file to lstat), a CSV catalog of them, and the previous version's
 ``items.parquet`` with every item's stamp; ``--churn`` of the items get a later ``updated_at``. Each code then runs
 in its own process (launched by ``bench.rusage``, so the peak RSS is its own): parse (read and validate the
 catalog), dedup, stamp, hash, previous (read the previous items' change columns), classify and plan (write
@@ -40,14 +40,20 @@ def image_uri(images: Path, item: int) -> str:
     return f"{images}/{item // FOLDER_FILES:05d}/{item:08d}.png"
 
 
-def link_folder(task: tuple[Path, Path, int, int]) -> None:
-    original, images, start, end = task
+def link_folder(task: tuple[Path, int, int]) -> str:
+    """A folder's images, hard links to one file of its own (a file takes at most 65,000 links); their stamp."""
+    images, start, end = task
     folder = Path(image_uri(images, start)).parent
     folder.mkdir(parents=True, exist_ok=True)
+    original = folder / "original.bin"
+    if not original.exists():
+        original.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
     for item in range(start, end):
         path = image_uri(images, item)
         if not os.path.exists(path):
             os.link(original, path)
+    info = original.stat()
+    return f"{info.st_size}:{info.st_mtime_ns}"
 
 
 def fabricate(scratch: Path, count: int, churn: float) -> tuple[Path, Path, Path]:
@@ -60,13 +66,9 @@ def fabricate(scratch: Path, count: int, churn: float) -> tuple[Path, Path, Path
 
     images = scratch / "images"
     images.mkdir(parents=True, exist_ok=True)
-    original = scratch / "original.png"
-    if not original.exists():
-        original.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
-    tasks = [(original, images, start, min(start + FOLDER_FILES, count)) for start in range(0, count, FOLDER_FILES)]
+    tasks = [(images, start, min(start + FOLDER_FILES, count)) for start in range(0, count, FOLDER_FILES)]
     with ProcessPoolExecutor(max_workers=2) as pool:
-        list(pool.map(link_folder, tasks, chunksize=16))
-    info = original.stat()
+        folder_stamps = list(pool.map(link_folder, tasks, chunksize=16))
     rows = np.arange(count)
     ids = pc.binary_join_element_wise("item-", pa.array(np.char.zfill(rows.astype(str), 8)), "")
     folders = np.char.zfill((rows // FOLDER_FILES).astype(str), 5)
@@ -82,7 +84,7 @@ def fabricate(scratch: Path, count: int, churn: float) -> tuple[Path, Path, Path
     catalog_path = scratch / f"catalog-{count}.csv"
     pcsv.write_csv(catalog, catalog_path, pcsv.WriteOptions(quoting_style="none"))
     previous = pa.table({"item_id": ids, "image_uri": uris, "updated_at": pa.repeat(UPDATED, count),
-                         "image_stamp": pa.repeat(f"{info.st_size}:{info.st_mtime_ns}", count),
+                         "image_stamp": pa.array(np.array(folder_stamps)[rows // FOLDER_FILES]),
                          "image_sha256": pa.repeat("ab" * 32, count)})
     previous_path = scratch / f"previous-{count}.parquet"
     pq.write_table(previous, previous_path)

@@ -64,26 +64,65 @@ def _flag(column: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.ChunkedArray]:
     return pa.chunked_array([pa.nulls(len(column), pa.bool_())]), pa.chunked_array([_false(len(column))])
 
 
+_DAYS_IN_MONTH = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], np.int64)
+_DIGITS = np.array([0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21, 22, 23, 24, 25])  # YYYY-MM-DDTHH:MM:SS.ffffff
+
+
+def _digits(column: pa.Array) -> np.ndarray:
+    """The digits at _DIGITS of every text (each at least 19 bytes long), read straight from the Arrow buffers: as
+    one view when every text has the same length (the usual case), else gathered a position at a time."""
+    offsets = np.frombuffer(column.buffers()[1], np.int32)[column.offset : column.offset + len(column) + 1]
+    data = np.frombuffer(column.buffers()[2], np.uint8)
+    width = int(offsets[1] - offsets[0])
+    if width >= 19 and offsets[-1] - offsets[0] == width * len(column) and np.all(np.diff(offsets) == width):
+        rows = data[offsets[0] : offsets[-1]].reshape(len(column), width)
+        digits = np.zeros((len(column), len(_DIGITS)), np.int64)
+        known = _DIGITS[width > _DIGITS]
+        digits[:, : len(known)] = rows[:, known]
+        digits[:, : len(known)] -= ord("0")
+        return digits
+    starts = offsets[:-1].astype(np.int64)
+    return np.stack([data[np.minimum(starts + position, len(data) - 1)] for position in _DIGITS], axis=1).astype(
+        np.int64) - ord("0")
+
+
+def _epoch_days(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """Days since 1970-01-01 of proleptic Gregorian dates (years 1 to 9999)."""
+    year = year - (month <= 2)
+    era = year // 400
+    year_of_era = year - era * 400
+    day_of_year = (153 * (month + np.where(month > 2, -3, 9)) + 2) // 5 + day - 1
+    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
+    return era * 146_097 + day_of_era - 719_468
+
+
 def _moment(column: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.ChunkedArray, pa.ChunkedArray]:
     """(isoformat text, microseconds since the epoch, plain) of a text column of UTC timestamps."""
-    if column.type not in TEXT_TYPES:
+    if column.type not in TEXT_TYPES or not len(column):
         nulls = pa.chunked_array([pa.nulls(len(column), pa.string())])
         return nulls, pa.chunked_array([pa.nulls(len(column), pa.int64())]), pa.chunked_array([_false(len(column))])
     column = column.cast(pa.string())
     plain = pc.fill_null(pc.and_(pc.match_substring_regex(column, _TIMESTAMP),
                                  pc.invert(pc.match_substring(column, ".000000"))), False)
-    column = pc.if_else(plain, column, "1970-01-01T00:00:00")  # the others' values are never read
-    whole = pc.utf8_slice_codeunits(column, 0, 19)
-    seconds = pc.strptime(whole, format="%Y-%m-%dT%H:%M:%S", unit="s", error_is_null=True)
-    # strptime rolls an impossible date over (Feb 30 -> Mar 2): only a text that prints back as itself is plain.
-    plain = pc.and_(plain, pc.fill_null(pc.equal(pc.strftime(seconds, format="%Y-%m-%dT%H:%M:%S"), whole), False))
-    fraction = pc.utf8_slice_codeunits(column, 19, 26)
-    has_fraction = pc.starts_with(fraction, ".")
-    micros = pc.if_else(has_fraction, pc.utf8_slice_codeunits(fraction, 1, 7), "0").cast(pa.int64())
-    instant = pc.add(pc.multiply(seconds.cast(pa.int64()), 1_000_000), micros)
-    text = pc.binary_join_element_wise(whole, pc.if_else(has_fraction, pc.utf8_slice_codeunits(fraction, 0, 7), ""),
-                                       "+00:00", "")
-    return text, instant, plain
+    texts = pc.if_else(plain, column, "1970-01-01T00:00:00").combine_chunks()  # the others' values are never read
+    digits = _digits(texts)
+    number = [digits[:, start:end] @ (10 ** np.arange(end - start - 1, -1, -1)) for start, end in
+              ((0, 4), (4, 6), (6, 8), (8, 10), (10, 12), (12, 14), (14, 20))]
+    year, month, day, hour, minute, second, fraction = number
+    month_index = np.clip(month - 1, 0, 11)
+    leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
+    days_in_month = _DAYS_IN_MONTH[month_index] + ((month == 2) & leap)
+    valid = ((month >= 1) & (month <= 12) & (day >= 1) & (day <= days_in_month) & (hour <= 23) & (minute <= 59)
+             & (second <= 59))
+    has_fraction = np.asarray(pc.equal(pc.utf8_slice_codeunits(texts, 19, 20), "."), np.bool_)
+    seconds = _epoch_days(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second
+    instant = seconds * 1_000_000 + np.where(has_fraction, fraction, 0)
+    if pc.all(pc.ends_with(texts, "+00:00")).as_py():
+        text = texts
+    else:
+        text = pc.replace_substring_regex(texts, r"(Z|\+00:00)?$", "+00:00", max_replacements=1)
+    plain = pc.and_(plain, pa.array(valid))
+    return pa.chunked_array([text]), pa.chunked_array([pa.array(instant)]), plain
 
 
 def plain_items(raw: pa.Table) -> tuple[pa.Table, np.ndarray]:

@@ -64,12 +64,9 @@ def _csv_columns(data: bytes) -> Columns:
     body = data[len(UTF8_BOM):] if data.startswith(UTF8_BOM) else data
     if not body or b"\x00" in body or body.count(b"\r") != body.count(b"\r\n"):
         return None
-    header_line = body.split(b"\n", 1)[0].rstrip(b"\r")
-    if b'"' in header_line:
-        return None
     try:
-        header = header_line.decode("utf-8").split(",")
-    except UnicodeDecodeError:
+        header = next(csv.reader([body.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8")]), [])
+    except (UnicodeDecodeError, csv.Error):
         return None
     if len(set(header)) != len(header) or any(name not in header for name in COLUMNS):
         return None
