@@ -76,14 +76,14 @@ def _digits(column: pa.Array) -> np.ndarray:
     width = int(offsets[1] - offsets[0])
     if width >= 19 and offsets[-1] - offsets[0] == width * len(column) and np.all(np.diff(offsets) == width):
         rows = data[offsets[0] : offsets[-1]].reshape(len(column), width)
-        digits = np.zeros((len(column), len(_DIGITS)), np.int64)
+        digits = np.full((len(column), len(_DIGITS)), ord("0"), np.uint8)
         known = _DIGITS[width > _DIGITS]
         digits[:, : len(known)] = rows[:, known]
-        digits[:, : len(known)] -= ord("0")
-        return digits
-    starts = offsets[:-1].astype(np.int64)
-    return np.stack([data[np.minimum(starts + position, len(data) - 1)] for position in _DIGITS], axis=1).astype(
-        np.int64) - ord("0")
+    else:
+        starts = offsets[:-1].astype(np.int64)
+        digits = np.stack([data[np.minimum(starts + position, len(data) - 1)] for position in _DIGITS], axis=1)
+    digits -= ord("0")  # a plain text has a digit at each of these places (its pattern says so); the rest are masked
+    return digits
 
 
 def _epoch_days(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
@@ -106,7 +106,7 @@ def _moment(column: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.ChunkedArray, 
                                  pc.invert(pc.match_substring(column, ".000000"))), False)
     texts = pc.if_else(plain, column, "1970-01-01T00:00:00").combine_chunks()  # the others' values are never read
     digits = _digits(texts)
-    number = [digits[:, start:end] @ (10 ** np.arange(end - start - 1, -1, -1)) for start, end in
+    number = [digits[:, start:end].astype(np.int64) @ (10 ** np.arange(end - start - 1, -1, -1)) for start, end in
               ((0, 4), (4, 6), (6, 8), (8, 10), (10, 12), (12, 14), (14, 20))]
     year, month, day, hour, minute, second, fraction = number
     month_index = np.clip(month - 1, 0, 11)
