@@ -48,7 +48,7 @@ from imagesearch.input_policy import InputPolicy
 from imagesearch.manifest import Manifest
 from imagesearch.repository import open_repository
 from imagesearch.settings import DATA_DIR, PROJECT_ROOT, Settings, get_settings
-from imagesearch.stamps import image_stamps
+from imagesearch.stamps import stamp_column
 from imagesearch.vectors import l2_normalize
 from tasks.operations.run_all import run_pipeline
 from tasks.pipeline import REPOSITORY, SERVING_OVERLAY, VERSION, Step, default_params
@@ -128,9 +128,11 @@ def fabricate(root: Path, count: int) -> tuple[Path, Path]:
     embedder = Embedder()
     base = embedder.embed_many([embedder.preprocess(item_image(0, index)) for index in range(PATTERNS)], 8)
     image_policy = InputPolicy.for_images(get_settings().inputs, str(catalog))
-    records = [item.to_record() for item in read_catalog(str(catalog), InputPolicy(local_roots=(root,))).items]
-    for record, stamp, sha in zip(records, image_stamps([r["image_uri"] for r in records], image_policy), hashes, strict=True):
-        record["image_stamp"], record["image_sha256"] = stamp, sha
+    snapshot = read_catalog(str(catalog), InputPolicy(local_roots=(root,))).table.drop_columns(["updated_us"])
+    snapshot = snapshot.append_column("image_stamp", stamp_column(snapshot.column("image_uri"), image_policy))
+    records = snapshot.to_pylist()
+    for record, sha in zip(records, hashes, strict=True):
+        record["image_sha256"] = sha
     version = root / "build" / PREVIOUS
     version.mkdir(parents=True)
     write_items(version / ITEMS, records)
@@ -146,7 +148,7 @@ def fabricate(root: Path, count: int) -> tuple[Path, Path]:
 
     write_vectors(version / EMBEDDINGS, chunks(), (count, embedder.dim))
     seal(version, Manifest(version=PREVIOUS, created_at=moment.isoformat(), item_count=count,
-                           model=embedder.info, catalog={"uri": str(catalog), "snapshot_sha256": snapshot_sha256(records)}))
+                           model=embedder.info, catalog={"uri": str(catalog), "snapshot_sha256": snapshot_sha256(snapshot)}))
     repository = root / "models"
     publish(open_repository(str(repository)), version)
     shutil.rmtree(root / "build")

@@ -7,13 +7,18 @@ import csv
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlparse
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from imagesearch import uri as uris
 from imagesearch import uri_reader
+from imagesearch.catalog_columns import plain_items
 from imagesearch.catalog_formats import COLUMNS, FORMATS, format_of, suffixes_text
 from imagesearch.errors import CatalogError, CatalogUnavailableError, ImageFetchError, InputRefusedError, is_transient
 from imagesearch.input_policy import InputPolicy
@@ -46,10 +51,23 @@ class RowError:
         return f"line {self.line}: {self.reason}"
 
 
+# The validated items as a table: the catalog's columns as parse_row makes them (updated_at as its isoformat text) and
+# updated_us, the instant in microseconds since the epoch (what deduplication compares).
+ITEMS_SCHEMA = pa.schema([("item_id", pa.string()), ("image_uri", pa.string()), ("title", pa.string()),
+                          ("category", pa.string()), ("price", pa.float64()), ("on_sale", pa.bool_()),
+                          ("updated_at", pa.string()), ("updated_us", pa.int64())])
+
+
 @dataclass
 class Catalog:
-    items: list[CatalogItem]
+    table: pa.Table  # ITEMS_SCHEMA, the valid rows in catalog order
     errors: list[RowError]
+
+    @property
+    def items(self) -> list[CatalogItem]:
+        """The valid rows as objects (for small catalogs: a million of them take a gigabyte)."""
+        return [CatalogItem(**{**record, "updated_at": datetime.fromisoformat(record["updated_at"])})
+                for record in self.table.drop_columns(["updated_us"]).to_pylist()]
 
 
 def catalog_format(uri: str) -> str:
@@ -122,34 +140,78 @@ def _parse_time(value: Any) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def parse_catalog(data: bytes, fmt: str, base_uri: str = "") -> Catalog:
+def _outcome(line: int, record: dict[str, Any] | str) -> CatalogItem | RowError:
+    if isinstance(record, str):
+        return RowError(line, record)
+    try:
+        return parse_row(record)
+    except ValueError as exc:
+        return RowError(line, str(exc))
+    except RecursionError:  # a field nested just under the parser's limit, too deep to turn into text
+        return RowError(line, "a field is nested too deep")
+
+
+def _items_table(items: list[CatalogItem]) -> pa.Table:
+    records = [item.to_record() for item in items]
+    table = pa.Table.from_pylist(records, schema=ITEMS_SCHEMA.remove(ITEMS_SCHEMA.get_field_index("updated_us")))
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    instants = [(item.updated_at - epoch) // _MICROSECOND for item in items]
+    return table.append_column("updated_us", pa.array(instants, pa.int64()))
+
+
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _parse_rows(rows: Iterable[tuple[int, dict[str, Any] | str]]) -> tuple[Catalog, list[int]]:
+    """The rows parsed one by one; and the positions (among ``rows``) of the valid ones."""
     items: list[CatalogItem] = []
     errors: list[RowError] = []
+    valid: list[int] = []
+    for position, (line, record) in enumerate(rows):
+        outcome = _outcome(line, record)
+        if isinstance(outcome, RowError):
+            errors.append(outcome)
+        else:
+            items.append(outcome)
+            valid.append(position)
+    return Catalog(_items_table(items), errors), valid
+
+
+def _parse_columns(raw: pa.Table, lines: np.ndarray) -> Catalog:
+    """The plain rows validated as columns, the others one by one by parse_row, in catalog order."""
+    values, plain = plain_items(raw)
+    if plain.all():
+        return Catalog(values.cast(ITEMS_SCHEMA), [])
+    other = np.flatnonzero(~plain)
+    fallback, valid = _parse_rows(zip(lines[other].tolist(), raw.take(pa.array(other)).to_pylist(), strict=True))
+    rows = np.concatenate([np.flatnonzero(plain), other[np.asarray(valid, np.int64)]])
+    table = pa.concat_tables([values.filter(pa.array(plain)).cast(ITEMS_SCHEMA), fallback.table])
+    return Catalog(table.take(pa.array(np.argsort(rows, kind="stable"))), fallback.errors)
+
+
+def _resolved(table: pa.Table, base_uri: str) -> pa.Table:
+    """Relative image URIs made absolute against the catalog's location (each distinct one resolved once)."""
+    column = table.column("image_uri")
+    relative = pc.invert(pc.starts_with(column, "/"))
+    if not pc.any(relative).as_py():
+        return table
+    encoded = column.combine_chunks().dictionary_encode()
+    resolved = pa.array([uris.resolve(uri, base_uri) for uri in encoded.dictionary.to_pylist()], pa.string())
+    return table.set_column(table.schema.get_field_index("image_uri"), "image_uri", resolved.take(encoded.indices))
+
+
+def parse_catalog(data: bytes, fmt: str, base_uri: str = "") -> Catalog:
+    catalog_format = format_of(fmt)
     try:
-        for line, record in format_of(fmt).read(data):
-            if isinstance(record, str):
-                errors.append(RowError(line, record))
-                continue
-            try:
-                item = parse_row(record)
-            except ValueError as exc:
-                errors.append(RowError(line, str(exc)))
-                continue
-            except RecursionError:  # a field nested just under the parser's limit, too deep to turn into text
-                errors.append(RowError(line, "a field is nested too deep"))
-                continue
-            if base_uri:
-                item = _with_uri(item, uris.resolve(item.image_uri, base_uri))
-            items.append(item)
+        columns = catalog_format.read_columns(data) if catalog_format.read_columns else None
+        catalog = _parse_rows(catalog_format.read(data))[0] if columns is None else _parse_columns(*columns)
     except UnicodeDecodeError as exc:
         raise CatalogError(f"catalog is not UTF-8 text (invalid byte at offset {exc.start})") from None
     except csv.Error as exc:
         raise CatalogError(f"malformed CSV: {exc}") from None
-    return Catalog(items, errors)
-
-
-def _with_uri(item: CatalogItem, image_uri: str) -> CatalogItem:
-    return CatalogItem(**{**vars(item), "image_uri": image_uri})
+    if base_uri:
+        catalog.table = _resolved(catalog.table, base_uri)
+    return catalog
 
 
 def read_catalog(uri: str, policy: InputPolicy) -> Catalog:

@@ -16,7 +16,12 @@ import posixpath
 import stat
 from collections import defaultdict
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from imagesearch import uri as uris
 from imagesearch.errors import InputRefusedError
@@ -25,6 +30,12 @@ from imagesearch.input_policy import InputPolicy
 log = logging.getLogger(__name__)
 MISSING = "missing"
 REFUSED = "refused"
+LSTAT_THREADS = 8  # lstat waits on the filesystem with the GIL released: threads overlap those waits
+LSTAT_BATCH = 65_536
+# A local path that is absolute and already normal: no empty, "." or ".." component, no trailing slash, no NUL. Its
+# folder is the text before its last slash, as pathlib would say.
+_NORMAL_PATH = r"^(/[^/\x00]+)+$"
+_DOTTED = r"/\.\.?(/|$)"
 
 
 def local_stamp(path: str | os.PathLike[str]) -> str:
@@ -120,3 +131,56 @@ def _confined_stamp(path: Path, policy: InputPolicy, folders: dict[Path, bool]) 
     if stat.S_ISLNK(info.st_mode):
         return local_stamp(path) if allowed(str(path), policy) else REFUSED
     return f"{info.st_size}:{info.st_mtime_ns}"
+
+
+def stamp_column(image_uris: pa.Array | pa.ChunkedArray, policy: InputPolicy) -> pa.Array:
+    """:func:`image_stamps` of a column, each distinct URI looked at once; the files of normal absolute paths are
+    lstat-ed in threads, every other URI goes through :func:`image_stamps` itself."""
+    column = image_uris.combine_chunks() if isinstance(image_uris, pa.ChunkedArray) else image_uris
+    encoded = column.dictionary_encode()
+    distinct = encoded.dictionary
+    stamps = np.full(len(distinct), None, dtype=object)
+    normal = np.zeros(len(distinct), np.bool_)
+    if "file" in policy.schemes and len(distinct):
+        normal = np.asarray(pc.and_(pc.match_substring_regex(distinct, _NORMAL_PATH),
+                                    pc.invert(pc.match_substring_regex(distinct, _DOTTED))), np.bool_)
+    paths = distinct.filter(pa.array(normal))
+    if len(paths):
+        folders = pc.replace_substring_regex(paths, r"/[^/]*$", "").dictionary_encode()
+        confined = np.asarray([_confined(Path(folder or "/"), policy) for folder in folders.dictionary.to_pylist()])
+        inside = confined[np.asarray(folders.indices)]
+        found = np.full(len(paths), REFUSED, dtype=object)
+        found[inside] = _lstat_stamps(paths.filter(pa.array(inside)).to_pylist(), policy)
+        stamps[normal] = found
+    rest = np.flatnonzero(~normal)
+    if len(rest):
+        stamps[rest] = image_stamps(distinct.take(pa.array(rest)).to_pylist(), policy)
+    return pa.array(stamps, pa.string()).take(encoded.indices)
+
+
+def _confined(folder: Path, policy: InputPolicy) -> bool:
+    try:
+        policy.confine(folder)
+    except (InputRefusedError, OSError, ValueError):
+        return False
+    return True
+
+
+def _lstat_stamps(paths: list[str], policy: InputPolicy) -> list[str]:
+    """The stamps of files in allowed folders; a file that is itself a symlink is resolved in full."""
+    def batch(start: int) -> list[str]:
+        stamps = []
+        for path in paths[start : start + LSTAT_BATCH]:
+            try:
+                info = os.lstat(path)
+            except (OSError, ValueError):
+                stamps.append(MISSING)
+                continue
+            if stat.S_ISLNK(info.st_mode):
+                stamps.append(local_stamp(path) if allowed(path, policy) else REFUSED)
+            else:
+                stamps.append(f"{info.st_size}:{info.st_mtime_ns}")
+        return stamps
+
+    with ThreadPoolExecutor(LSTAT_THREADS) as pool:
+        return [stamp for stamps in pool.map(batch, range(0, len(paths), LSTAT_BATCH)) for stamp in stamps]

@@ -85,7 +85,7 @@ def assemble(workspace: Workspace, info: dict[str, Any]) -> Assembly:
     items = plan.set_column(plan.schema.get_field_index("image_sha256"), "image_sha256", pa.array(shas, pa.string()))
     items = items.take(pa.array(keep, pa.int64())).select(list(ITEM_COLUMNS)).cast(ITEMS_SCHEMA)
     # The snapshot as built: every catalog item (failed ones too) with the stamp its image had when fetched.
-    snapshot_hash = snapshot_sha256(plan.select(list(SNAPSHOT_FIELDS)).to_pylist())
+    snapshot_hash = snapshot_sha256(plan.select(list(SNAPSHOT_FIELDS)))
     return Assembly(items, np.asarray(previous_rows, np.int64), np.asarray(fresh_rows, np.int64), fresh, model,
                     snapshot_hash)
 

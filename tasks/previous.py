@@ -13,11 +13,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from imagesearch.artifacts import latest_version, read_manifest, version_key
 from imagesearch.errors import ArtifactError
-from imagesearch.index_store import EMBEDDINGS, ITEMS, StoredVectors, read_items
+from imagesearch.index_store import EMBEDDINGS, ITEMS, StoredVectors
 from imagesearch.manifest import FileEntry, Manifest, sha256_file
 from imagesearch.repository import ModelRepository
 
@@ -27,8 +29,7 @@ CHANGE_COLUMNS = ("item_id", "image_uri", "updated_at", "image_stamp", "image_sh
 @dataclass
 class PreviousVersion:
     manifest: Manifest
-    items: dict[str, list[Any]]  # CHANGE_COLUMNS of every row
-    row_of: dict[str, int]  # item_id -> row
+    items: pa.Table  # CHANGE_COLUMNS (text) of every row, in the version's row order
 
     @property
     def version(self) -> str:
@@ -68,12 +69,14 @@ def load_previous(repo: ModelRepository, version: str, model_id: str) -> Previou
         raise ArtifactError(f"{EMBEDDINGS} of version {version} has {local.stat().st_size} bytes, "
                             f"its manifest says {embeddings.size}")
     with verified_file(repo, manifest, ITEMS) as path:
-        table = read_items(path)
-    if len(table["item_id"]) != manifest.item_count:
-        raise ArtifactError(f"version {version} lists {len(table['item_id'])} items, its manifest says {manifest.item_count}")
+        stored = pq.read_schema(path).names
+        table = pq.read_table(path, columns=[name for name in CHANGE_COLUMNS if name in stored])
+    if table.num_rows != manifest.item_count:
+        raise ArtifactError(f"version {version} lists {table.num_rows} items, its manifest says {manifest.item_count}")
     # Versions from before change detection have no stamps: none of their items counts as unchanged.
-    items = {name: table.get(name) or [None] * manifest.item_count for name in CHANGE_COLUMNS}
-    return PreviousVersion(manifest, items, {item_id: row for row, item_id in enumerate(items["item_id"])})
+    columns = {name: table.column(name).cast(pa.string()) if name in table.column_names
+               else pa.nulls(table.num_rows, pa.string()) for name in CHANGE_COLUMNS}
+    return PreviousVersion(manifest, pa.table(columns))
 
 
 @contextmanager

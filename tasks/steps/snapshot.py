@@ -13,13 +13,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from imagesearch.artifacts import is_committed, version_taken
 from imagesearch.backbones import weights_file
-from imagesearch.catalog import CatalogItem, read_catalog
+from imagesearch.catalog import read_catalog
 from imagesearch.embedder_config import EmbedderConfig
 from imagesearch.input_policy import InputPolicy
 from imagesearch.manifest import check_version, new_version
-from imagesearch.stamps import image_stamps
+from imagesearch.stamps import stamp_column
 from tasks import cli, projection_choice, unchanged
 from tasks.plan import classify, snapshot_sha256, write_plan
 from tasks.previous import read_previous
@@ -29,15 +33,18 @@ from tasks.workspace import LAYOUT
 log = logging.getLogger("snapshot")
 
 
-def deduplicate(items: list[CatalogItem]) -> tuple[list[CatalogItem], int]:
-    """One item per item_id, the newest ``updated_at`` winning; catalog order otherwise kept."""
-    newest: dict[str, CatalogItem] = {}
-    for item in items:
-        kept = newest.get(item.item_id)
-        if kept is None or item.updated_at >= kept.updated_at:
-            newest[item.item_id] = item
-    unique = sorted(newest.values(), key=lambda item: item.item_id)
-    return unique, len(items) - len(unique)
+def deduplicate(items: pa.Table) -> tuple[pa.Table, int]:
+    """One item per item_id, the newest ``updated_at`` (``updated_us``) winning, the later row on a tie; sorted by
+    item_id (the order of its UTF-8 bytes, which is the order of its code points)."""
+    if pc.count_distinct(items.column("item_id")).as_py() == items.num_rows:
+        return items.take(pc.sort_indices(items, [("item_id", "ascending")])), 0
+    ranked = items.append_column("row", pa.array(np.arange(items.num_rows, dtype=np.int64)))
+    order = pc.sort_indices(ranked, [("item_id", "ascending"), ("updated_us", "ascending"), ("row", "ascending")])
+    del ranked
+    ids = items.column("item_id").take(order).combine_chunks()
+    last = np.ones(len(ids), np.bool_)  # the last row of each item_id, in that order, is its newest
+    last[:-1] = np.asarray(pc.not_equal(ids[:-1], ids[1:]), np.bool_)
+    return items.take(order.filter(pa.array(last))), int((~last).sum())
 
 
 def snapshot(context: cli.StepContext) -> dict[str, Any]:
@@ -46,8 +53,8 @@ def snapshot(context: cli.StepContext) -> dict[str, Any]:
     catalog = read_catalog(catalog_uri, InputPolicy.for_catalogs(settings.inputs))
     for error in catalog.errors[:20]:
         log.warning("catalog %s: rejected %s", catalog_uri, error)
-    rows = len(catalog.items) + len(catalog.errors)
-    if not catalog.items:
+    rows = catalog.table.num_rows + len(catalog.errors)
+    if not catalog.table.num_rows:
         raise cli.StepFailed(f"catalog {catalog_uri} has no valid rows ({len(catalog.errors)} rejected)")
     if len(catalog.errors) / rows > settings.pipeline.max_failure_ratio:
         first = "; ".join(str(error) for error in catalog.errors[:3])
@@ -55,18 +62,18 @@ def snapshot(context: cli.StepContext) -> dict[str, Any]:
             f"catalog {catalog_uri}: {len(catalog.errors)} of {rows} rows are invalid, over the "
             f"{settings.pipeline.max_failure_ratio:.0%} limit (first: {first})"
         )
-    items, duplicates = deduplicate(catalog.items)
+    items, duplicates = deduplicate(catalog.table)
+    del catalog.table
+    items = items.drop_columns(["updated_us"])
     if args.on_sale_only:
-        items = [item for item in items if item.on_sale]
+        items = items.filter(items.column("on_sale"))
     if args.limit:
-        items = items[: args.limit]
-    if not items:
+        items = items.slice(0, args.limit)
+    if not items.num_rows:
         raise cli.StepFailed("no items left after filtering")
 
-    records = [item.to_record() for item in items]
     image_policy = InputPolicy.for_images(settings.inputs, catalog_uri)
-    for record, stamp in zip(records, image_stamps([item.image_uri for item in items], image_policy), strict=True):
-        record["image_stamp"] = stamp
+    items = items.append_column("image_stamp", stamp_column(items.column("image_uri"), image_policy))
     repo = context.repository()
     # The model of new runs (IMAGESEARCH_BACKBONE): every later step embeds and preprocesses as recorded here.
     embedder = EmbedderConfig.for_settings(settings)
@@ -79,15 +86,15 @@ def snapshot(context: cli.StepContext) -> dict[str, Any]:
     version = check_version(args.version or existing.get("version") or new_version())
     if is_committed(repo, version):  # a committed version is immutable: its run's files are never rewritten
         raise version_taken(version, repo, "committed")
-    snapshot_hash = snapshot_sha256(records)
+    snapshot_hash = snapshot_sha256(items)
     serving = None if args.full_rebuild else version_to_keep(settings)
     projection = projection_choice.plan(workspace, args.projection, embedder.backbone.feature_dim)
     nothing_changed = unchanged.unchanged_since(repo, serving, snapshot_hash, model_id, projection)
-    reuse = classify(records, previous)
+    changes = classify(items, previous)
     shards = [] if nothing_changed else write_plan(
-        workspace, records, reuse, previous, args.shard_size or settings.pipeline.shard_size, settings.pipeline.max_shards)
+        workspace, items, changes, args.shard_size or settings.pipeline.shard_size, settings.pipeline.max_shards)
     workspace.write_jsonl(LAYOUT.REJECTED.key, ({"line": e.line, "reason": e.reason} for e in catalog.errors))
-    work = sum(row < 0 for row in reuse)
+    work = changes.work
     info = {
         "version": version,
         "catalog_uri": catalog_uri,
@@ -96,10 +103,10 @@ def snapshot(context: cli.StepContext) -> dict[str, Any]:
         "model_id": model_id,
         "embedder": embedder.to_dict(),
         "projection": projection,
-        "items": len(items),
+        "items": items.num_rows,
         "to_fetch": 0 if nothing_changed else work,
-        "unchanged": len(items) - work,
-        "removed": 0 if previous is None else len(previous.row_of.keys() - {record["item_id"] for record in records}),
+        "unchanged": items.num_rows - work,
+        "removed": changes.removed,
         "shards": len(shards),
         "previous_version": None if previous is None else previous.version,
         "full_rebuild_reason": why_full,
@@ -112,7 +119,7 @@ def snapshot(context: cli.StepContext) -> dict[str, Any]:
     if nothing_changed:
         log.info("%s", unchanged.message(info))
     else:
-        log.info("%d items: %d unchanged (reused from %s), %d to fetch in %d shard(s)", len(items), len(items) - work,
+        log.info("%d items: %d unchanged (reused from %s), %d to fetch in %d shard(s)", items.num_rows, items.num_rows - work,
                  info["previous_version"], work, len(shards))
     return {**info, "shard_ids": list(range(len(shards)))}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import shutil
 from dataclasses import replace
@@ -22,6 +23,7 @@ from imagesearch.index_store import EMBEDDINGS, ITEMS, read_items
 from imagesearch.manifest import COMMIT, MANIFEST, Manifest
 from imagesearch.projection import LinearHead
 from imagesearch.repository import open_repository
+from tasks.plan import SNAPSHOT_FIELDS
 from tasks.steps import preprocess
 from tasks.workspace import Workspace
 from tests.conftest import catalog_items, photo, png_bytes
@@ -248,3 +250,46 @@ def test_a_new_head_rebuilds_the_search_space_from_the_stored_vectors_and_then_n
     assert again["nothing_changed"] is True and again["serving_version"] == "20260111T000000Z"
     learned = run_step("snapshot", tmp_path / "ws-learned", *given[:4]).summary  # no head: a whitening is learned
     assert learned["nothing_changed"] is False and learned["projection"] is None
+
+
+def per_row_snapshot_sha256(items: list[dict[str, Any]]) -> str:
+    """The snapshot hash as versions built before the column hash recorded it: one JSON list per item."""
+    digest = hashlib.sha256()
+    for item in items:
+        digest.update(json.dumps([item[name] for name in SNAPSHOT_FIELDS], ensure_ascii=False).encode() + b"\n")
+    return digest.hexdigest()
+
+
+def test_a_served_version_hashed_the_old_way_is_rebuilt_once_reusing_every_vector(
+    tmp_path: Path, repository: Path, photo_catalog: Path, published_repository: tuple[Path, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The snapshot hash changed form once: the first run after it builds one new version, fetching and embedding
+    nothing; once that version is served, the next hour has nothing to do."""
+    version = published_repository[1]
+    folder = repository / "indexes" / version
+    manifest = Manifest.decode((folder / MANIFEST).read_bytes())
+    old_hash = per_row_snapshot_sha256(read_items_rows(folder / ITEMS))
+    assert old_hash != manifest.catalog["snapshot_sha256"]
+    for name in (MANIFEST, COMMIT):
+        (folder / name).chmod(0o644)
+    (folder / MANIFEST).write_bytes(msgspec.structs.replace(manifest, catalog={**manifest.catalog,
+                                                                               "snapshot_sha256": old_hash}).encode())
+    (folder / COMMIT).write_text(hashlib.sha256((folder / MANIFEST).read_bytes()).hexdigest() + "\n")
+    config = bootstrapped(tmp_path, str(repository))
+    gitops.bump(config, version, open_repository(str(repository)))
+    monkeypatch.setenv("IMAGESEARCH_GITOPS_REPO_URL", config.url)
+    fetches = CountingFetches(monkeypatch)
+    run = build(tmp_path / "ws", photo_catalog, repository, "20260112T000000Z")
+    assert run["snapshot"]["nothing_changed"] is False and run["snapshot"]["to_fetch"] == 0
+    assert run["build_index"]["reused"] == 20 and run["build_index"]["embedded"] == 0 and fetches.uris == []
+    old, new = vectors(repository, version), vectors(repository, "20260112T000000Z")
+    assert all(np.array_equal(old[item_id], new[item_id]) for item_id in old)
+    gitops.bump(config, "20260112T000000Z", open_repository(str(repository)))
+    again = run_step("snapshot", tmp_path / "ws-again", "--catalog", str(photo_catalog), "--repository", str(repository))
+    assert again.summary["nothing_changed"] is True
+
+
+def read_items_rows(path: Path) -> list[dict[str, Any]]:
+    columns = read_items(path)
+    return [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]

@@ -33,8 +33,9 @@ def test_the_previous_version_loads_with_its_model(repo: ModelRepository, publis
     version = published_repository[1]
     manifest = read_manifest(repo, version)
     previous = load_previous(repo, version, manifest.model.model_id)
-    assert previous.version == version and set(previous.items) == set(CHANGE_COLUMNS)
-    assert previous.items["item_id"][previous.row_of["chelsea"]] == "chelsea" and len(previous.row_of) == 20
+    assert previous.version == version and previous.items.column_names == list(CHANGE_COLUMNS)
+    assert "chelsea" in previous.items.column("item_id").to_pylist() and previous.items.num_rows == 20
+    assert previous.items.column("image_stamp").null_count == 0
     with previous_vectors(repo, manifest) as vectors:
         assert vectors.shape == (20, manifest.model.dim)
     with pytest.raises(ArtifactError, match="built with model"):
