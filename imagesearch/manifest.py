@@ -49,6 +49,8 @@ class Manifest(msgspec.Struct, frozen=True):
     files: list[FileEntry] = []
     # The quality gate's report: the verdict, and per metric the candidate, the serving version, floor, tolerance.
     gate: dict[str, Any] = {}
+    # A model version's (imagesearch.model_versions): its projection record, the training params and data.
+    training: dict[str, Any] = {}
 
     @property
     def passed_gate(self) -> bool:

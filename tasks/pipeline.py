@@ -69,6 +69,10 @@ PARAMS: tuple[RunParam, ...] = (
              lambda settings: True),
     RunParam("deploy", bool, "Deploy", "Commit the published version to the GitOps repo (Argo CD rolls it out).",
              lambda settings: True),
+    RunParam("model_version", str, "Model version",
+             "The trained head (a version in the model repository's models/) the index and queries are projected "
+             "with; empty: IMAGESEARCH_MODEL_VERSION, else the pin, else the newest gated one; none: no head "
+             "(PCA-whitening).", lambda settings: settings.pipeline.model_version),
     RunParam("min_recall_at_10", float, "Minimum recall@10", "Quality gate: ScaNN vs exact search.",
              lambda settings: settings.evaluation.min_recall_at_10, 0, 1),
     RunParam("min_near_duplicate_top1", float, "Minimum near-duplicate top-1",
@@ -236,7 +240,9 @@ STEPS: tuple[Step, ...] = (
           Arg("--shard-size", "about this many items per work shard (0: IMAGESEARCH_SHARD_SIZE)", kind=int, default=0),
           Arg("--on-sale-only", "keep only the items on sale", kind=bool),
           Arg("--projection", _PROJECTION + "; placed in the workspace for build_index, and compared by 'nothing "
-              "changed'")),
+              "changed'; wins over --model-version"),
+          Arg("--model-version", "the model version whose head the index is projected with (none: no head); "
+              "default: IMAGESEARCH_MODEL_VERSION, the pin, else the newest gated one", "model_version")),
          reads_serving_version=True),
     Step("preprocess",
          "Per shard: fetches, hashes, decodes and fits the new or changed images (the same bytes as before: reused).",

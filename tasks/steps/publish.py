@@ -31,7 +31,8 @@ def publish_step(context: cli.StepContext) -> dict[str, Any]:
             model=msgspec.convert(build["model"], ModelInfo),
             catalog={"uri": info["catalog_uri"], "snapshot_sha256": build["snapshot_sha256"],
                      "previous_version": info["previous_version"], "rejected_rows": info["rejected_rows"]},
-            index={"params": build["params"], "projection": build["projection"]},
+            index={"params": build["params"], "projection": build["projection"],
+                   "model_version": info.get("model_version")},
             metrics=metrics,
             gate=gate,
         )
