@@ -1,4 +1,6 @@
-"""The realistic near-duplicate transformation used to evaluate search quality.
+"""The realistic near-duplicate transformation used to evaluate search quality, and the distortions a head is
+trained and honestly evaluated with (``training_distortions`` draws from TRAINING_RANGES; the fixed
+EVALUATION_DISTORTIONS use only parameter values outside them; ``distort`` makes either copy).
 
 It must be fair on every catalog: what is filled in after the rotation takes the colour of the picture's
 own border (white for product shots, black for Fashion-MNIST), the resize is relative with a minimum:
@@ -19,9 +21,10 @@ from __future__ import annotations
 
 import io
 import math
+from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFilter, ImageOps
 
 from imagesearch.preprocess import to_rgb
 
@@ -68,4 +71,113 @@ def near_duplicate(
     picture = brighten(picture, brightness)
     buffer = io.BytesIO()
     picture.save(buffer, "JPEG", quality=jpeg_quality)
+    return buffer.getvalue()
+
+
+# --- Distortions for training a head, and the evaluation's fixed ones -------------------------------------------
+#
+# Training draws each part of a copy from TRAINING_RANGES; the evaluation's copies (EVALUATION_DISTORTIONS) use
+# only values that lie outside every training interval of their parameter (in a gap between two intervals or
+# beyond them), so a head is scored on copies whose parameters it never saw. Grey is on or off: it is drawn in
+# training, so an evaluation copy that greys does so together with parameters training never drew.
+
+Interval = tuple[float, float]
+TRAINING_RANGES: dict[str, tuple[Interval, ...]] = {
+    "scale": ((0.45, 0.65), (0.75, 1.0)),        # shorter side x scale (at least MIN_SIDE px)
+    "crop": ((0.02, 0.04), (0.06, 0.14)),         # fraction of each side's length cut away in all
+    "rotate": ((0.5, 1.5), (2.5, 3.5)),           # degrees, either way
+    "exposure": ((0.5, 0.65), (0.75, 0.95), (1.05, 1.1)),  # mid-grey gain: < 1 darkens
+    "blur": ((0.3, 0.8), (1.2, 2.0)),             # Gaussian radius in pixels at 224 px
+    "border": ((0.02, 0.06), (0.10, 0.16)),       # border width as a fraction of the shorter side
+    "jpeg": ((35, 55), (65, 95)),                 # JPEG quality
+}
+# How often training applies each part (scale and JPEG always: every copy is re-encoded at some size).
+TRAINING_PROBABILITIES = {"crop": 0.6, "rotate": 0.5, "exposure": 0.5, "blur": 0.4, "border": 0.25, "grey": 0.15}
+
+
+@dataclass(frozen=True)
+class Distortion:
+    """One copy's parameters; a part at its neutral value (crop 0, rotate 0, exposure 1, blur 0, border 0,
+    grey False) is not applied."""
+
+    name: str = "copy"
+    scale: float = 1.0
+    crop: float = 0.0
+    rotate: float = 0.0
+    exposure: float = 1.0
+    blur: float = 0.0
+    border: float = 0.0
+    grey: bool = False
+    jpeg: int = 95
+
+    def active(self) -> dict[str, float]:
+        """The parameters this copy applies (scale and JPEG always)."""
+        neutral = {"crop": 0.0, "rotate": 0.0, "exposure": 1.0, "blur": 0.0, "border": 0.0}
+        values = {"scale": self.scale, "jpeg": float(self.jpeg)}
+        values.update({name: abs(getattr(self, name)) for name, value in neutral.items() if getattr(self, name) != value})
+        return values
+
+
+# The evaluation's copies: today's near-duplicate first (as `near_duplicate` makes it), then one per kind of change.
+EVALUATION_DISTORTIONS: tuple[Distortion, ...] = (
+    Distortion("near-duplicate", scale=0.7, crop=0.05, rotate=2.0, exposure=1.15, jpeg=60),
+    Distortion("heavy-crop", scale=0.7, crop=0.18, jpeg=60),
+    Distortion("rotate", scale=0.7, rotate=-2.0, crop=0.05, jpeg=60),
+    Distortion("low-quality-jpeg", scale=0.7, jpeg=25),
+    Distortion("blur", scale=0.7, blur=1.0, jpeg=60),
+    Distortion("dark-blur", scale=0.7, exposure=0.7, blur=1.0, jpeg=60),
+    Distortion("border", scale=0.7, border=0.08, jpeg=60),
+    Distortion("grey-small", scale=0.4, grey=True, jpeg=60),
+)
+
+
+def outside_training(parameter: str, value: float) -> bool:
+    """True when training never draws ``value`` for ``parameter``."""
+    return not any(low <= value <= high for low, high in TRAINING_RANGES[parameter])
+
+
+def _draw(rng: np.random.Generator, parameter: str) -> float:
+    intervals = TRAINING_RANGES[parameter]
+    widths = np.asarray([high - low for low, high in intervals])
+    low, high = intervals[int(rng.choice(len(intervals), p=widths / widths.sum()))]
+    return float(rng.uniform(low, high))
+
+
+def training_distortions(rng: np.random.Generator) -> Distortion:
+    """One training copy's parameters, every one drawn from TRAINING_RANGES."""
+    def maybe(parameter: str, neutral: float) -> float:
+        return _draw(rng, parameter) if rng.random() < TRAINING_PROBABILITIES[parameter] else neutral
+
+    rotate = maybe("rotate", 0.0) * (1 if rng.random() < 0.5 else -1)
+    return Distortion(
+        "training", scale=_draw(rng, "scale"), crop=maybe("crop", 0.0), rotate=rotate,
+        exposure=maybe("exposure", 1.0), blur=maybe("blur", 0.0), border=maybe("border", 0.0),
+        grey=bool(rng.random() < TRAINING_PROBABILITIES["grey"]), jpeg=round(_draw(rng, "jpeg")),
+    )
+
+
+def distort(image: Image.Image, distortion: Distortion, min_side: int = MIN_SIDE) -> bytes:
+    """The copy of ``image`` that ``distortion`` describes, as JPEG bytes (resize, crop, rotate, expose, blur,
+    border, grey, recompress; fills take the picture's own border colour, as in :func:`near_duplicate`)."""
+    picture = to_rgb(image)
+    fill = border_colour(picture)
+    picture = picture.resize(scaled_size(picture.width, picture.height, distortion.scale, min_side),
+                             Image.Resampling.BICUBIC)
+    if distortion.crop:
+        dx, dy = round(picture.width * distortion.crop / 2), round(picture.height * distortion.crop / 2)
+        picture = picture.crop((dx, dy, picture.width - dx, picture.height - dy))
+    if distortion.rotate:
+        picture = picture.rotate(distortion.rotate, resample=Image.Resampling.BICUBIC, fillcolor=fill)
+    if distortion.exposure != 1.0:
+        picture = brighten(picture, distortion.exposure)
+    if distortion.blur:
+        # The radius is given at 224 px: a smaller copy is blurred in proportion.
+        picture = picture.filter(ImageFilter.GaussianBlur(distortion.blur * min(picture.size) / 224))
+    if distortion.border:
+        width = max(1, round(min(picture.size) * distortion.border))
+        picture = ImageOps.expand(picture, border=width, fill=fill)
+    if distortion.grey:
+        picture = picture.convert("L").convert("RGB")
+    buffer = io.BytesIO()
+    picture.save(buffer, "JPEG", quality=int(distortion.jpeg))
     return buffer.getvalue()

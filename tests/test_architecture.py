@@ -155,3 +155,14 @@ def test_no_step_imports_another() -> None:
     graph = import_graph()
     assert {module: sorted(graph[module] & set(STEP_MODULES)) for module in STEP_MODULES} == \
         {module: [] for module in STEP_MODULES}
+
+
+def test_only_training_imports_the_training_package() -> None:
+    """imagesearch.training may use torch to train a head; the rest of imagesearch (shared with serving and the
+    numpy-only pods) never imports it: a head reaches them as exported numpy weights."""
+    graph = import_graph()
+    importers = sorted(module for module, imported in graph.items()
+                       if module.startswith("imagesearch.") and not module.startswith("imagesearch.training")
+                       and any(name.startswith("imagesearch.training") for name in imported))
+    assert importers == []
+    assert "imagesearch.training.evaluation" in graph["imagesearch.training.head"]  # the graph sees the package
