@@ -279,7 +279,55 @@ STEPS: tuple[Step, ...] = (
          (_REPOSITORY, Arg("--overlay", "overlay path in the GitOps repo; default from settings (IMAGESEARCH_GITOPS_OVERLAY)")),
          module="commit_version", commits_to_git=True, enabled_by=("publish", "deploy"), skips_when_unchanged=True),
 )
-STEP = {step.name: step for step in STEPS}
+
+# The image_model DAG (dags/image_model.py): trains a head on an index version's stored vectors, evaluates and gates
+# it, publishes it as a model version. Declared as the index pipeline is, with the same classes.
+MODEL_PARAMS: tuple[RunParam, ...] = (
+    RunParam("index_version", str, "Index version",
+             "The index version whose stored raw vectors, categories and sample images the head learns from; empty: "
+             "the version the overlay serves, else the newest committed one.", lambda settings: ""),
+    RunParam("copies_per_item", int, "Augmented copies per item",
+             "Training copies (crop, rotation, JPEG, blur, exposure, border, grey) made of each training item's "
+             "sample image and embedded with the backbone.", lambda settings: 4, 1, 64),
+    RunParam("held_out_fraction", float, "Held-out share",
+             "The share of items (chosen by a hash of their id) training never sees: the evaluation's queries.",
+             lambda settings: 0.25, 0.05, 0.5),
+    RunParam("training_steps", int, "Training steps", "Optimiser steps of each fit of the head.",
+             lambda settings: 600, 1, 100_000),
+    _regression("near_duplicate_top1", "near-duplicate top-1 (mean and worst transform)"),
+    _regression("category_precision_at_10", "category precision@10"),
+    RunParam("publish", bool, "Publish", "Publish the gated head as a new model version in the model repository.",
+             lambda settings: True),
+)
+_MODEL_TOLERANCE = "largest drop vs the current model (default from settings)"
+MODEL_STEPS: tuple[Step, ...] = (
+    Step("gather_training",
+         "Reads the index version's raw vectors and categories, splits off the held-out items, and embeds augmented "
+         "copies of the sample images (training copies of training items, evaluation copies of held-out ones).",
+         timedelta(hours=2), ResourceClass.LARGE,
+         (_REPOSITORY, Arg("--version", "model version to build; default: now (UTC)", VERSION),
+          Arg("--index-version", "index version to learn from; default: the served one, else the newest",
+              "index_version", default=""),
+          Arg("--copies-per-item", "training copies per training item", "copies_per_item", kind=int, default=4),
+          Arg("--held-out-fraction", "share of items held out for evaluation", "held_out_fraction", kind=float,
+              default=0.25),
+          Arg("--device", "auto (CUDA when present), cpu or cuda", value="auto", default="auto")),
+         gpu=True, reads_serving_version=True),
+    Step("train_model", "Trains the head on the training items' vectors, categories and copies (imagesearch.training).",
+         timedelta(hours=2), ResourceClass.LARGE,
+         (_REPOSITORY, Arg("--steps", "optimiser steps per fit", "training_steps", kind=int, default=600))),
+    Step("evaluate_model", "Scores the candidate, the current model and the raw features on the held-out items and "
+         "unseen transforms; fails the run when the candidate is worse than the current model beyond a tolerance.",
+         timedelta(hours=1), ResourceClass.MEDIUM,
+         (_REPOSITORY,
+          Arg("--max-regression-near-duplicate-top1", _MODEL_TOLERANCE, "max_regression_near_duplicate_top1",
+              kind=float),
+          Arg("--max-regression-category-precision", _MODEL_TOLERANCE, "max_regression_category_precision_at_10",
+              kind=float))),
+    Step("publish_model", "Publishes the gated head as a model version (`models/<version>/`, `_COMMIT` last).",
+         timedelta(minutes=30), ResourceClass.SMALL, (_REPOSITORY,), enabled_by=("publish",)),
+)
+STEP = {step.name: step for step in (*STEPS, *MODEL_STEPS)}
 
 
 def stages() -> tuple[tuple[Step, ...], tuple[Step, ...], tuple[Step, ...]]:
@@ -291,15 +339,16 @@ def stages() -> tuple[tuple[Step, ...], tuple[Step, ...], tuple[Step, ...]]:
     return STEPS[:first], STEPS[first:last], STEPS[last:]
 
 
-def default_params(settings: Settings, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def default_params(settings: Settings, given: Mapping[str, Any] | None = None,
+                   params: Iterable[RunParam] = PARAMS) -> dict[str, Any]:
     """Every run parameter: ``given`` ones, else their defaults from settings."""
     given = given or {}
     return {param.name: given[param.name] if given.get(param.name) is not None else param.default(settings)
-            for param in PARAMS}
+            for param in params}
 
 
-def unknown_sources(steps: Iterable[Step] = STEPS) -> list[str]:
+def unknown_sources(steps: Iterable[Step] = STEPS, params: Iterable[RunParam] = PARAMS) -> list[str]:
     """Inputs the steps name that are neither a run parameter nor a run fact (a test keeps this empty)."""
-    known = {param.name for param in PARAMS} | set(RUN_FACTS)
+    known = {param.name for param in params} | set(RUN_FACTS)
     return [f"{step.name}: {name}" for step in steps
             for name in (*(arg.source for arg in step.args if arg.source), *step.enabled_by) if name not in known]
