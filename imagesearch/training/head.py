@@ -55,7 +55,7 @@ class HeadConfig:
     validation_database: int = 20_000  # validation searches this many rows (the validation items among them)
     near_dup_tolerance: float = 0.0  # how much below raw / W0 on near-dup an export may be and still be chosen
     min_copy_items: int = 8  # fewer distinct items with copies: a clear error, nothing to validate on
-    threads: int = 0  # torch intra-op threads; 0: torch's default
+    threads: int = 1  # torch intra-op threads (0: torch's default); 1 is fastest for these small matrices on a shared CPU
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -188,12 +188,24 @@ def gather(array: np.ndarray, rows: np.ndarray) -> np.ndarray:
 
 def fit_matrix(inputs: Inputs, whitening: PcaWhitening, part: Split, config: HeadConfig,
                rng: np.random.Generator) -> tuple[np.ndarray, list[float]]:
-    """M (whitening_dim x whitening_dim) trained on ``part``; the mean loss of each tenth of the steps."""
+    """M (whitening_dim x whitening_dim) trained on ``part``; the mean loss of each tenth of the steps (torch runs
+    with ``config.threads`` threads meanwhile, and with the caller's number again after)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    try:
+        return _fit_matrix(inputs, whitening, part, config, rng)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit_matrix(inputs: Inputs, whitening: PcaWhitening, part: Split, config: HeadConfig,
+                rng: np.random.Generator) -> tuple[np.ndarray, list[float]]:
     import torch
     import torch.nn.functional as functional
 
-    if config.threads:
-        torch.set_num_threads(config.threads)
     torch.manual_seed(int(rng.integers(2**31)))
     dim = whitening.out_dim
     mean = torch.from_numpy(np.array(whitening.mean))

@@ -14,7 +14,7 @@ from imagesearch.projection import LinearHead, PcaWhitening
 from imagesearch.training.evaluation import Queries, compare
 from imagesearch.training.head import HeadConfig, TrainedHead, choose, train_head
 
-FAST = HeadConfig(whitening_dim=48, steps=150, batch_size=128, negatives=256, validation_database=2_000, threads=1)
+FAST = HeadConfig(whitening_dim=48, steps=150, batch_size=128, negatives=256, validation_database=2_000)
 HELD_OUT = 300
 
 
