@@ -20,27 +20,45 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from imagesearch.artifacts import committed_versions, read_manifest
+from imagesearch.artifacts import latest_version, read_manifest
 from imagesearch.errors import ArtifactError
 from imagesearch.index_store import StoredVectors
 from imagesearch.manifest import Manifest
+from imagesearch.projection import (
+    LEGACY_WHITENING,
+    PROJECTION,
+    IdentityProjection,
+    Projection,
+    legacy_whitening_from_bytes,
+    projection_from_bytes,
+)
 from imagesearch.repository import ModelRepository
 from imagesearch.settings import Settings
 from tasks.cli import StepContext, StepFailed
-from tasks.previous import previous_vectors
+from tasks.previous import previous_vectors, verified_file
 from tasks.served_version import version_to_keep
 from tasks.workspace import LAYOUT
 
 
 def source_index(repo: ModelRepository, settings: Settings, requested: str) -> Manifest:
     """The index version to learn from: ``requested``, else the one the overlay serves, else the newest committed."""
-    version = requested or version_to_keep(settings) or next(iter(committed_versions(repo)[::-1]), None)
+    version = requested or version_to_keep(settings) or latest_version(repo)
     if version is None:
         raise StepFailed(f"no committed index version in {repo.uri} to learn from: run image_index first")
     try:
         return read_manifest(repo, version)
     except ArtifactError as exc:
         raise StepFailed(f"index version {version}: {exc}") from None
+
+
+def index_projection(repo: ModelRepository, manifest: Manifest) -> Projection:
+    """The projection an index version serves with (what its queries are compared in), its file verified."""
+    listed = {entry.path for entry in manifest.files}
+    for name, read in ((PROJECTION, projection_from_bytes), (LEGACY_WHITENING, legacy_whitening_from_bytes)):
+        if name in listed:
+            with verified_file(repo, manifest, name) as path:
+                return read(path.read_bytes())
+    return IdentityProjection(manifest.model.dim)
 
 
 @dataclass(frozen=True)
@@ -73,6 +91,7 @@ class ModelRun:
     facts: dict[str, object]
     data: TrainingData
     vectors: StoredVectors
+    index: Manifest  # the index version learned from
 
 
 @contextlib.contextmanager
@@ -84,5 +103,6 @@ def opened(context: StepContext) -> Iterator[ModelRun]:
     facts = workspace.read_json(LAYOUT.TRAINING_RUN.key)
     data = TrainingData.from_bytes(workspace.store.get_bytes(LAYOUT.TRAINING_DATA.key))
     repo = context.repository()
-    with previous_vectors(repo, read_manifest(repo, facts["index_version"])) as vectors:
-        yield ModelRun(facts, data, vectors)
+    index = read_manifest(repo, facts["index_version"])
+    with previous_vectors(repo, index) as vectors:
+        yield ModelRun(facts, data, vectors, index)

@@ -50,11 +50,12 @@ class RunParam:
         return self.option or f"--{self.name.replace('_', '-')}"
 
 
-def _regression(metric: str, label: str) -> RunParam:
+def _regression(metric: str, label: str, against: str = "the version the overlay serves",
+                short: str = "serving") -> RunParam:
     return RunParam(
-        f"max_regression_{metric}", float, f"Largest drop in {label} vs serving",
-        f"Regression gate: the candidate's {label} may be at most this much lower than the version the overlay "
-        "serves, both scored on the same query sample.",
+        f"max_regression_{metric}", float, f"Largest drop in {label} vs {short}",
+        f"Regression gate: the candidate's {label} may be at most this much lower than {against}, both scored on "
+        "the same query sample.",
         lambda settings: getattr(settings.evaluation, f"max_regression_{metric}"), 0, 1)
 
 
@@ -282,6 +283,7 @@ STEPS: tuple[Step, ...] = (
 
 # The image_model DAG (dags/image_model.py): trains a head on an index version's stored vectors, evaluates and gates
 # it, publishes it as a model version. Declared as the index pipeline is, with the same classes.
+_CURRENT = ("the model index runs use now (else the raw features)", "the current model")
 MODEL_PARAMS: tuple[RunParam, ...] = (
     RunParam("index_version", str, "Index version",
              "The index version whose stored raw vectors, categories and sample images the head learns from; empty: "
@@ -294,8 +296,8 @@ MODEL_PARAMS: tuple[RunParam, ...] = (
              lambda settings: 0.25, 0.05, 0.5),
     RunParam("training_steps", int, "Training steps", "Optimiser steps of each fit of the head.",
              lambda settings: 600, 1, 100_000),
-    _regression("near_duplicate_top1", "near-duplicate top-1 (mean and worst transform)"),
-    _regression("category_precision_at_10", "category precision@10"),
+    _regression("near_duplicate_top1", "near-duplicate top-1 (mean and worst transform)", *_CURRENT),
+    _regression("category_precision_at_10", "category precision@10", *_CURRENT),
     RunParam("publish", bool, "Publish", "Publish the gated head as a new model version in the model repository.",
              lambda settings: True),
 )

@@ -1,8 +1,9 @@
 """evaluate_model: the candidate head, the current model and the raw features, scored on the same held-out queries;
 the gate refuses a candidate worse than the current model beyond a tolerance.
 
-The current model is the one index runs use now (:func:`imagesearch.model_versions.choose`); with none, the
-candidate is compared with the raw features. Near-duplicate top-1 (the mean over transforms and the worst
+The current model is the one index runs use now (:func:`imagesearch.model_versions.choose`); with none (no model
+version yet, or ``none`` chosen), the projection the learned-from index version serves with (its PCA-whitening, or
+the identity for a small index). Near-duplicate top-1 (the mean over transforms and the worst
 transform) may drop at most ``--max-regression-near-duplicate-top1``, category P@10 at most
 ``--max-regression-category-precision`` (defaults: the index gate's tolerances). A refused candidate fails the run
 for good (exit 2): nothing is published.
@@ -33,27 +34,28 @@ def metrics_of(scores: Scores) -> dict[str, float]:
     return {name: round(value, 4) for name, value in values.items()}
 
 
-def gate(candidate: dict[str, float], baseline: dict[str, float], tolerances: dict[str, float],
-         against: str) -> dict[str, Any]:
+def gate(candidate: dict[str, float], current: dict[str, float], tolerances: dict[str, float]) -> dict[str, Any]:
     checks = {}
     for name, tolerance_name in METRICS.items():
-        if name not in candidate or name not in baseline:
+        if name not in candidate or name not in current:
             continue
         tolerance = tolerances[tolerance_name]
-        checks[name] = {"candidate": candidate[name], against: baseline[name], "tolerance": tolerance,
-                        "passed": candidate[name] >= baseline[name] - tolerance}
+        checks[name] = {"candidate": candidate[name], "current": current[name], "tolerance": tolerance,
+                        "passed": candidate[name] >= current[name] - tolerance}
     failed = [name for name, check in checks.items() if not check["passed"]]
-    return {"passed": not failed, "against": against, "checks": checks, "failed": failed}
+    return {"passed": not failed, "checks": checks, "failed": failed}
 
 
-def current_model(context: cli.StepContext, model_id: str, scratch: Path) -> tuple[str | None, Projection | None]:
-    repo = context.repository()
+def current_model(context: cli.StepContext, run: model_run.ModelRun, scratch: Path) -> tuple[str, Projection]:
+    """(what it is, its projection): the model version index runs use now, else the index version's projection."""
+    repo, model_id = context.repository(), run.index.model.model_id
     try:
         choice = model_versions.choose(repo, model_id, setting=context.settings.pipeline.model_version)
     except model_versions.ModelChoiceError as exc:
         raise cli.StepFailed(f"the current model: {exc}") from None
     if choice.version is None:
-        return None, None
+        projection = model_run.index_projection(repo, run.index)
+        return f"index {run.index.version}'s {projection.kind}", projection
     return choice.version, load_projection(model_versions.fetch_projection(repo, choice.version, model_id,
                                                                            scratch / choice.version))
 
@@ -66,24 +68,24 @@ def evaluate_model(context: cli.StepContext) -> dict[str, Any]:
     tolerances = {name: getattr(settings.evaluation, f"max_regression_{name}") if value is None else value
                   for name, value in given.items()}
     with model_run.opened(context) as run, tempfile.TemporaryDirectory(prefix="current-") as scratch:
-        current_version, current = current_model(context, str(run.facts["model"]), Path(scratch))
+        current_version, current = current_model(context, run, Path(scratch))
         data = run.data
         queries = Queries(data.eval_copies, data.eval_copy_rows, data.eval_transforms, data.category_rows)
         database = run.vectors.rows(0, len(run.vectors), run.vectors.dtype)
         scores = compare(head, current, database, data.eval_categories, queries)
     metrics = {name: metrics_of(score) for name, score in scores.items()}
-    against = "current" if current is not None else "raw"
     report = {"current_version": current_version, "scores": {name: score.as_dict() for name, score in scores.items()},
-              "metrics": metrics, "gate": gate(metrics["candidate"], metrics[against], tolerances, against)}
+              "metrics": metrics, "gate": gate(metrics["candidate"], metrics["current"], tolerances)}
     workspace.write_json(LAYOUT.MODEL_EVALUATION.key, report)
     for name, values in metrics.items():
         log.info("%s: %s", name, ", ".join(f"{metric} {value:.4f}" for metric, value in values.items()))
     summary = {"version": run.facts["version"], "current_version": current_version, "metrics": metrics,
                "gate": report["gate"]}
     if not report["gate"]["passed"]:
-        worse = "; ".join(f"{name} {check['candidate']:.4f} < {against} {check[against]:.4f} - {check['tolerance']}"
+        worse = "; ".join(f"{name} {check['candidate']:.4f} < current {check['current']:.4f} - {check['tolerance']}"
                           for name, check in report["gate"]["checks"].items() if not check["passed"])
-        raise cli.StepFailed(f"the candidate head is worse than the {against} model: {worse}; nothing is published")
+        raise cli.StepFailed(f"the candidate head is worse than the current model ({current_version}): {worse}; "
+                             "nothing is published")
     return summary
 
 

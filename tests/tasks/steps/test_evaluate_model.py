@@ -35,10 +35,14 @@ def test_a_worse_head_is_refused_and_nothing_is_published(model_run: tuple[Path,
     plant_bad_head(workspace)
     result = run_step("evaluate_model", workspace, "--repository", str(repository))
     assert result.code == 2, result.stderr
-    assert "the candidate head is worse than the raw model" in result.stderr and "nothing is published" in result.stderr
+    # No model version yet: the current model is the projection the index version serves with (a small index's
+    # identity, here: the raw features).
+    assert "the candidate head is worse than the current model (index 20260101T000000Z's identity)" in result.stderr
+    assert "nothing is published" in result.stderr
     report = Workspace(str(workspace)).read_json(LAYOUT.MODEL_EVALUATION.key)
     assert report["gate"]["passed"] is False and "near_dup_top1" in report["gate"]["failed"]
-    assert set(report["metrics"]) == {"candidate", "raw"}
+    assert set(report["metrics"]) == {"candidate", "current", "raw"}
+    assert report["metrics"]["current"] == report["metrics"]["raw"]
     refused = run_step("publish_model", workspace, "--repository", str(repository))
     assert refused.code == 2 and "has not passed its gate" in refused.stderr
     assert model_versions.versions(open_repository(str(repository))) == []

@@ -30,7 +30,8 @@ def test_a_gated_head_is_published_and_then_is_the_current_model(model_run: tupl
     repository, workspace = copy_model_run(model_run, tmp_path)
     evaluated = run_step("evaluate_model", workspace, "--repository", str(repository), *LENIENT)
     assert evaluated.code == 0, evaluated.stderr
-    assert evaluated.summary["gate"]["passed"] and evaluated.summary["current_version"] is None
+    assert evaluated.summary["gate"]["passed"]
+    assert evaluated.summary["current_version"] == "index 20260101T000000Z's identity"
     assert set(evaluated.summary["metrics"]["candidate"]) == {"near_dup_top1", "near_dup_worst", "category_p10"}
     published = run_step("publish_model", workspace, "--repository", str(repository))
     assert published.code == 0, published.stderr
@@ -44,6 +45,6 @@ def test_a_gated_head_is_published_and_then_is_the_current_model(model_run: tupl
 
     plant_bad_head(workspace)  # the next candidate is compared with the published head, the current model
     again = run_step("evaluate_model", workspace, "--repository", str(repository))
-    assert again.code == 2 and "worse than the current model" in again.stderr
+    assert again.code == 2 and f"worse than the current model ({MODEL_VERSION})" in again.stderr
     report = Workspace(str(workspace)).read_json(LAYOUT.MODEL_EVALUATION.key)
     assert report["current_version"] == MODEL_VERSION and set(report["metrics"]) == {"candidate", "current", "raw"}
