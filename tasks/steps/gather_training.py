@@ -10,6 +10,7 @@ parameters training never draws (``imagesearch.augment``).
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -89,6 +90,8 @@ def gather_training(context: cli.StepContext) -> dict[str, Any]:
                              "IMAGESEARCH_EVAL_SAMPLE_SIZE)")
     workspace.put_bytes(LAYOUT.TRAINING_DATA.key, data.to_bytes())
     facts = {
+        # publish_model's created_at: a retried publish makes the same manifest (re-publishing is then a no-op)
+        "created_at": existing.get("created_at") or datetime.now(UTC).replace(microsecond=0).isoformat(),
         "version": version, "index_version": source.version, "repository": repo.uri,
         "model": source.model.model_id, "items": len(item_ids), "train_items": len(data.train_rows),
         "held_out_items": int(held.sum()), "categories": int(categories.max(initial=-1) + 1),

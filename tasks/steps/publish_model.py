@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,7 @@ def publish_model(context: cli.StepContext) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="publish-model-") as scratch:
         directory = Path(scratch) / facts["version"]
         manifest = model_versions.write_version(
-            directory, version=facts["version"], created_at=datetime.now(UTC).replace(microsecond=0).isoformat(),
+            directory, version=facts["version"], created_at=facts["created_at"],
             projection=head, backbone=source.model, training=training, metrics=metrics, gate=evaluation["gate"],
             item_count=int(facts["train_items"]))
         _, uploaded = model_versions.publish(repo, directory)
