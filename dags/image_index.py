@@ -36,17 +36,16 @@ retries emails `IMAGESEARCH_ALERT_EMAIL_TO`. A skipped task's log says why.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from airflow.sdk import DAG, BaseOperator, TriggerRule, chain, task, task_group
 
 from imagesearch.settings import get_settings
 from plugins.hooks.model_repository import ModelRepositoryHook
-from plugins.notifiers import FailureEmailNotifier
-from plugins.operators.factory import retry_arguments, step_operator
+from plugins.operators.factory import dag_arguments, step_operator
 from plugins.run_note import write_run_note
 from plugins.runs import VERSION, WORKSPACE, dag_params, run_macros, schedule, shard_ids, step_inputs
-from tasks.pipeline import RetryPolicy, Step, stages
+from tasks.pipeline import Step, stages
 
 settings = get_settings()
 repository = ModelRepositoryHook(settings.storage.model_repository)
@@ -74,19 +73,10 @@ with DAG(
     description="Catalog -> embeddings -> ScaNN index -> evaluated, published version -> GitOps bump",
     doc_md=(__doc__ or "").replace("<!-- the tasks: a table made from tasks/pipeline.py -->", task_table()),
     schedule=schedule(settings),
-    start_date=datetime(2026, 1, 1, tzinfo=UTC),
-    catchup=False,
-    max_active_runs=1,
-    dagrun_timeout=timedelta(hours=8),
     tags=["imagesearch", "index", settings.pipeline.runner],
-    user_defined_macros=run_macros(repository),
-    default_args={  # the tasks that are not steps (shards, run_note); each step has its own
-        "owner": "search-platform",
-        **retry_arguments(RetryPolicy(), settings),
-        "execution_timeout": timedelta(minutes=5),
-        "on_failure_callback": FailureEmailNotifier(),  # after the last try
-    },
     params=dag_params(settings),
+    # execution_timeout: the tasks that are not steps (shards, run_note); each step has its own
+    **dag_arguments(settings, run_macros(repository), execution_timeout=timedelta(minutes=5)),
 ) as dag:
     head = [step_task(step) for step in before_shards]
     shards = task(task_id="shards", doc_md=shard_ids.__doc__)(shard_ids)(head[-1].output)

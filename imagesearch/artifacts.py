@@ -1,5 +1,6 @@
-"""The version protocol: ``indexes/<version>/{manifest.json, files..., _COMMIT}`` sealed, published, committed,
-listed and fetched.
+"""The version protocol: ``<root>/<version>/{manifest.json, files..., _COMMIT}`` sealed, published, committed,
+listed and fetched; ``<root>`` is ``indexes`` for index versions and ``models`` for model versions (the training
+DAG's heads, :mod:`imagesearch.model_versions`): one protocol for both.
 
 ``_COMMIT`` holds the sha256 of ``manifest.json`` and is written last: a version without it
 does not exist for readers. Readers verify every file against the manifest before use. The manifest's
@@ -29,6 +30,8 @@ from imagesearch.repository import ModelRepository
 from imagesearch.version_files import check_content
 
 INDEXES = "indexes"
+MODELS = "models"
+_KIND = {INDEXES: "index", MODELS: "model"}  # what a version under each root is called in messages
 
 
 def data_files(directory: Path) -> list[Path]:
@@ -105,40 +108,40 @@ def verify_directory(directory: Path, model_id: str | None = None, version: str 
     return manifest
 
 
-def version_key(version: str, name: str = "") -> str:
-    return "/".join(part for part in (INDEXES, check_version(version), name) if part)
+def version_key(version: str, name: str = "", root: str = INDEXES) -> str:
+    return "/".join(part for part in (root, check_version(version), name) if part)
 
 
-def is_committed(repo: ModelRepository, version: str) -> bool:
-    return repo.exists(version_key(version, COMMIT))
+def is_committed(repo: ModelRepository, version: str, root: str = INDEXES) -> bool:
+    return repo.exists(version_key(version, COMMIT, root))
 
 
-def committed_versions(repo: ModelRepository) -> list[str]:
+def committed_versions(repo: ModelRepository, root: str = INDEXES) -> list[str]:
     """Versions that readers may see, oldest first."""
     return [
         version
-        for version in repo.list_children(INDEXES)
-        if VERSION_PATTERN.fullmatch(version) and is_committed(repo, version)
+        for version in repo.list_children(root)
+        if VERSION_PATTERN.fullmatch(version) and is_committed(repo, version, root)
     ]
 
 
-def latest_version(repo: ModelRepository) -> str | None:
-    versions = committed_versions(repo)
+def latest_version(repo: ModelRepository, root: str = INDEXES) -> str | None:
+    versions = committed_versions(repo, root)
     return versions[-1] if versions else None
 
 
-def read_manifest(repo: ModelRepository, version: str) -> Manifest:
-    if not is_committed(repo, version):
-        raise VersionNotCommittedError(f"index version {version} is not committed in {repo.uri}")
-    manifest = Manifest.decode(repo.get_bytes(version_key(version, MANIFEST)))
+def read_manifest(repo: ModelRepository, version: str, root: str = INDEXES) -> Manifest:
+    if not is_committed(repo, version, root):
+        raise VersionNotCommittedError(f"{_KIND[root]} version {version} is not committed in {repo.uri}")
+    manifest = Manifest.decode(repo.get_bytes(version_key(version, MANIFEST, root)))
     if manifest.version != version:
         raise ArtifactError(f"the manifest of {version} in {repo.uri} names version {manifest.version}")
     return manifest
 
 
-def version_taken(version: str, repo: ModelRepository, what: str) -> VersionTakenError:
+def version_taken(version: str, repo: ModelRepository, what: str, root: str = INDEXES) -> VersionTakenError:
     return VersionTakenError(
-        f"index version {version} is already {what} in {repo.uri} by another run; versions are immutable and "
+        f"{_KIND[root]} version {version} is already {what} in {repo.uri} by another run; versions are immutable and "
         "nothing was overwritten: re-run as a new version (trigger a new run, or omit --version)"
     )
 
@@ -156,15 +159,15 @@ def _stored_sha256(repo: ModelRepository, key: str, scratch: Path) -> str:
         echo.unlink()
 
 
-def _put_new(repo: ModelRepository, key: str, source: Path, sha256: str, scratch: Path) -> None:
+def _put_new(repo: ModelRepository, key: str, source: Path, sha256: str, scratch: Path, root: str) -> None:
     """Create ``key`` from ``source``, never replacing another object; an identical one (our own earlier try) is kept."""
     if not repo.put_file(key, source, if_absent=True) and _stored_sha256(repo, key, scratch) != sha256:
-        raise version_taken(key.split("/")[1], repo, f"written (different {key.rsplit('/', 1)[-1]})")
+        raise version_taken(key.split("/")[1], repo, f"written (different {key.rsplit('/', 1)[-1]})", root)
     if _stored_sha256(repo, key, scratch) != sha256:
         raise ArtifactError(f"{key} changed in transit: checksum mismatch after upload")
 
 
-def publish(repo: ModelRepository, directory: Path) -> tuple[Manifest, bool]:
+def publish(repo: ModelRepository, directory: Path, root: str = INDEXES) -> tuple[Manifest, bool]:
     """Upload a sealed directory as its version; ``_COMMIT`` last. Returns (manifest, uploaded?).
 
     Versions are immutable: every object is created only if absent (on GCS ``if_generation_match=0``, locally
@@ -175,36 +178,38 @@ def publish(repo: ModelRepository, directory: Path) -> tuple[Manifest, bool]:
     manifest_bytes = (directory / MANIFEST).read_bytes()
     manifest = Manifest.decode(manifest_bytes)
     version = check_version(manifest.version)
-    if is_committed(repo, version):
-        if repo.get_bytes(version_key(version, MANIFEST)) != manifest_bytes:
-            raise version_taken(version, repo, "committed with a different manifest")
+    if is_committed(repo, version, root):
+        if repo.get_bytes(version_key(version, MANIFEST, root)) != manifest_bytes:
+            raise version_taken(version, repo, "committed with a different manifest", root)
         return manifest, False
     with tempfile.TemporaryDirectory(prefix="verify-") as scratch:
         for entry in manifest.files:
-            _put_new(repo, version_key(version, entry.path), directory / entry.path, entry.sha256, Path(scratch))
-        _put_new(repo, version_key(version, MANIFEST), directory / MANIFEST, hashlib.sha256(manifest_bytes).hexdigest(),
-                 Path(scratch))
+            _put_new(repo, version_key(version, entry.path, root), directory / entry.path, entry.sha256, Path(scratch),
+                     root)
+        _put_new(repo, version_key(version, MANIFEST, root), directory / MANIFEST,
+                 hashlib.sha256(manifest_bytes).hexdigest(), Path(scratch), root)
     commit = (hashlib.sha256(manifest_bytes).hexdigest() + "\n").encode()
-    if not repo.put_bytes(version_key(version, COMMIT), commit, if_absent=True) and \
-            repo.get_bytes(version_key(version, COMMIT)) != commit:
-        raise version_taken(version, repo, "committed")
+    if not repo.put_bytes(version_key(version, COMMIT, root), commit, if_absent=True) and \
+            repo.get_bytes(version_key(version, COMMIT, root)) != commit:
+        raise version_taken(version, repo, "committed", root)
     return manifest, True
 
 
-def fetch(repo: ModelRepository, version: str, target: Path, model_id: str | None = None) -> Manifest:
+def fetch(repo: ModelRepository, version: str, target: Path, model_id: str | None = None,
+          root: str = INDEXES) -> Manifest:
     """Download a committed version into ``target`` and verify it; nothing half-filled is left."""
-    manifest = read_manifest(repo, version)
-    listed = {version_key(version, name) for name in (MANIFEST, COMMIT, *(entry.path for entry in manifest.files))}
-    unlisted = [key for key in repo.list_keys(version_key(version)) if key not in listed]
+    manifest = read_manifest(repo, version, root)
+    listed = {version_key(version, name, root) for name in (MANIFEST, COMMIT, *(entry.path for entry in manifest.files))}
+    unlisted = [key for key in repo.list_keys(version_key(version, root=root)) if key not in listed]
     if unlisted:
         raise ArtifactError(f"{unlisted[0]} is not listed in the manifest of version {version}")
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         for entry in manifest.files:
-            repo.get_file(version_key(version, entry.path), staging / entry.path)
+            repo.get_file(version_key(version, entry.path, root), staging / entry.path)
         for name in (MANIFEST, COMMIT):
-            repo.get_file(version_key(version, name), staging / name)
+            repo.get_file(version_key(version, name, root), staging / name)
         verified = verify_directory(staging, model_id, version)
         if target.exists():
             shutil.rmtree(target)

@@ -38,7 +38,7 @@ class ModelInfo(msgspec.Struct, frozen=True):
     config: dict[str, Any] = {}  # the EmbedderConfig (pooling, preprocessing); absent in versions built before it was
 
 
-class Manifest(msgspec.Struct, frozen=True):
+class Manifest(msgspec.Struct, frozen=True, omit_defaults=True):
     version: str
     created_at: str
     item_count: int
@@ -49,6 +49,9 @@ class Manifest(msgspec.Struct, frozen=True):
     files: list[FileEntry] = []
     # The quality gate's report: the verdict, and per metric the candidate, the serving version, floor, tolerance.
     gate: dict[str, Any] = {}
+    # A model version's (imagesearch.model_versions): its projection record, the training params and data. Empty
+    # fields are not encoded (omit_defaults), so an index version's manifest is byte for byte what it was before.
+    training: dict[str, Any] = {}
 
     @property
     def passed_gate(self) -> bool:

@@ -90,12 +90,28 @@ def read_pin(overlay: Path) -> Pin | None:
     return _record(Pin, _load(path, dict), PIN_FILE) if path.is_file() else None
 
 
-def write_pin(overlay: Path, pin: Pin) -> Path:
+def pin_text(pin: Pin) -> str:
+    """``pin.yaml``'s text; a pin without a reason is refused."""
     if not pin.reason.strip():
         raise PinError("a pin needs a reason (--reason): it is what the next run and the next person will read")
+    return HEADER + yaml.safe_dump(asdict(pin), sort_keys=False)
+
+
+def write_pin(overlay: Path, pin: Pin) -> Path:
     path = overlay / PIN_FILE
-    path.write_text(HEADER + yaml.safe_dump(asdict(pin), sort_keys=False))
+    path.write_text(pin_text(pin))
     return path
+
+
+def parse_reverted(text: str) -> dict[str, Reverted]:
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PinError(f"cannot read {REVERTED_FILE}: {exc}") from None
+    if not isinstance(value, list):
+        raise PinError(f"{REVERTED_FILE} does not hold a list")
+    entries = [_record(Reverted, entry, REVERTED_FILE) for entry in value]
+    return {entry.version: entry for entry in entries}
 
 
 def read_reverted(overlay: Path) -> dict[str, Reverted]:
@@ -106,11 +122,15 @@ def read_reverted(overlay: Path) -> dict[str, Reverted]:
     return {entry.version: entry for entry in entries}
 
 
+def reverted_text(known: dict[str, Reverted], entries: list[Reverted], restored: str = "") -> str:
+    """``reverted.yaml``'s text: ``known`` and ``entries``, less ``restored`` (the version rolled back to)."""
+    known = {**known, **{entry.version: entry for entry in entries}}
+    known.pop(restored, None)
+    return HEADER + yaml.safe_dump([asdict(entry) for entry in known.values()], sort_keys=False)
+
+
 def add_reverted(overlay: Path, entries: list[Reverted], restored: str = "") -> Path:
     """Record ``entries`` as reverted; ``restored`` (the version rolled back to) is no longer one."""
-    known = read_reverted(overlay)
-    known.update({entry.version: entry for entry in entries})
-    known.pop(restored, None)
     path = overlay / REVERTED_FILE
-    path.write_text(HEADER + yaml.safe_dump([asdict(entry) for entry in known.values()], sort_keys=False))
+    path.write_text(reverted_text(read_reverted(overlay), entries, restored))
     return path

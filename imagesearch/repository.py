@@ -59,6 +59,10 @@ class ModelRepository(ABC):
     @abstractmethod
     def delete_prefix(self, prefix: str) -> None: ...
 
+    @abstractmethod
+    def delete_key(self, key: str) -> None:
+        """Remove one object; none there is no error."""
+
     def local_file(self, key: str) -> Path | None:
         """The file behind ``key`` when this store is a local folder (read in place, no copy); else None."""
         return None
@@ -180,6 +184,9 @@ class LocalRepository(ModelRepository):
 
     def delete_prefix(self, prefix: str) -> None:
         shutil.rmtree(self._path(prefix), ignore_errors=True)
+
+    def delete_key(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
 
     def local_file(self, key: str) -> Path | None:
         path = self._path(key)
@@ -326,6 +333,12 @@ class GCSRepository(ModelRepository):
         with self._errors("delete", prefix):
             for blob in self._list(prefix):
                 blob.delete(timeout=self.timeout, retry=self.retry)
+
+    def delete_key(self, key: str) -> None:
+        from google.api_core.exceptions import NotFound
+
+        with self._errors("delete", key), contextlib.suppress(NotFound):
+            self._blob(key).delete(timeout=self.timeout, retry=self.retry)
 
     def child(self, prefix: str) -> GCSRepository:
         return GCSRepository(self.bucket_name, self._name(prefix), self.timeout, self.retry_s, self.client)

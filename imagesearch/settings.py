@@ -112,6 +112,12 @@ class PipelineSettings(BaseModel):
     whitening_dims: int = Field(512, description="Output dimensions of the PCA-whitening learned per version on the "
                                                  "raw embeddings when the run gives no projection (a model version's "
                                                  "head: build_index --projection) (bench/quality.py); 0: off.")
+    model_version: str = Field("", description="The model version (a trained head in the model repository's models/) "
+                                               "index runs project with when their model_version param is empty; "
+                                               "empty: the pin, else the newest gated one for the backbone; none: "
+                                               "no head (PCA-whitening).")
+    model_schedule: str = Field("@daily", description="The image_model (training) DAG's schedule: a cron expression "
+                                                      "or preset; none or manual: triggered runs only.")
     whitening_shrinkage: float = Field(0.3, description="The whitening's eigenvalue shrinkage.")
     whitening_min_items: int = Field(200, description="The smallest index the whitening is learned for.")
     index_update_max_changed: Share = Field(

@@ -9,6 +9,8 @@ is not of its kind is refused when the version is verified, before it is loaded.
 
 from __future__ import annotations
 
+import json
+import math
 import re
 import zipfile
 from collections.abc import Callable
@@ -28,6 +30,7 @@ KINDS: dict[str, str] = {
     "items.parquet": "parquet",
     "embeddings.npy": "npy",
     "samples.npz": "npz",
+    "metrics.json": "metrics",  # a model version's evaluation (imagesearch/model_versions.py)
     "projection.npz": "projection",
     "whitening.npz": "npz",  # a version published before projections (read as PCA-whitening)
     SCANN_ASSETS: "scann_assets",
@@ -111,11 +114,22 @@ def _projection(path: Path) -> None:
     read_projection_file(path)
 
 
+def _metrics(path: Path) -> None:
+    """A JSON object of finite numbers, at most 1 MiB."""
+    if path.stat().st_size > 1 << 20:
+        raise ArtifactError("is over 1 MiB")
+    values = json.loads(path.read_text("utf-8"))
+    if not isinstance(values, dict) or not all(
+            isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+            for value in values.values()):
+        raise ArtifactError("is not a JSON object of finite numbers")
+
+
 def _protobuf(path: Path) -> None:
     """Parsed by ScaNN's C++ protobuf reader, which runs no code: nothing to check cheaply."""
 
 
 _CHECKS: dict[str, Callable[[Path], None]] = {
     "npy": _npy, "npz": _npz, "projection": _projection, "parquet": _parquet, "scann_assets": _scann_assets,
-    "protobuf": _protobuf,
+    "protobuf": _protobuf, "metrics": _metrics,
 }

@@ -7,6 +7,7 @@ two runs never share one, even when triggered in the same second or with the sam
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -16,11 +17,12 @@ from imagesearch.manifest import new_version
 from imagesearch.settings import Settings
 from plugins.catalog_watch import catalog_asset
 from plugins.hooks.model_repository import ModelRepositoryHook
-from tasks.pipeline import PARAMS, REPOSITORY, SERVING_OVERLAY
+from tasks.pipeline import PARAMS, REPOSITORY, SERVING_OVERLAY, RunParam
 from tasks.pipeline import VERSION as VERSION_INPUT
 
 VERSION = "{{ index_version(dag_run) }}"
 WORKSPACE = "{{ run_workspace(index_version(dag_run)) }}"
+MODEL_WORKSPACE = "{{ model_workspace(index_version(dag_run)) }}"  # the image_model DAG's
 NO_SCHEDULE = frozenset({"", "none", "manual"})
 JSON_TYPES = {str: "string", bool: "boolean", int: "integer", float: "number"}
 
@@ -37,12 +39,18 @@ def index_version(dag_run: DagRunLike) -> str:
 
 def run_macros(repository: ModelRepositoryHook) -> dict[str, Any]:
     """The DAG's ``user_defined_macros`` behind :data:`VERSION` and :data:`WORKSPACE`."""
-    return {"index_version": index_version, "run_workspace": repository.workspace_uri}
+    return {"index_version": index_version, "run_workspace": repository.workspace_uri,
+            "model_workspace": repository.model_workspace_uri}
 
 
 def schedule_expression(settings: Settings) -> str | None:
     """``IMAGESEARCH_SCHEDULE`` (a cron expression or preset); ``none``, ``manual`` or empty: triggered runs only."""
-    return None if settings.pipeline.schedule.strip().lower() in NO_SCHEDULE else settings.pipeline.schedule
+    return cron_or_none(settings.pipeline.schedule)
+
+
+def cron_or_none(expression: str) -> str | None:
+    """A schedule setting as Airflow takes it: ``none``, ``manual`` or empty -> None (triggered runs only)."""
+    return None if expression.strip().lower() in NO_SCHEDULE else expression
 
 
 def watched_catalog(settings: Settings) -> Asset | None:
@@ -59,10 +67,11 @@ def schedule(settings: Settings) -> str | AssetOrTimeSchedule | None:
     return AssetOrTimeSchedule(timetable=CronTriggerTimetable(expression, timezone="UTC"), assets=catalog)
 
 
-def dag_params(settings: Settings) -> dict[str, Param]:
-    """The trigger form: one typed, validated Param per run parameter of :data:`tasks.pipeline.PARAMS`."""
+def dag_params(settings: Settings, run_params: Iterable[RunParam] = PARAMS) -> dict[str, Param]:
+    """The trigger form: one typed, validated Param per run parameter (of :data:`tasks.pipeline.PARAMS`, or the model
+    DAG's)."""
     params = {}
-    for param in PARAMS:
+    for param in run_params:
         schema: dict[str, Any] = {"type": JSON_TYPES[param.kind]}
         if param.minimum is not None:
             schema["minLength" if param.kind is str else "minimum"] = param.minimum
@@ -72,9 +81,10 @@ def dag_params(settings: Settings) -> dict[str, Param]:
     return params
 
 
-def step_inputs(settings: Settings, repository: ModelRepositoryHook) -> dict[str, Any]:
+def step_inputs(settings: Settings, repository: ModelRepositoryHook,
+                run_params: Iterable[RunParam] = PARAMS) -> dict[str, Any]:
     """What the run gives its steps (:data:`tasks.pipeline.Inputs`): the params as templates, and the run's facts."""
-    return {**{param.name: f"{{{{ params.{param.name} }}}}" for param in PARAMS},
+    return {**{param.name: f"{{{{ params.{param.name} }}}}" for param in run_params},
             REPOSITORY: repository.uri, VERSION_INPUT: VERSION, SERVING_OVERLAY: settings.gitops.overlay}
 
 

@@ -24,7 +24,7 @@ from imagesearch.settings import Settings, get_settings
 from imagesearch.signals import EXIT_TERMINATED, Terminated, terminate_on_sigterm
 from imagesearch.text import EscapingFormatter
 from tasks import unchanged
-from tasks.pipeline import STEPS, Step
+from tasks.pipeline import STEP, Step
 from tasks.workspace import Workspace
 
 
@@ -110,7 +110,7 @@ def parser(step: Step, description: str) -> argparse.ArgumentParser:
 
 def entry(program: str, main: StepMain, description: str | None) -> Callable[[list[str] | None], int]:
     """The ``main(argv)`` of the step whose module is ``tasks.<program>``."""
-    step = next(step for step in STEPS if step.program == program)
+    step = next(step for step in STEP.values() if step.program == program)
 
     def cli_main(argv: list[str] | None = None) -> int:
         return run(step, main, parser(step, description or "").parse_args(argv))

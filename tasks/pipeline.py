@@ -50,11 +50,12 @@ class RunParam:
         return self.option or f"--{self.name.replace('_', '-')}"
 
 
-def _regression(metric: str, label: str) -> RunParam:
+def _regression(metric: str, label: str, against: str = "the version the overlay serves",
+                short: str = "serving") -> RunParam:
     return RunParam(
-        f"max_regression_{metric}", float, f"Largest drop in {label} vs serving",
-        f"Regression gate: the candidate's {label} may be at most this much lower than the version the overlay "
-        "serves, both scored on the same query sample.",
+        f"max_regression_{metric}", float, f"Largest drop in {label} vs {short}",
+        f"Regression gate: the candidate's {label} may be at most this much lower than {against}, both scored on "
+        "the same query sample.",
         lambda settings: getattr(settings.evaluation, f"max_regression_{metric}"), 0, 1)
 
 
@@ -70,6 +71,10 @@ PARAMS: tuple[RunParam, ...] = (
              lambda settings: True),
     RunParam("deploy", bool, "Deploy", "Commit the published version to the GitOps repo (Argo CD rolls it out).",
              lambda settings: True),
+    RunParam("model_version", str, "Model version",
+             "The trained head (a version in the model repository's models/) the index and queries are projected "
+             "with; empty: IMAGESEARCH_MODEL_VERSION, else the pin, else the newest gated one; none: no head "
+             "(PCA-whitening).", lambda settings: settings.pipeline.model_version),
     RunParam("min_recall_at_10", float, "Minimum recall@10", "Quality gate: ScaNN vs exact search.",
              lambda settings: settings.evaluation.min_recall_at_10, 0, 1),
     RunParam("min_near_duplicate_top1", float, "Minimum near-duplicate top-1",
@@ -237,7 +242,9 @@ STEPS: tuple[Step, ...] = (
           Arg("--shard-size", "about this many items per work shard (0: IMAGESEARCH_SHARD_SIZE)", kind=int, default=0),
           Arg("--on-sale-only", "keep only the items on sale", kind=bool),
           Arg("--projection", _PROJECTION + "; placed in the workspace for build_index, and compared by 'nothing "
-              "changed'")),
+              "changed'; wins over --model-version"),
+          Arg("--model-version", "the model version whose head the index is projected with (none: no head); "
+              "default: IMAGESEARCH_MODEL_VERSION, the pin, else the newest gated one", "model_version")),
          reads_serving_version=True),
     Step("preprocess",
          "Per shard: fetches, hashes, decodes and fits the new or changed images (the same bytes as before: reused).",
@@ -274,7 +281,56 @@ STEPS: tuple[Step, ...] = (
          (_REPOSITORY, Arg("--overlay", "overlay path in the GitOps repo; default from settings (IMAGESEARCH_GITOPS_OVERLAY)")),
          module="commit_version", commits_to_git=True, enabled_by=("publish", "deploy"), skips_when_unchanged=True),
 )
-STEP = {step.name: step for step in STEPS}
+
+# The image_model DAG (dags/image_model.py): trains a head on an index version's stored vectors, evaluates and gates
+# it, publishes it as a model version. Declared as the index pipeline is, with the same classes.
+_CURRENT = ("the model index runs use now (else the raw features)", "the current model")
+MODEL_PARAMS: tuple[RunParam, ...] = (
+    RunParam("index_version", str, "Index version",
+             "The index version whose stored raw vectors, categories and sample images the head learns from; empty: "
+             "the version the overlay serves, else the newest committed one.", lambda settings: ""),
+    RunParam("copies_per_item", int, "Augmented copies per item",
+             "Training copies (crop, rotation, JPEG, blur, exposure, border, grey) made of each training item's "
+             "sample image and embedded with the backbone.", lambda settings: 4, 1, 64),
+    RunParam("held_out_fraction", float, "Held-out share",
+             "The share of items (chosen by a hash of their id) training never sees: the evaluation's queries.",
+             lambda settings: 0.25, 0.05, 0.5),
+    RunParam("training_steps", int, "Training steps", "Optimiser steps of each fit of the head.",
+             lambda settings: 600, 1, 100_000),
+    _regression("near_duplicate_top1", "near-duplicate top-1 (mean and worst transform)", *_CURRENT),
+    _regression("category_precision_at_10", "category precision@10", *_CURRENT),
+    RunParam("publish", bool, "Publish", "Publish the gated head as a new model version in the model repository.",
+             lambda settings: True),
+)
+_MODEL_TOLERANCE = "largest drop vs the current model (default from settings)"
+MODEL_STEPS: tuple[Step, ...] = (
+    Step("gather_training",
+         "Reads the index version's raw vectors and categories, splits off the held-out items, and embeds augmented "
+         "copies of the sample images (training copies of training items, evaluation copies of held-out ones).",
+         timedelta(hours=2), ResourceClass.LARGE,
+         (_REPOSITORY, Arg("--version", "model version to build; default: now (UTC)", VERSION),
+          Arg("--index-version", "index version to learn from; default: the served one, else the newest",
+              "index_version", default=""),
+          Arg("--copies-per-item", "training copies per training item", "copies_per_item", kind=int, default=4),
+          Arg("--held-out-fraction", "share of items held out for evaluation", "held_out_fraction", kind=float,
+              default=0.25),
+          Arg("--device", "auto (CUDA when present), cpu or cuda", value="auto", default="auto")),
+         gpu=True, reads_serving_version=True),
+    Step("train_model", "Trains the head on the training items' vectors, categories and copies (imagesearch.training).",
+         timedelta(hours=2), ResourceClass.LARGE,
+         (_REPOSITORY, Arg("--steps", "optimiser steps per fit", "training_steps", kind=int, default=600))),
+    Step("evaluate_model", "Scores the candidate, the current model and the raw features on the held-out items and "
+         "unseen transforms; fails the run when the candidate is worse than the current model beyond a tolerance.",
+         timedelta(hours=1), ResourceClass.MEDIUM,
+         (_REPOSITORY,
+          Arg("--max-regression-near-duplicate-top1", _MODEL_TOLERANCE, "max_regression_near_duplicate_top1",
+              kind=float),
+          Arg("--max-regression-category-precision", _MODEL_TOLERANCE, "max_regression_category_precision_at_10",
+              kind=float))),
+    Step("publish_model", "Publishes the gated head as a model version (`models/<version>/`, `_COMMIT` last).",
+         timedelta(minutes=30), ResourceClass.SMALL, (_REPOSITORY,), enabled_by=("publish",)),
+)
+STEP = {step.name: step for step in (*STEPS, *MODEL_STEPS)}
 
 
 def stages() -> tuple[tuple[Step, ...], tuple[Step, ...], tuple[Step, ...]]:
@@ -286,15 +342,16 @@ def stages() -> tuple[tuple[Step, ...], tuple[Step, ...], tuple[Step, ...]]:
     return STEPS[:first], STEPS[first:last], STEPS[last:]
 
 
-def default_params(settings: Settings, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def default_params(settings: Settings, given: Mapping[str, Any] | None = None,
+                   params: Iterable[RunParam] = PARAMS) -> dict[str, Any]:
     """Every run parameter: ``given`` ones, else their defaults from settings."""
     given = given or {}
     return {param.name: given[param.name] if given.get(param.name) is not None else param.default(settings)
-            for param in PARAMS}
+            for param in params}
 
 
-def unknown_sources(steps: Iterable[Step] = STEPS) -> list[str]:
+def unknown_sources(steps: Iterable[Step] = STEPS, params: Iterable[RunParam] = PARAMS) -> list[str]:
     """Inputs the steps name that are neither a run parameter nor a run fact (a test keeps this empty)."""
-    known = {param.name for param in PARAMS} | set(RUN_FACTS)
+    known = {param.name for param in params} | set(RUN_FACTS)
     return [f"{step.name}: {name}" for step in steps
             for name in (*(arg.source for arg in step.args if arg.source), *step.enabled_by) if name not in known]

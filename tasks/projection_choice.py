@@ -1,6 +1,10 @@
 """Which projection a run's index is built with: a given one (a ``projection.npz``, e.g. a model version's
 weights) or one learned on the version's vectors (PCA-whitening; the identity for small indexes).
 
+The model version (:func:`model_choice`): ``snapshot --model-version`` (the run's ``model_version`` param), else
+IMAGESEARCH_MODEL_VERSION, the pin or the newest gated version (:func:`imagesearch.model_versions.choose`); its
+``projection.npz`` is fetched, verified and planned as ``--projection`` would be (a given ``--projection`` wins).
+
 ``snapshot --projection PATH`` checks the file and places it in the workspace (``model/projection.npz``) and
 records it in the run facts, so "nothing changed" compares it (:mod:`tasks.unchanged`); ``build_index`` projects
 with ``--projection PATH`` when given, else that workspace file, else learns a PCA-whitening.
@@ -8,14 +12,20 @@ with ``--projection PATH`` when given, else that workspace file, else learns a P
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from imagesearch.errors import ArtifactError
+from imagesearch import model_versions
+from imagesearch.errors import ArtifactError, RepositoryUnavailableError
 from imagesearch.index_store import StoredVectors
+from imagesearch.model_versions import ModelChoice, ModelChoiceError
 from imagesearch.projection import IdentityProjection, PcaWhitening, Projection, load_projection, projection_from_bytes
+from imagesearch.repository import ModelRepository
 from imagesearch.settings import Settings
 from tasks.cli import StepFailed
 from tasks.workspace import LAYOUT, Workspace
@@ -36,6 +46,35 @@ def checked_dim(projection: Projection, dim: int, where: str) -> Projection:
     if projection.in_dim != dim:
         raise StepFailed(f"the projection {where} takes {projection.in_dim}-d vectors; the run's model makes {dim}-d")
     return projection
+
+
+def model_choice(repo: ModelRepository, projection_path: str | None, model_id: str, param: str,
+                 settings: Settings) -> ModelChoice | None:
+    """The run's model version; None when ``--projection`` gives the projection instead."""
+    if projection_path:
+        return None
+    try:
+        return model_versions.choose(repo, model_id, param, settings.pipeline.model_version)
+    except ModelChoiceError as exc:
+        raise StepFailed(str(exc)) from None
+
+
+@contextlib.contextmanager
+def model_file(repo: ModelRepository, projection_path: str | None, model: ModelChoice | None,
+               model_id: str) -> Iterator[str | None]:
+    """The projection file to plan with: ``--projection``'s, else the chosen model version's (fetched and verified
+    into a scratch folder, removed after), else None (build_index learns one)."""
+    if model is None or model.version is None:
+        yield projection_path
+        return
+    with tempfile.TemporaryDirectory(prefix="model-") as scratch:
+        try:
+            path = model_versions.fetch_projection(repo, model.version, model_id, Path(scratch) / model.version)
+        except RepositoryUnavailableError:
+            raise
+        except ArtifactError as exc:
+            raise StepFailed(f"model version {model.version}: {exc}") from None
+        yield str(path)
 
 
 def plan(workspace: Workspace, path: str | None, dim: int) -> dict[str, Any] | None:

@@ -81,6 +81,15 @@ class WorkspaceLayout:
     BUILD = WorkspaceFile("build/index.json", "the index's parameters, model, item count, projection, snapshot hash")
     METRICS = WorkspaceFile("evaluate/metrics.json", "the candidate's metrics")
     GATE = WorkspaceFile("evaluate/gate.json", "the gate's report (vs the serving version)")
+    # A model run's (the image_model DAG: tasks/steps/{gather_training,train_model,evaluate_model,publish_model}.py).
+    TRAINING_RUN = WorkspaceFile("training/run.json", "model run: model version, index version learned from, backbone, "
+                                 "held-out split and copy counts", optional=True)
+    TRAINING_DATA = WorkspaceFile("training/data.npz", "model run: training rows, categories, training copies and "
+                                  "evaluation copies (raw vectors) with their rows and transforms", optional=True)
+    HEAD = WorkspaceFile("training/head.npz", "model run: the trained head (a projection.npz)", optional=True)
+    HEAD_REPORT = WorkspaceFile("training/report.json", "model run: train_head's report", optional=True)
+    MODEL_EVALUATION = WorkspaceFile("evaluate_model/report.json", "model run: candidate, current and raw scores, and "
+                                     "the gate's verdict", optional=True)
     COMMITTED = WorkspaceFile("publish/committed.json", "written once the version is committed: the workspace is "
                               "read-only from then on")
 

@@ -113,7 +113,8 @@ def test_no_import_cycles() -> None:
 
 
 @pytest.mark.parametrize("module", ["tasks.steps.snapshot", "tasks.steps.preprocess", "tasks.steps.build_index",
-                                    "tasks.steps.publish", "tasks.steps.commit_version", "serving.fetch"])
+                                    "tasks.steps.publish", "tasks.steps.commit_version", "tasks.steps.evaluate_model",
+                                    "tasks.steps.publish_model", "serving.fetch"])
 def test_numpy_only_commands_never_import_torch(module: str) -> None:
     """Their pods (and the serving pod's initContainer) would pay torch's import time and memory for nothing
     (figures: docs/BENCHMARKS.md)."""

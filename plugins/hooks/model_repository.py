@@ -66,6 +66,10 @@ class ModelRepositoryHook(BaseHook):
         """Where the run building ``version`` keeps its intermediate files: ``<repo>/runs/<version>``."""
         return self.get_conn().child(f"runs/{version}").uri
 
+    def model_workspace_uri(self, version: str) -> str:
+        """Where the image_model run building model ``version`` keeps its files: ``<repo>/model-runs/<version>``."""
+        return self.get_conn().child(f"model-runs/{version}").uri
+
     def index_asset(self) -> Asset:
         """The published indexes as an Airflow Asset: ``gs://bucket/prefix/indexes`` or ``file:///.../indexes``.
 

@@ -12,12 +12,13 @@ Per-shard tasks run at most ``max_parallel_shards`` at a time.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import BaseOperator
 
 from imagesearch.settings import Settings
+from plugins.notifiers import FailureEmailNotifier
 from plugins.operators.local import LocalStepOperator
 from plugins.operators.pod import StepPodOperator, pod_kwargs
 from tasks.pipeline import Inputs, RetryPolicy, Step
@@ -69,3 +70,16 @@ def step_operator(step: Step, settings: Settings, *, workspace: str, inputs: Inp
     if step.sharded:
         arguments["max_active_tis_per_dag"] = settings.pipeline.max_parallel_shards
     return RUNNERS[settings.pipeline.runner](step, settings, arguments)
+
+
+def dag_arguments(settings: Settings, macros: dict[str, Any], **default_args: Any) -> dict[str, Any]:
+    """What every imagesearch DAG shares: its run policy (no catchup, one run at a time, 8 hours at most), its
+    macros, and the default task arguments (retries with backoff, the failure email, ``default_args``)."""
+    return {
+        "start_date": datetime(2026, 1, 1, tzinfo=UTC), "catchup": False, "max_active_runs": 1,
+        "dagrun_timeout": timedelta(hours=8), "user_defined_macros": macros,
+        "default_args": {"owner": "search-platform", **retry_arguments(RetryPolicy(), settings),
+                         "on_failure_callback": FailureEmailNotifier(),  # after the last try
+                         **default_args},
+    }
+

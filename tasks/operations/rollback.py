@@ -28,9 +28,9 @@ import yaml
 
 from imagesearch import gitops
 from imagesearch.artifacts import committed_versions, read_manifest
-from imagesearch.errors import ImageSearchError
 from imagesearch.repository import ModelRepository, open_model_repository
-from imagesearch.settings import Settings, SettingsError, get_settings
+from imagesearch.settings import Settings
+from tasks.operations import command_settings, run_command
 
 
 def application_for(root: Path, overlay: str) -> dict[str, Any] | None:
@@ -185,19 +185,11 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        settings = get_settings()
-    except SettingsError as exc:
-        print(f"rollback: {exc}", file=sys.stderr)
+    if (settings := command_settings("rollback")) is None:
         return 1
     args = build_parser(settings).parse_args(argv)
     config = gitops.GitOpsConfig.from_settings(settings, url=args.gitops_repo, branch=args.branch, overlay=args.overlay)
-    try:
-        args.handler(args, config, settings)
-    except (ImageSearchError, OSError, ValueError) as exc:
-        print(f"{args.command} failed: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return run_command(args.command, lambda: args.handler(args, config, settings))
 
 
 if __name__ == "__main__":

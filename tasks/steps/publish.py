@@ -32,6 +32,7 @@ def publish_step(context: cli.StepContext) -> dict[str, Any]:
             catalog={"uri": info["catalog_uri"], "snapshot_sha256": build["snapshot_sha256"],
                      "previous_version": info["previous_version"], "rejected_rows": info["rejected_rows"]},
             index={"params": build["params"], "projection": build["projection"],
+                   "model_version": info.get("model_version"),
                    **({"lineage": build["lineage"]} if "lineage" in build else {})},
             metrics=metrics,
             gate=gate,

@@ -88,7 +88,11 @@ def snapshot(context: cli.StepContext) -> dict[str, Any]:
         raise version_taken(version, repo, "committed")
     snapshot_hash = snapshot_sha256(items)
     serving = None if args.full_rebuild else version_to_keep(settings)
-    projection = projection_choice.plan(workspace, args.projection, embedder.backbone.feature_dim)
+    model = projection_choice.model_choice(repo, args.projection, model_id, args.model_version or "", settings)
+    if model is not None:
+        log.info("projecting with %s", model.describe())
+    with projection_choice.model_file(repo, args.projection, model, model_id) as path:
+        projection = projection_choice.plan(workspace, path, embedder.backbone.feature_dim)
     nothing_changed = unchanged.unchanged_since(repo, serving, snapshot_hash, model_id, projection)
     changes = classify(items, previous)
     shards = [] if nothing_changed else write_plan(
@@ -103,6 +107,8 @@ def snapshot(context: cli.StepContext) -> dict[str, Any]:
         "model_id": model_id,
         "embedder": embedder.to_dict(),
         "projection": projection,
+        "model_version": None if model is None else model.version,
+        "model_choice": None if model is None else model.reason,
         "items": items.num_rows,
         "to_fetch": 0 if nothing_changed else work,
         "unchanged": items.num_rows - work,

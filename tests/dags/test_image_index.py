@@ -95,10 +95,12 @@ def test_params_are_typed_and_validated(dag: Any) -> None:
 
     assert with_conf(dag) == {
         "catalog_uri": "/srv/catalogs/shop.csv", "full_rebuild": False, "limit": 0, "publish": True, "deploy": True,
-        "min_recall_at_10": 0.9, "min_near_duplicate_top1": 0.9, "max_regression_recall_at_10": 0.01,
+        "model_version": "", "min_recall_at_10": 0.9, "min_near_duplicate_top1": 0.9, "max_regression_recall_at_10": 0.01,
         "max_regression_near_duplicate_top1": 0.02, "max_regression_category_precision_at_10": 0.03,
     }
     assert with_conf(dag, catalog_uri="gs://b/c.parquet", limit=100, deploy=False, min_recall_at_10=0.5)["limit"] == 100
+    assert with_conf(dag, model_version="20261127T040000Z-1a2b3c4d")["model_version"] == "20261127T040000Z-1a2b3c4d"
+    assert render(dag, "snapshot", model_version="none").options["--model-version"] == "none"
     for bad in ({"limit": -1}, {"limit": "ten"}, {"min_recall_at_10": 1.5}, {"min_near_duplicate_top1": -0.1},
                 {"max_regression_recall_at_10": -0.01}, {"max_regression_category_precision_at_10": 2},
                 {"full_rebuild": "yes"}, {"publish": 1}, {"catalog_uri": ""}):

@@ -81,3 +81,29 @@ def evaluated_workspace(tmp_path: Path, photo_catalog: Path) -> Path:
         assert run_step(step, workspace, "--shard", "0").code == 0
     assert run_step("build_index", workspace).code == 0
     return workspace
+
+
+MODEL_VERSION = "20260201T000000Z"
+
+
+@pytest.fixture(scope="session")
+def model_run(published_repository: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(model repository, model-run workspace) after gather_training and train_model on the published photo index.
+    Tests that change either work on copies (:func:`copy_model_run`)."""
+    base = tmp_path_factory.mktemp("model-run")
+    repository = base / "models"
+    shutil.copytree(published_repository[0], repository, ignore=shutil.ignore_patterns("runs"))
+    workspace = base / "ws"
+    gathered = run_step("gather_training", workspace, "--repository", str(repository), "--version", MODEL_VERSION,
+                        "--index-version", published_repository[1], "--held-out-fraction", "0.3")
+    assert gathered.code == 0, gathered.stderr
+    trained = run_step("train_model", workspace, "--repository", str(repository), "--steps", "40")
+    assert trained.code == 0, trained.stderr
+    return repository, workspace
+
+
+def copy_model_run(model_run: tuple[Path, Path], target: Path) -> tuple[Path, Path]:
+    repository, workspace = (target / "models", target / "ws")
+    shutil.copytree(model_run[0], repository)
+    shutil.copytree(model_run[1], workspace)
+    return repository, workspace

@@ -6,14 +6,26 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from litestar.testing import TestClient
 
-from imagesearch.index_store import StoredVectors, write_vectors
+from imagesearch.artifacts import fetch, read_manifest
+from imagesearch.embedder import Embedder
+from imagesearch.index_store import StoredVectors, load_index, write_vectors
 from imagesearch.projection import IdentityProjection, LinearHead, PcaWhitening
+from imagesearch.repository import open_repository
 from imagesearch.settings import Settings
 from imagesearch.vectors import l2_normalize
+from serving.app import create_app
+from serving.search import nearest
 from tasks import projection_choice
 from tasks.cli import StepFailed
+from tasks.operations import models
 from tasks.workspace import LAYOUT, Workspace
+from tests.conftest import jpeg_bytes, photo
+from tests.imagesearch.model_support import backbone_of, publish_version
+from tests.serving.conftest import serving_settings
+from tests.tasks.conftest import run_step, run_steps
+from tests.tasks.test_incremental import CountingFetches
 
 
 def head(in_dim: int = 16, out_dim: int = 4, seed: int = 0) -> LinearHead:
@@ -63,3 +75,56 @@ def test_with_none_given_a_whitening_is_learned_once_the_index_is_large_enough(t
     assert isinstance(large, PcaWhitening) and large.projection_id == expected.projection_id
     off = Settings.from_env({"IMAGESEARCH_WHITENING_DIMS": "0"})
     assert isinstance(projection_choice.fitted(vectors, off), IdentityProjection)
+
+
+def orthonormal_head(seed: int, in_dim: int = 1280, out_dim: int = 32) -> LinearHead:
+    weight, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((in_dim, out_dim)))
+    return LinearHead(mean=np.zeros(in_dim, np.float32), weight=weight.astype(np.float32))
+
+
+def test_index_runs_project_with_the_chosen_model_version_and_a_rollback_restores_the_previous(
+    tmp_path: Path, repository: Path, photo_catalog: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The newest gated model version projects the index (built from the stored raw vectors: nothing fetched), the
+    manifest records it, a served query is embedded and projected with it; after a model rollback the next run
+    projects with the previous version; ``none`` means no head."""
+    monkeypatch.setenv("IMAGESEARCH_GITOPS_REPO_URL", str(tmp_path / "absent-gitops.git"))  # nothing served
+    repo = open_repository(str(repository))
+    backbone = backbone_of(Settings.from_env())
+    older = publish_version(repo, tmp_path / "models", "20260105T000000Z", backbone, projection=orthonormal_head(1))
+    newer = publish_version(repo, tmp_path / "models", "20260106T000000Z", backbone, projection=orthonormal_head(2))
+    publish_version(repo, tmp_path / "models", "20260107T000000Z", backbone, passed=False, seed=3)
+    fetches = CountingFetches(monkeypatch)
+
+    run = run_steps(tmp_path / "ws", photo_catalog, repository, "20260112T000000Z", deploy=False)
+    assert run["snapshot"]["model_version"] == "20260106T000000Z" and run["snapshot"]["to_fetch"] == 0
+    assert run["snapshot"]["model_choice"] == "the newest gated version"
+    assert run["build_index"]["reused"] == 20 and run["build_index"]["embedded"] == 0 and fetches.uris == []
+    manifest = read_manifest(repo, "20260112T000000Z")
+    assert manifest.index["model_version"] == "20260106T000000Z"
+    assert manifest.index["projection"]["projection_id"] == newer.projection_id
+
+    served = fetch(repo, "20260112T000000Z", tmp_path / "served")
+    assert served.version == "20260112T000000Z"
+    index, embedder = load_index(tmp_path / "served"), Embedder()
+    assert index.projection.projection_id == newer.projection_id
+    image = jpeg_bytes(photo("retina"))
+    expected = nearest(index, newer.apply(embedder.embed_bytes([image]))[0], 5).rows
+    with TestClient(create_app(serving_settings(tmp_path / "served"), embedder)) as client:
+        response = client.post("/v1/search", params={"k": 5}, files={"image": ("q.jpg", image, "image/jpeg")})
+        assert response.status_code == 200, response.text
+        assert [hit["item_id"] for hit in response.json()["results"]] == \
+            [index.items["item_id"][row] for row in expected.tolist()]
+
+    assert models.main(["rollback", "--reason", "category search got worse", "--repository", str(repository)]) == 0
+    again = run_steps(tmp_path / "ws-rollback", photo_catalog, repository, "20260113T000000Z", deploy=False)
+    assert again["snapshot"]["model_version"] == "20260105T000000Z"
+    assert again["snapshot"]["model_choice"].startswith("pinned: pinned to 20260105T000000Z")
+    assert read_manifest(repo, "20260113T000000Z").index["projection"]["projection_id"] == older.projection_id
+
+    off = run_step("snapshot", tmp_path / "ws-none", "--catalog", str(photo_catalog), "--repository", str(repository),
+                   "--model-version", "none").summary
+    assert off["model_version"] is None and off["projection"] is None and off["model_choice"] == "the run's model_version"
+    refused = run_step("snapshot", tmp_path / "ws-bad", "--catalog", str(photo_catalog), "--repository",
+                       str(repository), "--model-version", "20260199T000000Z")
+    assert refused.code == 2 and "model version '20260199T000000Z'" in refused.stderr and "not committed" in refused.stderr
