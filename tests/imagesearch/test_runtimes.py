@@ -200,3 +200,22 @@ def test_the_cache_folder_defaults_to_the_users_cache(monkeypatch: pytest.Monkey
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert default_openvino_cache_dir() == str(tmp_path / "home" / ".cache" / "imagesearch" / "openvino")
     assert Settings.from_env({"IMAGESEARCH_OPENVINO_CACHE_DIR": ""}).pipeline.openvino_cache_dir == ""
+
+
+def test_the_loser_of_a_race_keeps_the_winners_entry(gem_module: PooledFeatures, tmp_path: Path,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    from imagesearch.runtimes import converted_model, openvino_without_telemetry
+
+    ov = openvino_without_telemetry()
+    cache = ConversionCache(tmp_path, "gem-test")
+    entry = cache.entry(ov, 224)
+    cached_runner(gem_module, tmp_path, caplog)  # the winner's entry
+    winners = (entry / "model.bin").stat().st_mtime_ns
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="imagesearch.runtimes"):
+        ConversionCache.write(ov, converted_model(ov, gem_module, 224), entry)  # a second process, finishing later
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
+    assert [path.name for path in tmp_path.iterdir()] == [entry.name]  # its staging folder is gone
+    assert (entry / "model.bin").stat().st_mtime_ns == winners
+    _, conversions = cached_runner(gem_module, tmp_path, caplog)
+    assert conversions == 0
