@@ -156,7 +156,7 @@ class ConversionCache:
             ov.save_model(model, staging / MODEL_XML, compress_to_fp16=False)
             staging.rename(entry)
             log.info("saved the converted OpenVINO model to %s", entry)
-        except OSError as error:
+        except (OSError, RuntimeError) as error:  # RuntimeError: OpenVINO's own (a full disk, say)
             if not (entry / MODEL_XML).is_file():
                 log.warning("could not save the converted OpenVINO model to %s: %s", entry, error)
         finally:
