@@ -1,5 +1,7 @@
 """Embedding throughput on this machine, torch vs OpenVINO side by side: images/s per batch size, each runtime's
-start-up (network load, and OpenVINO's in-memory conversion) and how far its vectors are from torch's.
+start-up (network load, and OpenVINO's conversion, or its read from ``IMAGESEARCH_OPENVINO_CACHE_DIR`` where an
+earlier run cached it: set that empty to time the conversion; bench/openvino_cache.py compares the two) and how
+far its vectors are from torch's.
 
     PYTHONPATH=. .venv/bin/python bench/embed.py [--repeats 3]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -13,7 +14,7 @@ from imagesearch.embedder_config import EmbedderConfig
 from imagesearch.manifest import ModelInfo
 from imagesearch.model import PooledFeatures, fold_batch_norms, load_backbone
 from imagesearch.preprocess import preprocess_bytes
-from imagesearch.runtimes import build_runner, to_device_tensor
+from imagesearch.runtimes import ConversionCache, build_runner, to_device_tensor
 from imagesearch.settings import Runtime, get_settings
 from imagesearch.vectors import l2_normalize
 
@@ -47,7 +48,9 @@ class Embedder:
             self.network = self.network.to(memory_format=torch.channels_last)
         self.runtime: Runtime = runtime or get_settings().pipeline.embedder_runtime
         pooled = PooledFeatures(self.network, self.config.pooling, self.config.gem_p)
-        self._run = build_runner(pooled, self.config.preprocess.size, self.runtime, threads, self.device)
+        cache_dir = get_settings().pipeline.openvino_cache_dir
+        cache = ConversionCache(Path(cache_dir), self.model_id) if cache_dir else None
+        self._run = build_runner(pooled, self.config.preprocess.size, self.runtime, threads, self.device, cache)
 
     @property
     def info(self) -> ModelInfo:

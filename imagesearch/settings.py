@@ -67,6 +67,12 @@ def _at_least_max_k(rows: int) -> int:
     return rows
 
 
+def default_openvino_cache_dir() -> str:
+    """``$XDG_CACHE_HOME/imagesearch/openvino``, else ``~/.cache/imagesearch/openvino``: read once, when this module
+    is imported, like every default."""
+    return str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "imagesearch" / "openvino")
+
+
 AtLeastOne = Annotated[int, Field(ge=1)]
 NotNegative = Annotated[int, Field(ge=0)]
 Positive = Annotated[float, Field(gt=0)]
@@ -108,6 +114,11 @@ class PipelineSettings(BaseModel):
         "openvino", description="What runs the embedder's network on the CPU (imagesearch/runtimes.py): openvino "
                                 "(faster than torch here: bench/embed.py) or torch; the vectors agree within "
                                 "1e-3 cosine, so the model id does not change. On a GPU the network runs in torch.")
+    openvino_cache_dir: str = Field(
+        default_openvino_cache_dir(),
+        description="Where OpenVINO models converted from the embedder's network are kept, so that later processes "
+                    "skip the conversion (each is still checked against torch before use); empty: convert in "
+                    "memory every time.")
     brute_force_below: int = Field(20_000, description="Below this many items ScaNN searches exhaustively.")
     whitening_dims: int = Field(512, description="Output dimensions of the PCA-whitening learned per version on the "
                                                  "raw embeddings when the run gives no projection (a model version's "

@@ -28,12 +28,23 @@ for _setting in ("IMAGESEARCH_CATALOG_PREFIXES", "IMAGESEARCH_IMAGE_LOCAL_ROOTS"
 # The GitOps repo of a developer's `make demo` (data/gitops.git) must not reach a test: a run's snapshot and evaluate
 # read what it serves. Tests see no repo there, as on a clean clone; those that need one name theirs.
 os.environ.setdefault("IMAGESEARCH_GITOPS_REPO_URL", str(Path(tempfile.mkdtemp(prefix="no-gitops-")) / "absent.git"))
+# One OpenVINO conversion cache for the whole session: the first embedder converts, every later one (the pipeline's
+# subprocess steps, servers) reads it. Never the developer's own cache, so each session converts once from scratch;
+# removed when the session ends (pytest_sessionfinish) unless the caller named one.
+SESSION_OPENVINO_CACHE = None
+if "IMAGESEARCH_OPENVINO_CACHE_DIR" not in os.environ:
+    SESSION_OPENVINO_CACHE = os.environ["IMAGESEARCH_OPENVINO_CACHE_DIR"] = tempfile.mkdtemp(prefix="openvino-cache-")
 # Colour photos bundled with scikit-image, grouped into made-up marketplace categories.
 PHOTOS = {
     "coffee": "kitchen", "chelsea": "pets", "astronaut": "space", "rocket": "space", "hubble_deep_field": "space",
     "immunohistochemistry": "science", "retina": "science", "camera": "people", "logo": "art",
     "colorwheel": "art",
 }
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if SESSION_OPENVINO_CACHE:
+        shutil.rmtree(SESSION_OPENVINO_CACHE, ignore_errors=True)
 
 
 def photo(name: str) -> Image.Image:

@@ -5,9 +5,11 @@ refused by the settings and by build_runner."""
 from __future__ import annotations
 
 import importlib.metadata
+import logging
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,14 +19,17 @@ from imagesearch.backbones import DEFAULT_BACKBONE, registered
 from imagesearch.embedder import Embedder
 from imagesearch.model import PooledFeatures, fold_batch_norms, load_backbone
 from imagesearch.runtimes import (
+    CONVERTED,
     MAX_COSINE_DEVIATION,
     TELEMETRY_STUB,
+    BatchRunner,
+    ConversionCache,
     build_runner,
     check_agreement,
     cosine_deviation,
     torch_runner,
 )
-from imagesearch.settings import Settings, SettingsError
+from imagesearch.settings import Settings, SettingsError, default_openvino_cache_dir
 from tests.conftest import PHOTOS, ROOT, jpeg_bytes, photo
 
 CPU = torch.device("cpu")
@@ -101,3 +106,116 @@ def test_an_unknown_runtime_is_refused_by_build_runner() -> None:
 def test_openvino_is_pinned_and_installed_at_its_pin(package: str) -> None:
     pins = dict(re.findall(r"^([\w.-]+)==(\S+)", (ROOT / "requirements.txt").read_text(), re.M))
     assert importlib.metadata.version(package) == pins[package]
+
+
+@pytest.fixture(scope="module")
+def gem_module() -> PooledFeatures:
+    return PooledFeatures(fold_batch_norms(load_backbone(registered(DEFAULT_BACKBONE))), "gem", 3.0)
+
+
+def cached_runner(module: torch.nn.Module, root: Path, caplog: pytest.LogCaptureFixture) -> tuple[BatchRunner, int]:
+    """(an OpenVINO runner of ``module`` with its cache under ``root``, how many conversions building it took)."""
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="imagesearch.runtimes"):
+        runner = build_runner(module, 224, "openvino", device=CPU, cache=ConversionCache(root, "gem-test"))
+    return runner, sum(record.msg == CONVERTED for record in caplog.records)
+
+
+def probe(runner: BatchRunner) -> np.ndarray:
+    return runner(np.random.default_rng(7).standard_normal((3, 3, 224, 224), dtype=np.float32))
+
+
+def test_a_second_build_reads_the_cached_model(gem_module: PooledFeatures, tmp_path: Path,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    first, conversions = cached_runner(gem_module, tmp_path, caplog)
+    assert conversions == 1
+    (entry,) = tmp_path.iterdir()
+    assert sorted(path.name for path in entry.iterdir()) == ["model.bin", "model.xml"]
+    second, conversions = cached_runner(gem_module, tmp_path, caplog)
+    assert conversions == 0
+    assert np.array_equal(probe(first), probe(second))
+    assert cosine_deviation(probe(torch_runner(gem_module, CPU)), probe(second)) <= MAX_COSINE_DEVIATION
+
+
+def test_the_cache_key_names_the_network_and_the_input_size(tmp_path: Path) -> None:
+    from imagesearch.runtimes import openvino_without_telemetry
+
+    ov = openvino_without_telemetry()
+    entries = {ConversionCache(tmp_path, network).entry(ov, size) for network in ("a", "b") for size in (224, 240)}
+    assert len(entries) == 4 and all(entry.parent == tmp_path for entry in entries)
+
+
+@pytest.mark.parametrize("damage", ["truncated weights", "garbled graph", "another network"])
+def test_a_damaged_or_stale_cache_entry_is_replaced(gem_module: PooledFeatures, tmp_path: Path,
+                                                    caplog: pytest.LogCaptureFixture, damage: str) -> None:
+    if damage == "another network":  # a well-formed model of another function under this key: the probe catches it
+        average = PooledFeatures(gem_module.network, "avg", 3.0)
+        cached_runner(average, tmp_path, caplog)
+    else:
+        cached_runner(gem_module, tmp_path, caplog)
+        (entry,) = tmp_path.iterdir()
+        if damage == "truncated weights":
+            weights = entry / "model.bin"
+            weights.write_bytes(weights.read_bytes()[:1000])
+        else:
+            (entry / "model.xml").write_text("<net><layers><layer id='0' type=")
+    runner, conversions = cached_runner(gem_module, tmp_path, caplog)
+    assert conversions == 1
+    assert any(record.levelno == logging.WARNING and "discarding the cached OpenVINO model" in record.getMessage()
+               for record in caplog.records)
+    assert cosine_deviation(probe(torch_runner(gem_module, CPU)), probe(runner)) <= MAX_COSINE_DEVIATION
+    repaired, conversions = cached_runner(gem_module, tmp_path, caplog)
+    assert conversions == 0 and np.array_equal(probe(runner), probe(repaired))
+
+
+def test_without_a_cache_nothing_is_written(gem_module: PooledFeatures, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("IMAGESEARCH_OPENVINO_CACHE_DIR", "")
+    assert Settings.from_env().pipeline.openvino_cache_dir == ""
+    embedder = Embedder(device="cpu", runtime="openvino")
+    assert embedder.embed_arrays(probe_inputs()).shape == (1, 1280)
+    assert list(tmp_path.iterdir()) == []
+
+
+def probe_inputs() -> np.ndarray:
+    return np.random.default_rng(3).standard_normal((1, 3, 224, 224), dtype=np.float32)
+
+
+def test_an_unwritable_cache_only_logs(gem_module: PooledFeatures, tmp_path: Path,
+                                       caplog: pytest.LogCaptureFixture) -> None:
+    blocked = tmp_path / "a-file"  # not a folder: no process can create the cache there (root included)
+    blocked.write_text("")
+    runner, conversions = cached_runner(gem_module, blocked, caplog)
+    assert conversions == 1
+    assert any("is not writable" in record.getMessage() for record in caplog.records)
+    assert cosine_deviation(probe(torch_runner(gem_module, CPU)), probe(runner)) <= MAX_COSINE_DEVIATION
+
+
+def test_the_cache_folder_defaults_to_the_users_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert Settings.from_env({}).pipeline.openvino_cache_dir == default_openvino_cache_dir()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert default_openvino_cache_dir() == str(tmp_path / "imagesearch" / "openvino")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_openvino_cache_dir() == str(tmp_path / "home" / ".cache" / "imagesearch" / "openvino")
+    assert Settings.from_env({"IMAGESEARCH_OPENVINO_CACHE_DIR": ""}).pipeline.openvino_cache_dir == ""
+
+
+def test_the_loser_of_a_race_keeps_the_winners_entry(gem_module: PooledFeatures, tmp_path: Path,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    from imagesearch.runtimes import converted_model, openvino_without_telemetry
+
+    ov = openvino_without_telemetry()
+    cache = ConversionCache(tmp_path, "gem-test")
+    entry = cache.entry(ov, 224)
+    cached_runner(gem_module, tmp_path, caplog)  # the winner's entry
+    winners = (entry / "model.bin").stat().st_mtime_ns
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="imagesearch.runtimes"):
+        ConversionCache.write(ov, converted_model(ov, gem_module, 224), entry)  # a second process, finishing later
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
+    assert [path.name for path in tmp_path.iterdir()] == [entry.name]  # its staging folder is gone
+    assert (entry / "model.bin").stat().st_mtime_ns == winners
+    _, conversions = cached_runner(gem_module, tmp_path, caplog)
+    assert conversions == 0
