@@ -163,6 +163,14 @@ def mapped_vectors(path: Path, shape: tuple[int, int]) -> np.ndarray | None:
     return mapped if mapped.shape == shape and mapped.dtype == STORED_DTYPE else None
 
 
+def float32_rows(vectors: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``vectors[rows]`` as float32, gathered ``CHUNK_ROWS`` at a time: no full-size temporary of the stored dtype."""
+    result = np.empty((len(rows), vectors.shape[1]), np.float32)
+    for start in range(0, len(rows), CHUNK_ROWS):
+        result[start : start + CHUNK_ROWS] = vectors[rows[start : start + CHUNK_ROWS]]
+    return result
+
+
 def write_search_space(path: Path, vectors: np.ndarray) -> None:
     """The search-space rows (float32, as the index is built on) stored as ``search_space.npy``."""
     write_vectors(path, (vectors[start : start + CHUNK_ROWS] for start in range(0, len(vectors), CHUNK_ROWS)),

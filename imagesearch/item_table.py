@@ -41,7 +41,7 @@ class ItemRows(Mapping[str, int]):
     """item_id -> row, by binary search over the ids sorted once (nulls, never a served id, left out)."""
 
     def __init__(self, ids: pa.Array) -> None:
-        order = pc.sort_indices(ids, null_placement="at_end")
+        order = pc.array_sort_indices(ids, null_placement="at_end")
         self._rows = order.to_numpy()
         self._sorted = ItemColumn(ids.take(order))
         self._count = len(ids) - ids.null_count

@@ -108,3 +108,11 @@ def test_saved_rows_of_another_shape_are_not_taken_for_the_vectors(tmp_path: Pat
     opened = index_store.open_index(tmp_path, {"params": params.to_dict()})
     assert opened.embeddings.shape == (300, 32) and not isinstance(opened.embeddings.base, np.memmap)
     np.testing.assert_allclose(opened.embeddings, raw, atol=1e-3)
+
+
+def test_rows_are_gathered_as_float32_in_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(index_store, "CHUNK_ROWS", 7)
+    stored = np.random.default_rng(4).normal(size=(50, 6)).astype(np.float16)
+    rows = np.array([3, 0, 49, 17, 17, 8, 21, 22, 40, 1, 2, 5, 6, 9, 10, 11])
+    gathered = index_store.float32_rows(stored, rows)
+    assert gathered.dtype == np.float32 and np.array_equal(gathered, stored[rows].astype(np.float32))
