@@ -6,14 +6,21 @@ import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
+
+from imagesearch.errors import ArtifactError
 
 SCANN_DIR = "scann"
 SCANN_DATASET = "dataset.npy"  # ScaNN's own copy of the vectors it was built on
 SCANN_ASSETS = "scann_assets.pbtxt"  # the list of the other files ScaNN wrote
 UPSERT_BATCH = 1024  # vectors ScaNN's upsert adds per batch
+# What the tree + AH index re-scores its candidates with: float32 rows (4 bytes a dimension), bfloat16 (2) or int8
+# codes with per-dimension multipliers (1). bench/index.py measures each; docs/BENCHMARKS.md has the figures.
+ReorderDtype = Literal["float32", "bfloat16", "int8"]
+REORDER_DTYPES: tuple[str, ...] = get_args(ReorderDtype)
+EXACT_BLOCK_ROWS = 65_536
 
 
 @dataclass(frozen=True)
@@ -26,13 +33,25 @@ class IndexParams:
     anisotropic_threshold: float = 0.2
     reorder: int = 0
     spherical: bool = True
+    reorder_dtype: ReorderDtype = "float32"  # a version recorded before this field re-ranked in float32
+    soar_lambda: float | None = None  # SOAR: each row also spilled to a second leaf (None: no spilling)
+
+    def __post_init__(self) -> None:
+        """Parameters come from a manifest too: refuse what ScaNN would misread, with a clear reason."""
+        if self.reorder_dtype not in REORDER_DTYPES:
+            raise ArtifactError(f"reorder_dtype {self.reorder_dtype!r} is not one of {', '.join(REORDER_DTYPES)}")
+        if self.soar_lambda is not None and (isinstance(self.soar_lambda, bool) or not isinstance(self.soar_lambda, int | float)
+                                             or not self.soar_lambda > 0):
+            raise ArtifactError(f"soar_lambda {self.soar_lambda!r} is not a positive number (or null: no spilling)")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def choose_params(count: int, brute_force_below: int = 20_000) -> IndexParams:
-    """Brute force for small indexes; otherwise a √N-leaf tree + anisotropic hashing + exact reorder."""
+def choose_params(count: int, brute_force_below: int = 20_000, reorder_dtype: ReorderDtype = "int8",
+                  soar_lambda: float | None = None) -> IndexParams:
+    """Brute force for small indexes; otherwise a √N-leaf tree + anisotropic hashing, its candidates re-scored in
+    ``reorder_dtype`` (int8 by default: a quarter of float32's memory at recall@10 over 0.95, bench/index.py)."""
     if count < brute_force_below:
         return IndexParams(kind="brute_force")
     num_leaves = max(2, round(math.sqrt(count)))
@@ -42,17 +61,27 @@ def choose_params(count: int, brute_force_below: int = 20_000) -> IndexParams:
         leaves_to_search=max(1, math.ceil(num_leaves * 0.05)),
         training_sample_size=min(count, 250_000),
         reorder=250,
+        reorder_dtype=reorder_dtype,
+        soar_lambda=soar_lambda,
     )
 
 
 def exact_search(database: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k by dot product (cosine for unit vectors): (indices, scores), best first.
+    """Top-k by dot product (cosine for unit vectors): (indices, scores), best first. ``database``: float32, or the
+    stored float16 rows (e.g. a version's mapped ``search_space.npy``), scored in float32.
 
     The top k of each row of scores are picked by ``torch.topk``: over a million scores it is about 18x faster
     here than numpy's single-threaded ``argpartition`` (evaluate's exact pass at a million items)."""
     import torch
 
-    scores = np.ascontiguousarray(np.atleast_2d(queries) @ database.T, dtype=np.float32)
+    queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+    if database.dtype == np.float32:
+        scores = np.ascontiguousarray(queries @ database.T, dtype=np.float32)
+    else:  # stored float16 rows: converted a block at a time, never into a full float32 copy
+        scores = np.empty((len(queries), len(database)), np.float32)
+        for start in range(0, len(database), EXACT_BLOCK_ROWS):
+            block = np.asarray(database[start : start + EXACT_BLOCK_ROWS], dtype=np.float32)
+            np.matmul(queries, block.T, out=scores[:, start : start + len(block)])
     top_scores, top = torch.from_numpy(scores).topk(min(k, len(database)), dim=1)
     return top.numpy().astype(np.int64), top_scores.numpy()
 
@@ -68,6 +97,7 @@ class VectorIndex:
     @classmethod
     def build(cls, vectors: np.ndarray, params: IndexParams, default_k: int = 10) -> VectorIndex:
         import scann
+        from scann.scann_ops.py.scann_builder import ReorderType
 
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         builder = scann.scann_ops_pybind.builder(vectors, default_k, "dot_product")
@@ -82,9 +112,10 @@ class VectorIndex:
                     num_leaves_to_search=params.leaves_to_search,
                     training_sample_size=params.training_sample_size,
                     spherical=params.spherical,
+                    soar_lambda=params.soar_lambda,
                 )
                 .score_ah(params.dimensions_per_block, anisotropic_quantization_threshold=params.anisotropic_threshold)
-                .reorder(params.reorder)
+                .reorder(params.reorder, quantize=ReorderType[params.reorder_dtype.upper()])
                 .build()
             )
         return cls(searcher, params, len(vectors))
@@ -153,6 +184,30 @@ class VectorIndex:
         if mapped.shape != (rows, dim) or mapped.dtype != np.float32:
             return None
         return np.asarray(mapped)
+
+    @staticmethod
+    def saved_rows(directory: Path, rows: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """``rows`` of the re-ranking matrix a saved tree index holds, decoded to float32, and the per-element
+        tolerance its precision allows: float32 ``dataset.npy``, ``bfloat16_dataset.npy`` (the high half of each
+        float32) or ``int8_dataset.npy`` with its per-dimension ``int8_multipliers.npy`` (value = code / multiplier).
+        None when the saved index holds no such matrix of ``dim`` columns."""
+        target = directory / SCANN_DIR
+        if (target / SCANN_DATASET).is_file():
+            mapped = np.load(target / SCANN_DATASET, mmap_mode="r", allow_pickle=False)
+            if mapped.ndim == 2 and mapped.shape[1] == dim and mapped.dtype == np.float32:
+                return np.asarray(mapped[rows]), np.full(dim, 1e-5, np.float32)
+        if (target / "bfloat16_dataset.npy").is_file():
+            mapped = np.load(target / "bfloat16_dataset.npy", mmap_mode="r", allow_pickle=False)
+            if mapped.ndim == 2 and mapped.shape[1] == dim and mapped.dtype == np.int16:
+                decoded = (np.asarray(mapped[rows]).astype(np.int32) << 16).astype(np.uint32).view(np.float32)
+                return decoded, np.abs(decoded) * 2.0**-7 + 1e-6  # bfloat16 keeps 8 bits of mantissa
+        if (target / "int8_dataset.npy").is_file() and (target / "int8_multipliers.npy").is_file():
+            codes = np.load(target / "int8_dataset.npy", mmap_mode="r", allow_pickle=False)
+            multipliers = np.load(target / "int8_multipliers.npy", allow_pickle=False)
+            if codes.ndim == 2 and codes.shape[1] == dim and codes.dtype == np.int8 and multipliers.shape == (dim,):
+                step = (1.0 / multipliers).astype(np.float32)
+                return np.asarray(codes[rows]).astype(np.float32) * step, step * 0.51 + 1e-6
+        return None
 
     @classmethod
     def load(cls, directory: Path, params: IndexParams, size: int) -> VectorIndex:

@@ -3,6 +3,8 @@
     items.parquet    item_id, title, category, price, on_sale, image_uri, image_sha256, updated_at and
                      image_stamp (what change detection compares; row = vector)
     embeddings.npy   (N, dim) float16 unit vectors, the raw embeddings (incremental reuse reads them)
+    search_space.npy (N, out_dim) float16: the rows projected, as the index holds them; the server maps them (filtered
+                     exact passes, /similar's query, category indexes) instead of loading or projecting anything
     samples.npz      fitted images of a few items, the evaluation's near-duplicate queries (never refetched)
     projection.npz   the projection (imagesearch.projection: identity, PCA-whitening or a learned head) the index
                      and every query are projected with; the manifest's ``index.projection`` records it. A version
@@ -13,7 +15,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ import pyarrow.parquet as pq
 from imagesearch.artifacts import verify_directory
 from imagesearch.errors import ArtifactError
 from imagesearch.index import IndexParams, VectorIndex
+from imagesearch.item_table import ItemTable
 from imagesearch.manifest import Manifest, sha256_file
 from imagesearch.projection import (
     LEGACY_WHITENING,
@@ -38,6 +41,7 @@ from imagesearch.projection import (
 
 ITEMS = "items.parquet"
 EMBEDDINGS = "embeddings.npy"
+SEARCH_SPACE = "search_space.npy"
 SAMPLES = "samples.npz"
 # Raw embeddings are stored as float16: half the bytes of float32 (1M x 1280-d: 2.6 GB, not 5.1 GB) for a
 # cosine error below 1e-3, far under the gaps that order neighbours. Every reader works in float32.
@@ -150,6 +154,29 @@ class StoredVectors:
         return result
 
 
+def mapped_vectors(path: Path, shape: tuple[int, int]) -> np.ndarray | None:
+    """The stored-dtype matrix of ``shape`` at ``path``, mapped read-only (pages are read as rows are used, and the
+    kernel may drop them again); None when there is none of that shape."""
+    if not path.is_file():
+        return None
+    mapped = np.load(path, mmap_mode="r", allow_pickle=False)
+    return mapped if mapped.shape == shape and mapped.dtype == STORED_DTYPE else None
+
+
+def float32_rows(vectors: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``vectors[rows]`` as float32, gathered ``CHUNK_ROWS`` at a time: no full-size temporary of the stored dtype."""
+    result = np.empty((len(rows), vectors.shape[1]), np.float32)
+    for start in range(0, len(rows), CHUNK_ROWS):
+        result[start : start + CHUNK_ROWS] = vectors[rows[start : start + CHUNK_ROWS]]
+    return result
+
+
+def write_search_space(path: Path, vectors: np.ndarray) -> None:
+    """The search-space rows (float32, as the index is built on) stored as ``search_space.npy``."""
+    write_vectors(path, (vectors[start : start + CHUNK_ROWS] for start in range(0, len(vectors), CHUNK_ROWS)),
+                  vectors.shape)
+
+
 def write_vectors(path: Path, chunks: Iterable[np.ndarray], shape: tuple[int, int]) -> None:
     """Write an ``.npy`` of ``shape`` in the stored dtype from row chunks, never holding it whole."""
     written = 0
@@ -173,14 +200,15 @@ class SubIndex:
 
 @dataclass
 class LoadedIndex:
-    """A verified, loaded version: what the server searches. ``embeddings`` are in search space."""
+    """A verified, loaded version: what the server searches. ``embeddings`` are in search space (mapped float16 rows
+    of ``search_space.npy``, for a version that has it)."""
 
     manifest: Manifest
-    items: dict[str, list[Any]]
+    items: ItemTable
     embeddings: np.ndarray
     vectors: VectorIndex
     projection: Projection
-    row_of: dict[str, int]
+    row_of: Mapping[str, int]
     categories: np.ndarray
     prices: np.ndarray
     on_sale: np.ndarray
@@ -205,7 +233,7 @@ class LoadedIndex:
 class OpenedIndex:
     """What a version directory holds for searching: its items, projection, search-space vectors and searcher."""
 
-    items: dict[str, list[Any]]
+    items: pa.Table
     projection: Projection
     embeddings: np.ndarray
     vectors: VectorIndex
@@ -215,16 +243,20 @@ def open_index(directory: Path, index: dict[str, Any]) -> OpenedIndex:
     """Open a version directory's index, checked (``verify_directory``) or sealed by the caller; ``index`` is what its
     manifest (or the run's build record) says of it: ``params`` and ``projection``.
 
-    The search-space vectors are mapped read-only from the saved ScaNN index, which keeps the rows it was built
-    on for re-ranking (at a million items, 2 GB neither projected again nor held twice); an index without them
-    gets the raw embeddings projected chunk by chunk."""
+    The search-space vectors are mapped read-only from the version's ``search_space.npy`` (float16: at a million
+    512-d items 1 GB, of which only the pages searches touch are read); a version written before it has them
+    mapped from the saved ScaNN index's float32 rows when it keeps them, else gets the raw embeddings projected
+    chunk by chunk."""
     if "params" not in index:
         raise ArtifactError(f"{directory} has no index (no index parameters are recorded)")
-    items = read_items(directory / ITEMS)
+    items = pq.read_table(directory / ITEMS)
     raw = StoredVectors(directory / EMBEDDINGS)
     projection = read_projection(directory, index.get("projection"), raw.shape[1])
-    saved = VectorIndex.saved_vectors(directory, len(raw), projection.out_dim)
-    embeddings = saved if saved is not None else raw.search_space(projection)
+    embeddings = mapped_vectors(directory / SEARCH_SPACE, (len(raw), projection.out_dim))
+    if embeddings is None:
+        embeddings = VectorIndex.saved_vectors(directory, len(raw), projection.out_dim)
+    if embeddings is None:
+        embeddings = raw.search_space(projection)
     vectors = VectorIndex.load(directory, IndexParams(**index["params"]), len(embeddings))
     return OpenedIndex(items, projection, embeddings, vectors)
 
@@ -236,15 +268,15 @@ def load_index(directory: Path, model_id: str | None = None, version: str | None
     if "params" not in manifest.index:
         raise ArtifactError(f"version {manifest.version} has no index (its manifest names no index parameters)")
     opened = open_index(directory, manifest.index)
-    items = opened.items
+    items = ItemTable(opened.items)
     return LoadedIndex(
         manifest=manifest,
         items=items,
         embeddings=opened.embeddings,
         vectors=opened.vectors,
         projection=opened.projection,
-        row_of={item_id: row for row, item_id in enumerate(items["item_id"])},
-        categories=np.asarray(items["category"], dtype=object),
-        prices=np.asarray(items["price"], dtype=np.float64),
-        on_sale=np.asarray(items["on_sale"], dtype=bool),
+        row_of=items.rows,
+        categories=items.labels("category"),
+        prices=items.numbers("price", np.float64),
+        on_sale=items.numbers("on_sale", bool),
     )

@@ -27,6 +27,7 @@ from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSett
 
 from imagesearch.backbones import BACKBONES, DEFAULT_BACKBONE
 from imagesearch.catalog_formats import suffixes_text
+from imagesearch.index import ReorderDtype
 
 PREFIX = "IMAGESEARCH_"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -120,6 +121,11 @@ class PipelineSettings(BaseModel):
                     "skip the conversion (each is still checked against torch before use); empty: convert in "
                     "memory every time.")
     brute_force_below: int = Field(20_000, description="Below this many items ScaNN searches exhaustively.")
+    reorder_dtype: ReorderDtype = Field("int8", description="What the tree + AH index re-scores its candidates with: "
+                                                            "float32, bfloat16 or int8 (a quarter of float32's "
+                                                            "memory; bench/index.py).")
+    soar_lambda: float | None = Field(None, gt=0, description="SOAR spilling of each row to a second leaf, with this "
+                                                              "lambda (ScaNN suggests 1.5); unset: none.")
     whitening_dims: int = Field(512, description="Output dimensions of the PCA-whitening learned per version on the "
                                                  "raw embeddings when the run gives no projection (a model version's "
                                                  "head: build_index --projection) (bench/quality.py); 0: off.")

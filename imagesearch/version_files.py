@@ -29,6 +29,7 @@ SCANN_ASSETS = "scann/scann_assets.pbtxt"
 KINDS: dict[str, str] = {
     "items.parquet": "parquet",
     "embeddings.npy": "npy",
+    "search_space.npy": "float16 matrix",
     "samples.npz": "npz",
     "metrics.json": "metrics",  # a model version's evaluation (imagesearch/model_versions.py)
     "projection.npz": "projection",
@@ -40,6 +41,17 @@ KINDS: dict[str, str] = {
     "scann/serialized_partitioner.pb": "protobuf",
     "scann/datapoint_to_token.npy": "npy",
     "scann/hashed_dataset.npy": "npy",
+    # A tree + AH index re-ranking in bfloat16 or int8 (IndexParams.reorder_dtype), or with SOAR spilling.
+    "scann/bfloat16_dataset.npy": "int16 matrix",  # bfloat16 bits, as ScaNN stores them
+    "scann/int8_dataset.npy": "int8 matrix",
+    "scann/int8_multipliers.npy": "float32 vector",
+    "scann/dp_norms.npy": "float32 vector",
+    "scann/hashed_dataset_soar.npy": "uint8 matrix",
+}
+# The dtype and number of axes of each typed array kind above: anything else is not what ScaNN wrote.
+_TYPED_ARRAYS: dict[str, tuple[np.dtype, int]] = {
+    "float16 matrix": (np.dtype(np.float16), 2), "int16 matrix": (np.dtype(np.int16), 2), "int8 matrix": (np.dtype(np.int8), 2),
+    "uint8 matrix": (np.dtype(np.uint8), 2), "float32 vector": (np.dtype(np.float32), 1),
 }
 # scann_assets.pbtxt as ScaNN writes it with relative paths: only asset entries naming files beside it.
 _ASSET = re.compile(r'assets \{\n  asset_type: [A-Z0-9_]+\n  asset_path: "([a-z0-9_]+\.(?:npy|pb))"\n\}\n')
@@ -64,22 +76,36 @@ def check_content(directory: Path, path: str) -> None:
         raise ArtifactError(f"{path}: not a valid {KINDS[path]} file ({exc})") from None
 
 
-def _npy_header(handle: BinaryIO) -> None:
-    """A ``.npy`` header of a plain numeric dtype: an object array would be a pickle."""
+def _npy_header(handle: BinaryIO) -> tuple[tuple[int, ...], np.dtype]:
+    """A ``.npy`` header of a plain numeric dtype (an object array would be a pickle): its shape and dtype."""
     version = np.lib.format.read_magic(handle)
     if version == (1, 0):
-        _, _, dtype = np.lib.format.read_array_header_1_0(handle)
+        shape, _, dtype = np.lib.format.read_array_header_1_0(handle)
     elif version == (2, 0):
-        _, _, dtype = np.lib.format.read_array_header_2_0(handle)
+        shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
     else:
         raise ArtifactError(f".npy format version {version} is not one the project writes")
     if dtype.hasobject:
         raise ArtifactError(f"holds an array of dtype {dtype}, which would be unpickled: refused")
+    return shape, dtype
 
 
 def _npy(path: Path) -> None:
     with path.open("rb") as handle:
         _npy_header(handle)
+
+
+def _typed_array(kind: str) -> Callable[[Path], None]:
+    """The check of a ``.npy`` of ``kind``: its dtype and number of axes as in ``_TYPED_ARRAYS``."""
+    expected_dtype, axes = _TYPED_ARRAYS[kind]
+
+    def check(path: Path) -> None:
+        with path.open("rb") as handle:
+            shape, dtype = _npy_header(handle)
+        if dtype != expected_dtype or len(shape) != axes:
+            raise ArtifactError(f"holds a {len(shape)}-d {dtype} array, not a {kind}")
+
+    return check
 
 
 def _npz(path: Path) -> None:
@@ -131,5 +157,5 @@ def _protobuf(path: Path) -> None:
 
 _CHECKS: dict[str, Callable[[Path], None]] = {
     "npy": _npy, "npz": _npz, "projection": _projection, "parquet": _parquet, "scann_assets": _scann_assets,
-    "protobuf": _protobuf, "metrics": _metrics,
+    "protobuf": _protobuf, "metrics": _metrics, **{kind: _typed_array(kind) for kind in _TYPED_ARRAYS},
 }

@@ -25,7 +25,7 @@ from typing import NamedTuple
 import numpy as np
 
 from imagesearch.index import IndexParams, VectorIndex, exact_search
-from imagesearch.index_store import LoadedIndex, SubIndex
+from imagesearch.index_store import LoadedIndex, SubIndex, float32_rows
 from imagesearch.settings import MAX_K
 from serving.memory_limit import MIB, build_peak_bytes, category_index_bytes
 
@@ -129,7 +129,8 @@ def build_category_indexes(
             skipped.append(name)
             continue
         rows = np.flatnonzero(index.categories == name)
-        index.category_indexes[name] = SubIndex(rows, VectorIndex.build(index.embeddings[rows], params(count)))
+        index.category_indexes[name] = SubIndex(rows, VectorIndex.build(float32_rows(index.embeddings, rows),
+                                                                        params(count)))
         left -= category_index_bytes(count, dim)
         built += 1
     if skipped:

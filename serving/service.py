@@ -178,7 +178,7 @@ class SearchService:
             version=index.version, item_count=index.size, created_at=manifest.created_at,
             model_id=manifest.model.model_id, embedding_dim=manifest.model.dim,
             index_kind=str(manifest.index.get("params", {}).get("kind", "unknown")),
-            categories=sorted(set(index.items["category"])), metrics=dict(manifest.metrics),
+            categories=index.items.distinct("category"), metrics=dict(manifest.metrics),
         )
 
     def catalog_image(self, item_id: str) -> tuple[Path, str]:

@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from imagesearch.errors import ArtifactError
 from imagesearch.index import SCANN_DIR, IndexParams, VectorIndex
-from imagesearch.index_store import STORED_DTYPE, StoredVectors, read_projection
+from imagesearch.index_store import STORED_DTYPE, read_projection
 from imagesearch.manifest import Manifest
 from imagesearch.projection import PROJECTION, Projection
 from imagesearch.repository import ModelRepository
@@ -222,16 +222,17 @@ def reordered(assembly: Assembly, positions: np.ndarray) -> Assembly:
                    previous_rows=assembly.previous_rows[positions], fresh_rows=assembly.fresh_rows[positions])
 
 
-def check_saved(directory: Path, stored: StoredVectors, projection: Projection, order: np.ndarray) -> str:
-    """Why the saved updated index does not hold, row for row, the written vectors as projected ("" when it does):
-    every row that moved and a seeded sample of the others are compared."""
-    saved = VectorIndex.saved_vectors(directory, len(stored), projection.out_dim)
-    if saved is None:
-        return f"the updated index holds no {len(stored)} x {projection.out_dim} float32 rows"
+def check_saved(directory: Path, space: np.ndarray, order: np.ndarray) -> str:
+    """Why the saved updated index does not hold, row for row, the version's search space (its projected vectors,
+    in the written order) within its re-ranking precision ("" when it does): every row that moved and a seeded
+    sample of the others are compared."""
     moved = np.nonzero(order != np.arange(len(order)))[0]
-    sample = np.random.default_rng(0).choice(len(stored), min(CHECKED_ROWS, len(stored)), replace=False)
+    sample = np.random.default_rng(0).choice(len(space), min(CHECKED_ROWS, len(space)), replace=False)
     rows = np.union1d(moved, sample)
-    expected = projection.apply(stored.take(rows, STORED_DTYPE))
-    if not np.allclose(saved[rows], expected, atol=1e-5):
+    saved = VectorIndex.saved_rows(directory, rows, space.shape[1])
+    if saved is None or len(order) != len(space):
+        return f"the updated index holds no {len(space)} x {space.shape[1]} re-ranking rows"
+    decoded, tolerance = saved
+    if not np.all(np.abs(decoded - space[rows]) <= tolerance):
         return "the updated index's rows are not the version's vectors"
     return ""

@@ -36,8 +36,8 @@ class Scorable:
 
     @classmethod
     def of(cls, version: str, opened: OpenedIndex) -> Scorable:
-        return cls(version, opened.vectors, opened.embeddings, opened.projection, list(opened.items["item_id"]),
-                   [str(category) for category in opened.items["category"]])
+        return cls(version, opened.vectors, opened.embeddings, opened.projection, opened.items["item_id"].to_pylist(),
+                   [str(category) for category in opened.items["category"].to_pylist()])
 
     @property
     def row_of(self) -> dict[str, int]:

@@ -22,7 +22,16 @@ import pyarrow.parquet as pq
 from imagesearch.artifacts import read_manifest
 from imagesearch.errors import ArtifactError
 from imagesearch.index import SCANN_DIR, VectorIndex, choose_params
-from imagesearch.index_store import EMBEDDINGS, ITEMS, SAMPLES, StoredVectors, projection_record, write_vectors
+from imagesearch.index_store import (
+    EMBEDDINGS,
+    ITEMS,
+    SAMPLES,
+    SEARCH_SPACE,
+    StoredVectors,
+    projection_record,
+    write_search_space,
+    write_vectors,
+)
 from imagesearch.manifest import Manifest
 from imagesearch.projection import PROJECTION
 from imagesearch.repository import ModelRepository, open_model_repository
@@ -52,7 +61,8 @@ def build_index(context: cli.StepContext) -> dict[str, Any]:
     if model is None or model["model_id"] != info["model_id"]:
         raise cli.StepFailed(f"the vectors were made with {model and model['model_id']}, the run plans {info['model_id']}")
     given = projection_choice.given(workspace, context.args.projection, model["dim"])  # checked before any work
-    params = choose_params(count, settings.pipeline.brute_force_below)
+    params = choose_params(count, settings.pipeline.brute_force_below, settings.pipeline.reorder_dtype,
+                           settings.pipeline.soar_lambda)
     with workspace.store.scratch_dir() as directory, ExitStack() as stack:
         updated, why = index_update.attempt(previous, assembly, model["model_id"], params, given, settings,
                                             workspace.store.scratch_dir, info.get("full_rebuild_reason") or "")
@@ -75,18 +85,21 @@ def build_index(context: cli.StepContext) -> dict[str, Any]:
         log.info("projection %s: %d -> %d dimensions", recorded["projection_id"], projection.in_dim, projection.out_dim)
         pq.write_table(assembly.items, directory / ITEMS)
         sampled = write_version_samples(workspace, assembly, previous, directory / SAMPLES, settings, info["shards"])
+        space = vectors.search_space(projection)  # rows in the order of the items written above
+        write_search_space(directory / SEARCH_SPACE, space)
         if updated is not None:
             updated.index.save(directory)
-            if why := index_update.check_saved(directory, vectors, projection, updated.order):
+            if why := index_update.check_saved(directory, space, updated.order):
                 log.warning("%s: building the index in full", why)
                 shutil.rmtree(directory / SCANN_DIR)
                 updated = None
         if updated is None:
-            index = VectorIndex.build(vectors.search_space(projection), params)
+            index = VectorIndex.build(space, params)
             index.save(directory)
             lineage = index_update.full_lineage(info["version"], count, index, why)
         else:
             params, lineage = updated.params, updated.lineage
+        del space
         workspace.check_writable(LAYOUT.INDEX.key)
         workspace.store.delete_prefix(LAYOUT.INDEX.key)
         size = sum(path.stat().st_size for path in directory.rglob("*") if path.is_file())

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from imagesearch.errors import ArtifactError
 from imagesearch.index import IndexParams, VectorIndex, choose_params, exact_search
 from imagesearch.vectors import l2_normalize
+from imagesearch.version_files import check_content, check_name
 
 
 def test_params_follow_the_item_count() -> None:
@@ -19,6 +23,24 @@ def test_params_follow_the_item_count() -> None:
         ("tree_ah", 1000, 50, 250_000)
     assert choose_params(500, brute_force_below=100).kind == "tree_ah"
     assert IndexParams(**params.to_dict()) == params
+    assert (params.reorder_dtype, params.soar_lambda) == ("int8", None)
+    assert choose_params(1_000_000, reorder_dtype="bfloat16", soar_lambda=1.5).reorder_dtype == "bfloat16"
+
+
+def test_a_version_recorded_before_reorder_dtypes_re_ranks_in_float32() -> None:
+    recorded = {key: value for key, value in choose_params(1_000_000).to_dict().items()
+                if key not in ("reorder_dtype", "soar_lambda")}
+    assert (IndexParams(**recorded).reorder_dtype, IndexParams(**recorded).soar_lambda) == ("float32", None)
+
+
+@pytest.mark.parametrize(("field", "value", "reason"), [
+    ("reorder_dtype", "float64", "is not one of float32, bfloat16, int8"),
+    ("soar_lambda", 0, "is not a positive number"), ("soar_lambda", "1.5", "is not a positive number"),
+    ("soar_lambda", True, "is not a positive number"),
+])
+def test_params_scann_would_misread_are_refused(field: str, value: object, reason: str) -> None:
+    with pytest.raises(ArtifactError, match=reason):
+        IndexParams(**{**choose_params(1_000_000).to_dict(), field: value})
 
 
 def test_exact_search_ranks_by_dot_product() -> None:
@@ -77,3 +99,30 @@ def test_an_int8_brute_force_index_ranks_nearly_as_exact_search_does() -> None:
     truth, true_scores = exact_search(vectors, queries, 10)
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found.tolist(), truth.tolist(), strict=True)])
     assert recall >= 0.9 and np.abs(scores - true_scores).max() < 0.05
+
+
+@pytest.mark.parametrize(("reorder_dtype", "soar_lambda", "rescored_from", "min_recall"), [
+    ("float32", None, "dataset.npy", 0.99), ("bfloat16", None, "bfloat16_dataset.npy", 0.93),
+    ("int8", None, "int8_dataset.npy", 0.85), ("int8", 1.5, "int8_dataset.npy", 0.85),
+])
+def test_each_reorder_dtype_saves_only_allowed_files_and_reloads_to_find_what_exact_search_finds(
+    tmp_path: Path, reorder_dtype: str, soar_lambda: float | None, rescored_from: str, min_recall: float
+) -> None:
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(60, 32))
+    vectors = l2_normalize((centres[rng.integers(0, 60, 3000)] + rng.normal(0, 0.2, (3000, 32))).astype(np.float32))
+    params = choose_params(len(vectors), brute_force_below=100, reorder_dtype=reorder_dtype,  # type: ignore[arg-type]
+                           soar_lambda=soar_lambda)
+    # Every leaf searched: the recall is that of the re-ranking's precision, not of which leaves k-means drew.
+    params = dataclasses.replace(params, leaves_to_search=params.num_leaves)
+    VectorIndex.build(vectors, params).save(tmp_path)
+    written = sorted(path.name for path in (tmp_path / "scann").iterdir())
+    assert rescored_from in written and ("dataset.npy" in written) == (reorder_dtype == "float32"), written
+    assert ("hashed_dataset_soar.npy" in written) == (soar_lambda is not None), written
+    for name in written:  # every file is one a version may hold, of the content its name says
+        check_content(tmp_path, check_name(f"scann/{name}"))
+    loaded = VectorIndex.load(tmp_path, IndexParams(**params.to_dict()), len(vectors))
+    found, _ = loaded.search(vectors[:40], 10)
+    expected, _ = exact_search(vectors, vectors[:40], 10)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found.tolist(), expected.tolist(), strict=True)])
+    assert recall >= min_recall, (reorder_dtype, soar_lambda, recall)

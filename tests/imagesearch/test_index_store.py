@@ -13,7 +13,7 @@ from imagesearch.errors import ArtifactError
 from imagesearch.index import VectorIndex, choose_params
 from imagesearch.index_store import StoredVectors, search_space, write_vectors
 from imagesearch.manifest import Manifest, ModelInfo
-from imagesearch.projection import PROJECTION, PcaWhitening
+from imagesearch.projection import PROJECTION, IdentityProjection, PcaWhitening
 from imagesearch.repository import open_repository
 from imagesearch.vectors import l2_normalize
 
@@ -62,10 +62,10 @@ def test_a_version_without_index_parameters_is_an_artifact_error_not_a_crash(tmp
         index_store.load_index(tmp_path / "fetched")
 
 
-@pytest.mark.parametrize("count", [300, 25_000])  # brute force, then a tree index
-def test_search_space_is_read_from_the_saved_index_when_it_keeps_the_rows(tmp_path: Path, count: int) -> None:
-    """ScaNN keeps the rows it was built on, in order, for re-ranking: the search-space vectors are mapped from
-    there (bit for bit what a fresh conversion gives) instead of being projected again into a second copy."""
+@pytest.mark.parametrize("count", [300, 25_000])  # brute force, then a tree index (int8 re-ranking)
+def test_search_space_is_mapped_from_the_version_not_loaded_nor_projected(tmp_path: Path, count: int) -> None:
+    """The search-space rows are mapped read-only from ``search_space.npy`` (float16): what the build projected,
+    within float16's rounding, without a float32 copy in memory; items stay Arrow columns."""
     raw = l2_normalize(np.random.default_rng(1).normal(size=(count, 32)).astype(np.float32))
     write_vectors(tmp_path / index_store.EMBEDDINGS, [raw], raw.shape)
     index_store.write_items(tmp_path / index_store.ITEMS, [{"item_id": str(row)} for row in range(count)])
@@ -73,15 +73,30 @@ def test_search_space_is_read_from_the_saved_index_when_it_keeps_the_rows(tmp_pa
     whitening = PcaWhitening.fit(stored.rows(0, count), 16)
     (tmp_path / PROJECTION).write_bytes(whitening.to_bytes())
     converted = stored.search_space(whitening)
+    index_store.write_search_space(tmp_path / index_store.SEARCH_SPACE, converted)
     params = choose_params(count)
     VectorIndex.build(converted, params).save(tmp_path)
     index = {"params": params.to_dict(), "projection": index_store.projection_record(tmp_path, whitening)}
     opened = index_store.open_index(tmp_path, index)
-    assert isinstance(opened.embeddings.base, np.memmap) and not opened.embeddings.flags.writeable
-    assert np.array_equal(opened.embeddings, converted)
-    assert opened.items["item_id"][:2] == ["0", "1"] and opened.projection.kind == "pca-whitening"
+    assert isinstance(opened.embeddings, np.memmap) and not opened.embeddings.flags.writeable
+    assert opened.embeddings.dtype == np.float16 and opened.embeddings.shape == converted.shape
+    np.testing.assert_allclose(opened.embeddings, converted, atol=5e-4)
+    assert opened.items.column("item_id").to_pylist()[:2] == ["0", "1"] and opened.projection.kind == "pca-whitening"
     found, _ = opened.vectors.search(converted[:3], 1)
     assert found[:, 0].tolist() == [0, 1, 2]
+
+
+def test_a_version_without_its_search_space_file_maps_scanns_float32_rows(tmp_path: Path) -> None:
+    """A version written before ``search_space.npy`` whose index re-ranks in float32 keeps the rows it was built on
+    in ScaNN's ``dataset.npy``: mapped from there, bit for bit, rather than projected again."""
+    raw = l2_normalize(np.random.default_rng(3).normal(size=(300, 32)).astype(np.float32))
+    write_vectors(tmp_path / index_store.EMBEDDINGS, [raw], raw.shape)
+    index_store.write_items(tmp_path / index_store.ITEMS, [{"item_id": str(row)} for row in range(300)])
+    converted = StoredVectors(tmp_path / index_store.EMBEDDINGS).search_space(IdentityProjection(32))
+    params = choose_params(300)
+    VectorIndex.build(converted, params).save(tmp_path)
+    opened = index_store.open_index(tmp_path, {"params": params.to_dict()})
+    assert isinstance(opened.embeddings.base, np.memmap) and np.array_equal(opened.embeddings, converted)
 
 
 def test_saved_rows_of_another_shape_are_not_taken_for_the_vectors(tmp_path: Path) -> None:
@@ -93,3 +108,11 @@ def test_saved_rows_of_another_shape_are_not_taken_for_the_vectors(tmp_path: Pat
     opened = index_store.open_index(tmp_path, {"params": params.to_dict()})
     assert opened.embeddings.shape == (300, 32) and not isinstance(opened.embeddings.base, np.memmap)
     np.testing.assert_allclose(opened.embeddings, raw, atol=1e-3)
+
+
+def test_rows_are_gathered_as_float32_in_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(index_store, "CHUNK_ROWS", 7)
+    stored = np.random.default_rng(4).normal(size=(50, 6)).astype(np.float16)
+    rows = np.array([3, 0, 49, 17, 17, 8, 21, 22, 40, 1, 2, 5, 6, 9, 10, 11])
+    gathered = index_store.float32_rows(stored, rows)
+    assert gathered.dtype == np.float32 and np.array_equal(gathered, stored[rows].astype(np.float32))

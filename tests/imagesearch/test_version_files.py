@@ -59,3 +59,24 @@ def test_a_parquet_file_needs_its_magic_at_both_ends(tmp_path: Path) -> None:
     write(tmp_path, "items.parquet", b"PAR1" + b"\0" * 16)
     with pytest.raises(ArtifactError, match=r"items\.parquet: not a Parquet file"):
         check_content(tmp_path, "items.parquet")
+
+
+@pytest.mark.parametrize(("name", "written", "wrong"), [
+    ("scann/int8_dataset.npy", np.zeros((4, 8), np.int8), np.zeros((4, 8), np.float32)),
+    ("scann/int8_multipliers.npy", np.ones(8, np.float32), np.ones((1, 8), np.float32)),
+    ("scann/dp_norms.npy", np.zeros(0, np.float32), np.zeros(4, np.float64)),
+    ("scann/bfloat16_dataset.npy", np.zeros((4, 8), np.int16), np.zeros((4, 8), np.uint16)),
+    ("scann/hashed_dataset_soar.npy", np.zeros((4, 4), np.uint8), np.zeros(16, np.uint8)),
+])
+def test_a_quantized_or_spilled_index_file_must_hold_the_array_scann_writes(
+    tmp_path: Path, name: str, written: np.ndarray, wrong: np.ndarray
+) -> None:
+    (tmp_path / "scann").mkdir()
+    np.save(tmp_path / name, written)
+    check_content(tmp_path, name)
+    np.save(tmp_path / name, wrong)
+    with pytest.raises(ArtifactError, match=rf"{name}: holds a {wrong.ndim}-d {wrong.dtype} array, not a "):
+        check_content(tmp_path, name)
+    np.save(tmp_path / name, np.array([{}], dtype=object))
+    with pytest.raises(ArtifactError, match="would be unpickled"):
+        check_content(tmp_path, name)

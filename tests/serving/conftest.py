@@ -28,7 +28,16 @@ from litestar.testing import TestClient
 from imagesearch.artifacts import COMMIT, MANIFEST, Manifest, commit_local, fetch, seal
 from imagesearch.embedder import Embedder
 from imagesearch.index import VectorIndex, choose_params
-from imagesearch.index_store import EMBEDDINGS, ITEMS, projection_record, read_items, search_space, write_items
+from imagesearch.index_store import (
+    EMBEDDINGS,
+    ITEMS,
+    SEARCH_SPACE,
+    projection_record,
+    read_items,
+    search_space,
+    write_items,
+    write_search_space,
+)
 from imagesearch.projection import LEGACY_WHITENING, PROJECTION, IdentityProjection, PcaWhitening, Projection
 from imagesearch.repository import open_repository
 from imagesearch.settings import ServingSettings, Settings
@@ -97,7 +106,9 @@ def derive_version(
     elif projection is not None:
         (target / PROJECTION).write_bytes(projection.to_bytes())
         index["projection"] = projection_record(target, projection)
-    VectorIndex.build(search_space(embeddings, projection or IdentityProjection(embeddings.shape[1])), params).save(target)
+    space = search_space(embeddings, projection or IdentityProjection(embeddings.shape[1]))
+    write_search_space(target / SEARCH_SPACE, space)  # as build_index writes it
+    VectorIndex.build(space, params).save(target)
     manifest = Manifest.decode((source / MANIFEST).read_bytes())
     model = msgspec.structs.replace(manifest.model, model_id=model_id or manifest.model.model_id)
     derived = msgspec.structs.replace(

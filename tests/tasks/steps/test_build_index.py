@@ -60,7 +60,7 @@ def test_a_given_head_projects_the_index(tmp_path: Path, photo_catalog: Path) ->
     index = workspace / LAYOUT.INDEX.key
     assert (index / PROJECTION).read_bytes() == head.to_bytes()
     opened = open_index(index, build)
-    np.testing.assert_allclose(opened.embeddings, head.apply(np.load(index / EMBEDDINGS)), atol=1e-6)
+    np.testing.assert_allclose(opened.embeddings, head.apply(np.load(index / EMBEDDINGS)), atol=5e-4)  # float16 rows
     assert opened.projection.projection_id == head.projection_id
 
 
