@@ -186,27 +186,25 @@ class VectorIndex:
         return np.asarray(mapped)
 
     @staticmethod
-    def saved_rows(directory: Path, rows: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """``rows`` of the re-ranking matrix a saved tree index holds, decoded to float32, and the per-element
-        tolerance its precision allows: float32 ``dataset.npy``, ``bfloat16_dataset.npy`` (the high half of each
-        float32) or ``int8_dataset.npy`` with its per-dimension ``int8_multipliers.npy`` (value = code / multiplier).
+    def saved_rows(directory: Path, rows: np.ndarray, dim: int) -> np.ndarray | None:
+        """``rows`` of the re-ranking matrix a saved tree index holds, decoded to float32: float32 ``dataset.npy``,
+        ``bfloat16_dataset.npy`` (the high half of each float32) or ``int8_dataset.npy`` with its per-dimension
+        ``int8_multipliers.npy`` (value = code / multiplier; ScaNN clips a row upserted later to the codes' range).
         None when the saved index holds no such matrix of ``dim`` columns."""
         target = directory / SCANN_DIR
         if (target / SCANN_DATASET).is_file():
             mapped = np.load(target / SCANN_DATASET, mmap_mode="r", allow_pickle=False)
             if mapped.ndim == 2 and mapped.shape[1] == dim and mapped.dtype == np.float32:
-                return np.asarray(mapped[rows]), np.full(dim, 1e-5, np.float32)
+                return np.asarray(mapped[rows])
         if (target / "bfloat16_dataset.npy").is_file():
             mapped = np.load(target / "bfloat16_dataset.npy", mmap_mode="r", allow_pickle=False)
             if mapped.ndim == 2 and mapped.shape[1] == dim and mapped.dtype == np.int16:
-                decoded = (np.asarray(mapped[rows]).astype(np.int32) << 16).astype(np.uint32).view(np.float32)
-                return decoded, np.abs(decoded) * 2.0**-7 + 1e-6  # bfloat16 keeps 8 bits of mantissa
+                return (np.asarray(mapped[rows]).astype(np.int32) << 16).astype(np.uint32).view(np.float32)
         if (target / "int8_dataset.npy").is_file() and (target / "int8_multipliers.npy").is_file():
             codes = np.load(target / "int8_dataset.npy", mmap_mode="r", allow_pickle=False)
             multipliers = np.load(target / "int8_multipliers.npy", allow_pickle=False)
             if codes.ndim == 2 and codes.shape[1] == dim and codes.dtype == np.int8 and multipliers.shape == (dim,):
-                step = (1.0 / multipliers).astype(np.float32)
-                return np.asarray(codes[rows]).astype(np.float32) * step, step * 0.51 + 1e-6
+                return np.asarray(codes[rows]).astype(np.float32) / multipliers.astype(np.float32)
         return None
 
     @classmethod

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imagesearch.index import SCANN_DATASET, SCANN_DIR, VectorIndex, choose_params
+from imagesearch.index import VectorIndex, choose_params
 from imagesearch.vectors import l2_normalize
+from tasks.index_update import ROW_TOLERANCE
 from tasks.metrics import recall_at_k
 
 
@@ -43,8 +44,9 @@ def test_the_order_says_which_row_each_row_was(updated: tuple[VectorIndex, np.nd
     assert sorted(order.tolist()) == sorted(set(range(6500)) - set(deleted.tolist()))
     moved = order != np.arange(len(order))
     assert 0 < moved[:5600].sum() <= 400  # only rows from the tail fill the deleted rows' places
-    held = np.load(saved / SCANN_DIR / SCANN_DATASET, allow_pickle=False)
-    np.testing.assert_allclose(held, vectors[order], atol=1e-6)
+    held = VectorIndex.saved_rows(saved, np.arange(index.size), vectors.shape[1])
+    assert held is not None, "the saved index holds no re-ranking rows"
+    assert np.linalg.norm(held - vectors[order], axis=1).max() <= ROW_TOLERANCE  # within the dtype's precision
 
 
 def test_an_updated_index_finds_what_a_rebuilt_one_finds(
@@ -74,3 +76,18 @@ def test_rows_to_delete_must_be_rows_of_the_index(updated: tuple[VectorIndex, np
     with pytest.raises(ValueError, match=r"rows to delete must lie in \[0, 6100\)"):
         index.update(np.array([size]), vectors[:1])
     assert index.size == size
+
+
+@pytest.mark.parametrize("reorder_dtype", ["float32", "bfloat16", "int8"])
+def test_saved_rows_decode_each_re_ranking_dtype_and_tell_a_wrong_row(reorder_dtype: str, tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    vectors = rng.standard_normal((2000, 64)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    params = choose_params(len(vectors), brute_force_below=100, reorder_dtype=reorder_dtype)  # type: ignore[arg-type]
+    VectorIndex.build(vectors, params).save(tmp_path)
+    rows = np.arange(0, 2000, 7)
+    held = VectorIndex.saved_rows(tmp_path, rows, 64)
+    assert held is not None
+    assert np.linalg.norm(held - vectors[rows], axis=1).max() <= ROW_TOLERANCE
+    assert np.linalg.norm(held - vectors[rows + 1], axis=1).min() > ROW_TOLERANCE  # another row's vector is told apart
+    assert VectorIndex.saved_rows(tmp_path, rows, 32) is None  # not of this width
