@@ -137,6 +137,7 @@ RETRY: dict[str, Retry] = {
     "ImageFetchTooSlowError": TRANSIENT,
     "InputRefusedError": PERMANENT,
     "ArtifactError": PERMANENT,  # missing, corrupt, a checksum mismatch, another model
+    "ModelChoiceError": PERMANENT,  # the model version asked for is not committed, of another backbone or no id
     "BackboneError": PERMANENT,  # an unknown backbone or other weights: another try runs the same image
     "RepositoryUnavailableError": TRANSIENT,
     "VersionTakenError": PERMANENT,

@@ -9,7 +9,7 @@ import io
 import pytest
 
 from imagesearch.settings import Settings
-from tasks.pipeline import PARAMS, STEP, STEPS, Step, default_params, stages, unknown_sources
+from tasks.pipeline import MODEL_STEPS, PARAMS, STEP, STEPS, Step, default_params, stages, unknown_sources
 
 
 def test_every_step_input_is_a_run_parameter_or_a_run_fact() -> None:
@@ -21,7 +21,7 @@ def test_the_shards_split_the_pipeline_in_three() -> None:
     before, per_shard, after = stages()
     assert [*before, *per_shard, *after] == list(STEPS)
     assert all(step.sharded for step in per_shard) and not any(step.sharded for step in (*before, *after))
-    assert len({step.name for step in STEPS}) == len(STEPS) == len(STEP)
+    assert len({step.name for step in (*STEPS, *MODEL_STEPS)}) == len(STEPS) + len(MODEL_STEPS) == len(STEP)
 
 
 @pytest.mark.parametrize("step", STEPS, ids=lambda step: step.name)
