@@ -130,6 +130,9 @@ def run(step: Step, main: StepMain, args: argparse.Namespace) -> int:
     try:
         context = StepContext(step, args, get_settings())
         summary = context.nothing_changed() or main(context)
+        # Inside the try: a SIGTERM arriving while the summary is written still ends the step as terminated (143).
+        print(json.dumps({"step": name, "seconds": round(time.perf_counter() - began, 3), **summary}, sort_keys=True),
+              flush=True)
     except StepSkipped as exc:
         print(f"{name} skipped: {exc}", file=sys.stderr, flush=True)
         print(json.dumps({"step": name, "skipped": str(exc), **exc.summary}, sort_keys=True), flush=True)
@@ -145,8 +148,6 @@ def run(step: Step, main: StepMain, args: argparse.Namespace) -> int:
               file=sys.stderr)
         print(f"{name} failed: {exc}", file=sys.stderr, flush=True)  # last: a failed pod's termination message
         return EXIT_RETRYABLE if transient else EXIT_PERMANENT
-    summary = {"step": name, "seconds": round(time.perf_counter() - began, 3), **summary}
-    print(json.dumps(summary, sort_keys=True), flush=True)
     return 0
 
 

@@ -100,8 +100,10 @@ def test_snapshot_and_embed_run_in_their_pods(dag: Any, places: tuple[Path, Path
     preprocess = summary(run_step(dag, "shard.preprocess", places, pods, tmp_path, catalog))
     assert (preprocess["step"], preprocess["ok"], preprocess["failed"]) == ("preprocess", 20, 0), preprocess
 
-    # A deleted pod: the kubelet's SIGTERM ends the step (PID 1 in its container) at once, exit 143.
-    pod, container = step_pod(dag, "shard.embed", places, pods, tmp_path, catalog, {"IMAGESEARCH_EMBED_BATCH_SIZE": "1"})
+    # A deleted pod: the kubelet's SIGTERM ends the step (PID 1 in its container) at once, exit 143. Torch at batch 1
+    # keeps it embedding for a while (OpenVINO embeds the 20 images before the signal lands).
+    pod, container = step_pod(dag, "shard.embed", places, pods, tmp_path, catalog,
+                              {"IMAGESEARCH_EMBED_BATCH_SIZE": "1", "IMAGESEARCH_EMBEDDER_RUNTIME": "torch"})
     name = pod.start(container, publish={})
     wait_for_log(name, "batch 0-1 of 20")
     grace = pod.pod.get("terminationGracePeriodSeconds") or 30
